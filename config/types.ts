@@ -1,0 +1,153 @@
+// The shape of a loaded pgcat.toml, after defaults are applied.
+//
+// Names follow PgCat's config.rs one to one (snake_case keys), so an operator
+// can read a key in the TOML and find it here. Durations are milliseconds
+// unless the name says otherwise (ban_time is seconds, as in PgCat).
+
+export type PoolMode = 'transaction' | 'session';
+export type LoadBalancingMode = 'random' | 'loc' | 'round_robin';
+export type DefaultRole = 'any' | 'replica' | 'primary';
+export type ServerRole = 'primary' | 'replica' | 'auto';
+export type ShardingFunction = 'pg_bigint_hash' | 'sha1';
+
+export interface GeneralConfig {
+  host: string;
+  port: number;
+  enable_prometheus_exporter: boolean;
+  prometheus_exporter_port: number;
+  connect_timeout: number;
+  idle_timeout: number;
+  server_lifetime: number;
+  idle_client_in_transaction_timeout: number;
+  healthcheck_timeout: number;
+  healthcheck_delay: number;
+  shutdown_timeout: number;
+  ban_time: number;
+  log_client_connections: boolean;
+  log_client_disconnections: boolean;
+  autoreload: number | null;
+  worker_threads: number;
+  tcp_keepalives_idle: number;
+  tcp_keepalives_count: number;
+  tcp_keepalives_interval: number;
+  tcp_user_timeout: number;
+  server_round_robin: boolean;
+  dns_cache_enabled: boolean;
+  dns_max_ttl: number;
+  tls_certificate: string | null;
+  tls_private_key: string | null;
+  server_tls: boolean;
+  verify_server_certificate: boolean;
+  admin_username: string;
+  admin_password: string;
+  admin_auth_type: 'md5' | 'scram-sha-256';
+  validate_config: boolean;
+  prepared_statements: boolean;
+  prepared_statements_cache_size: number;
+  auth_query: string | null;
+  auth_query_user: string | null;
+  auth_query_password: string | null;
+}
+
+export interface ServerAddressConfig {
+  /** Host name, IP, or `pglite:<data dir>` for the embedded backend. */
+  host: string;
+  port: number;
+  role: ServerRole;
+}
+
+export interface MirrorConfig {
+  host: string;
+  port: number;
+  /** Index into the shard's `servers` list of the server this mirrors. */
+  mirroring_target_index: number;
+}
+
+export interface ShardConfig {
+  database: string;
+  servers: ServerAddressConfig[];
+  mirrors: MirrorConfig[];
+}
+
+export interface UserConfig {
+  username: string;
+  password: string | null;
+  server_username: string | null;
+  server_password: string | null;
+  pool_size: number;
+  min_pool_size: number;
+  /** Overrides the pool's mode for this user when set. */
+  pool_mode: PoolMode | null;
+  statement_timeout: number;
+  server_lifetime: number | null;
+  connect_timeout: number | null;
+  idle_timeout: number | null;
+}
+
+export interface InterceptQuery {
+  query: string;
+  schema: [string, string][];
+  result: string[][];
+}
+
+export interface PluginsConfig {
+  intercept: { enabled: boolean; queries: Record<string, InterceptQuery> } | null;
+  table_access: { enabled: boolean; tables: string[] } | null;
+  query_logger: { enabled: boolean } | null;
+  prewarmer: { enabled: boolean; queries: string[] } | null;
+}
+
+export interface PoolConfig {
+  pool_mode: PoolMode;
+  load_balancing_mode: LoadBalancingMode;
+  default_role: DefaultRole;
+  query_parser_enabled: boolean;
+  query_parser_max_length: number | null;
+  query_parser_read_write_splitting: boolean;
+  primary_reads_enabled: boolean;
+  connect_timeout: number | null;
+  idle_timeout: number | null;
+  server_lifetime: number | null;
+  sharding_function: ShardingFunction;
+  automatic_sharding_key: string | null;
+  sharding_key_regex: string | null;
+  shard_id_regex: string | null;
+  regex_search_limit: number;
+  /** `shard_<n>`, `random` or `random_healthy`. */
+  default_shard: string;
+  auth_query: string | null;
+  auth_query_user: string | null;
+  auth_query_password: string | null;
+  cleanup_server_connections: boolean;
+  log_client_parameter_status_changes: boolean;
+  prepared_statements_cache_size: number | null;
+  plugins: PluginsConfig | null;
+  /** Keyed by user section name (PgCat keys users by "0", "1", ...). */
+  users: Record<string, UserConfig>;
+  /** Keyed by shard number as a string ("0", "1", ...). */
+  shards: Record<string, ShardConfig>;
+}
+
+export interface Config {
+  /** Absolute path of the file this was loaded from. */
+  path: string;
+  general: GeneralConfig;
+  plugins: PluginsConfig | null;
+  pools: Record<string, PoolConfig>;
+  /** Sections PgLynx accepts but does not act on yet (e.g. `models`), kept verbatim. */
+  extra: Record<string, unknown>;
+  /** Dotted key paths present in the file that PgLynx does not implement yet. */
+  unsupported: string[];
+}
+
+/** A config that could not be loaded; `message` is the one line printed to the operator. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly key: string | null,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${key ? `${key}: ` : ''}${reason}`);
+    this.name = 'ConfigError';
+  }
+}
