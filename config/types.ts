@@ -9,6 +9,8 @@ export type LoadBalancingMode = 'random' | 'loc' | 'round_robin';
 export type DefaultRole = 'any' | 'replica' | 'primary';
 export type ServerRole = 'primary' | 'replica' | 'auto';
 export type ShardingFunction = 'pg_bigint_hash' | 'sha1';
+/** PgCat accepts `md5` and `trust`; `scram-sha-256` is PgLynx's addition. */
+export type AuthType = 'md5' | 'scram-sha-256' | 'trust';
 
 export interface GeneralConfig {
   host: string;
@@ -40,7 +42,7 @@ export interface GeneralConfig {
   verify_server_certificate: boolean;
   admin_username: string;
   admin_password: string;
-  admin_auth_type: 'md5' | 'scram-sha-256';
+  admin_auth_type: AuthType;
   validate_config: boolean;
   prepared_statements: boolean;
   prepared_statements_cache_size: number;
@@ -72,6 +74,8 @@ export interface ShardConfig {
 export interface UserConfig {
   username: string;
   password: string | null;
+  /** How this user authenticates to the pooler (PgCat's `auth_type`). */
+  auth_type: AuthType;
   server_username: string | null;
   server_password: string | null;
   pool_size: number;
@@ -113,7 +117,7 @@ export interface PoolConfig {
   sharding_key_regex: string | null;
   shard_id_regex: string | null;
   regex_search_limit: number;
-  /** `shard_<n>`, `random` or `random_healthy`. */
+  /** `shard_<n>`, `random`, `random_healthy` or `fail`. */
   default_shard: string;
   auth_query: string | null;
   auth_query_user: string | null;

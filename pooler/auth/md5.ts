@@ -1,0 +1,59 @@
+// PostgreSQL MD5 password authentication (AuthenticationMD5Password, code 5).
+//
+// The client proves knowledge of md5(password + user) without sending it:
+//   response = "md5" + md5hex(md5hex(password + user) + salt)
+// where salt is 4 random bytes chosen by the server for this connection.
+// The stored form in pg_authid is "md5" + md5hex(password + user), which is
+// all a verifier needs; that is why a pg_authid md5 hash is password-equivalent.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const MD5_SECRET_RE = /^md5[0-9a-f]{32}$/;
+
+function md5hex(data: Buffer | string): string {
+  return createHash('md5').update(data).digest('hex');
+}
+
+/** 4 random bytes for an AuthenticationMD5Password request. */
+export function md5Salt(): Buffer {
+  return randomBytes(4);
+}
+
+/** True when `secret` is a stored Postgres md5 hash ("md5" + 32 lowercase hex). */
+export function isMd5Secret(secret: string): boolean {
+  return MD5_SECRET_RE.test(secret);
+}
+
+/** The stored pg_authid form of a plaintext password: "md5" + md5hex(password + user). */
+export function md5Secret(user: string, password: string): string {
+  return 'md5' + md5hex(password + user);
+}
+
+// Second stage, shared by client and verifier. `storedHash` is the 32 hex
+// digits (without the "md5" prefix); the salt is mixed in as raw bytes.
+function saltedResponse(storedHash: string, salt: Buffer): string {
+  return 'md5' + md5hex(Buffer.concat([Buffer.from(storedHash, 'utf8'), salt]));
+}
+
+/** What a client sends in its PasswordMessage in reply to an MD5 request. */
+export function md5PasswordResponse(user: string, password: string, salt: Buffer): string {
+  return saltedResponse(md5hex(password + user), salt);
+}
+
+/**
+ * Check a client's md5 PasswordMessage.
+ *
+ * `secret` is either a plaintext password or a stored "md5<32 hex>" hash (as
+ * found in pg_authid or returned by an auth_query). A SCRAM verifier cannot be
+ * used for md5 (Postgres refuses it too), and an empty secret never matches
+ * (Postgres never stores empty passwords), so both return false.
+ */
+export function verifyMd5Response(response: string, user: string, secret: string, salt: Buffer): boolean {
+  if (secret === '' || secret.startsWith('SCRAM-SHA-256$')) return false;
+  const storedHash = isMd5Secret(secret) ? secret.slice(3) : md5hex(secret + user);
+  const expected = Buffer.from(saltedResponse(storedHash, salt), 'utf8');
+  const actual = Buffer.from(response, 'utf8');
+  // The expected length is always 35, so the length check leaks nothing secret;
+  // timingSafeEqual needs equal lengths.
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}

@@ -1,0 +1,202 @@
+// The first moments of a client connection: SSL negotiation (declined until
+// TLS lands), CancelRequest, StartupMessage, authentication against the
+// passwords in the config (MD5 or SCRAM-SHA-256), then the ParameterStatus /
+// BackendKeyData / ReadyForQuery greeting.
+
+import type net from 'node:net';
+import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
+import { ProtocolError } from '../protocol/framer.js';
+import { parseStartupPacket, startupPacketLength, type StartupPacket } from '../protocol/startup.js';
+import { errorResponse } from '../protocol/messages/error.js';
+import { authenticationMd5, authenticationOk, authenticationSasl, authenticationSaslContinue, authenticationSaslFinal } from '../protocol/messages/auth.js';
+import { backendKeyData, parameterStatus, readyForQuery } from '../protocol/messages/status.js';
+import { md5Salt, verifyMd5Response } from '../auth/md5.js';
+import { ScramServerSession, parseSaslInitialResponse, type ScramSecret } from '../auth/scram-server.js';
+import { trackedName } from '../server/params.js';
+
+export type ClientAuthMethod = 'md5' | 'scram-sha-256';
+
+/** What the login needs from the pooler around it. */
+export interface LoginDirectory {
+  /** The credentials of a pool user, or null when no pool serves (database, user). */
+  lookup(database: string, user: string): { password: string | null; scram: ScramSecret | null; authMethod: ClientAuthMethod } | null;
+  cancel(processId: number, secretKey: number): void;
+}
+
+export interface LoggedIn {
+  database: string;
+  user: string;
+  /** Every startup parameter as sent. */
+  startupParams: Map<string, string>;
+  /** The tracked subset (application_name, TimeZone...) to keep on servers. */
+  trackedParams: Map<string, string>;
+  /** Bytes that arrived after the authentication exchange. */
+  leftover: Buffer | null;
+}
+
+/** Login failed; the client was already sent `code` and closed. */
+export class LoginRefused extends Error {}
+
+const LOGIN_TIMEOUT_MS = 60_000;
+/** Password and SASL messages are small; anything bigger is an attack or a bug. */
+const MAX_AUTH_MESSAGE = 64 * 1024;
+
+/** Reads whole startup packets and typed messages from a socket during login. */
+class LoginReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private waiter: (() => void) | null = null;
+  private failure: Error | null = null;
+
+  constructor(private readonly socket: net.Socket) {
+    socket.on('data', this.onData);
+    socket.once('close', this.onClose);
+    socket.once('error', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.wake();
+  };
+
+  private readonly onClose = (): void => {
+    this.failure = new LoginRefused('client disconnected during login');
+    this.wake();
+  };
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w();
+  }
+
+  private async more(): Promise<void> {
+    if (this.failure) throw this.failure;
+    await new Promise<void>((resolve) => (this.waiter = resolve));
+    if (this.failure) throw this.failure;
+  }
+
+  async startupPacket(): Promise<StartupPacket> {
+    for (;;) {
+      const length = startupPacketLength(this.buf);
+      if (length !== null) {
+        const packet = this.buf.subarray(0, length);
+        this.buf = this.buf.subarray(length);
+        return parseStartupPacket(packet);
+      }
+      await this.more();
+    }
+  }
+
+  /** The body of the next typed message; throws ProtocolError if it is not `expected`. */
+  async message(expected: number): Promise<Buffer> {
+    for (;;) {
+      if (this.buf.length >= 5) {
+        const type = this.buf[0];
+        const length = this.buf.readInt32BE(1);
+        if (type !== expected) throw new ProtocolError(`expected password response, got message type "${String.fromCharCode(type)}"`);
+        if (length < 4 || length > MAX_AUTH_MESSAGE) throw new ProtocolError(`invalid message length ${length}`);
+        if (this.buf.length >= length + 1) {
+          const body = this.buf.subarray(5, length + 1);
+          this.buf = this.buf.subarray(length + 1);
+          return body;
+        }
+      }
+      await this.more();
+    }
+  }
+
+  /** Stop reading; returns unread bytes. */
+  detach(): Buffer | null {
+    this.socket.removeListener('data', this.onData);
+    this.socket.removeListener('close', this.onClose);
+    this.socket.removeListener('error', this.onClose);
+    return this.buf.length ? this.buf : null;
+  }
+}
+
+function refuse(socket: net.Socket, code: string, message: string): never {
+  socket.end(errorResponse(code, message, 'FATAL'));
+  throw new LoginRefused(message);
+}
+
+/**
+ * Run the login exchange. Resolves with the client's identity, or null for
+ * a CancelRequest (handled and closed). Rejects with LoginRefused after
+ * telling the client why.
+ */
+export async function clientLogin(socket: net.Socket, dir: LoginDirectory): Promise<LoggedIn | null> {
+  const reader = new LoginReader(socket);
+  const timer = setTimeout(() => socket.destroy(), LOGIN_TIMEOUT_MS);
+  try {
+    let packet = await reader.startupPacket();
+    // Decline encryption; the client retries in plain text on the same socket.
+    while (packet.kind === 'ssl' || packet.kind === 'gssenc') {
+      socket.write('N');
+      packet = await reader.startupPacket();
+    }
+    if (packet.kind === 'cancel') {
+      dir.cancel(packet.processId, packet.secretKey);
+      socket.end();
+      return null;
+    }
+    const params = packet.params;
+    const user = params.get('user')!;
+    const database = params.get('database') || user;
+    const entry = dir.lookup(database, user);
+    if (!entry) refuse(socket, SqlState.InvalidCatalogName, `No pool configured for database: "${database}", user: "${user}"`);
+    await authenticate(socket, reader, user, entry);
+    const trackedParams = new Map<string, string>();
+    for (const [k, v] of params) {
+      const name = trackedName(k);
+      if (name) trackedParams.set(name, v);
+    }
+    return { database, user, startupParams: params, trackedParams, leftover: reader.detach() };
+  } catch (err) {
+    reader.detach();
+    if (err instanceof LoginRefused) throw err;
+    if (err instanceof ProtocolError) refuse(socket, SqlState.ProtocolViolation, err.message);
+    socket.destroy();
+    throw new LoginRefused((err as Error).message);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function authenticate(
+  socket: net.Socket,
+  reader: LoginReader,
+  user: string,
+  entry: { password: string | null; scram: ScramSecret | null; authMethod: ClientAuthMethod },
+): Promise<void> {
+  const wrong = (): never => refuse(socket, SqlState.InvalidPassword, `password authentication failed for user "${user}"`);
+  if (entry.authMethod === 'scram-sha-256' && entry.scram) {
+    socket.write(authenticationSasl(['SCRAM-SHA-256']));
+    const initial = parseSaslInitialResponse(await reader.message(Frontend.Password));
+    if (initial.mechanism !== 'SCRAM-SHA-256') refuse(socket, SqlState.ProtocolViolation, `unsupported SASL mechanism "${initial.mechanism}"`);
+    const scram = new ScramServerSession(entry.scram);
+    let serverFinal: string;
+    try {
+      socket.write(authenticationSaslContinue(scram.clientFirst(initial.data)));
+      serverFinal = scram.clientFinal((await reader.message(Frontend.Password)).toString('utf8'));
+    } catch (err) {
+      if (err instanceof LoginRefused || err instanceof ProtocolError) throw err;
+      return wrong();
+    }
+    socket.write(authenticationSaslFinal(serverFinal));
+    return;
+  }
+  if (entry.password === null) return wrong();
+  const salt = md5Salt();
+  socket.write(authenticationMd5(salt));
+  const body = await reader.message(Frontend.Password);
+  const response = body.toString('utf8', 0, body.indexOf(0) < 0 ? body.length : body.indexOf(0));
+  if (!verifyMd5Response(response, user, entry.password, salt)) wrong();
+}
+
+/** The greeting after authentication: AuthenticationOk, parameters, keys, ReadyForQuery. */
+export function greeting(params: Map<string, string>, processId: number, secretKey: number): Buffer {
+  const parts = [authenticationOk()];
+  for (const [k, v] of params) parts.push(parameterStatus(k, v));
+  parts.push(backendKeyData(processId, secretKey), readyForQuery(TxStatus.Idle));
+  return Buffer.concat(parts);
+}

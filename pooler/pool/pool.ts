@@ -1,0 +1,228 @@
+// A pool of server connections for one (database, user) pair.
+//
+// Clients wait FIFO for a connection; a connection goes back to the pool
+// only clean: nothing in flight, no open transaction, session state undone
+// when a client changed it. Anything else is closed, never handed on.
+
+import type { PoolMode } from '../../config/types.js';
+import { ServerConnection, type ServerOptions } from '../server/connection.js';
+import { SqlState } from '../protocol/codes.js';
+
+export interface PoolSettings {
+  /** Pool name as clients give it (the `database` startup parameter). */
+  name: string;
+  user: string;
+  mode: PoolMode;
+  size: number;
+  minSize: number;
+  /** How long a client may wait for a connection (PgCat uses connect_timeout). */
+  checkoutTimeout: number;
+  idleTimeout: number;
+  serverLifetime: number;
+  /** Undo SET / PREPARE left by clients in transaction mode (PgCat's cleanup_server_connections). */
+  cleanupConnections: boolean;
+  /** Reuse the least recently used idle connection instead of the most recent. */
+  roundRobin: boolean;
+  server: ServerOptions;
+}
+
+/** A pooler-side failure to hand out a connection, with the SQLSTATE the client gets. */
+export class PoolError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  resolve(conn: ServerConnection): void;
+  reject(err: PoolError): void;
+  timer: NodeJS.Timeout | null;
+  since: number;
+}
+
+export interface PoolCounters {
+  total: number;
+  idle: number;
+  active: number;
+  connecting: number;
+  waiting: number;
+  maxWaitMs: number;
+}
+
+export class Pool {
+  private readonly all = new Set<ServerConnection>();
+  private idle: ServerConnection[] = [];
+  private readonly waiters: Waiter[] = [];
+  private connecting = 0;
+  private closed = false;
+  /** Server parameters clients see at login, learned from the first connection. */
+  serverParams: Map<string, string> | null = null;
+
+  constructor(public settings: PoolSettings) {}
+
+  get counters(): PoolCounters {
+    const now = Date.now();
+    return {
+      total: this.all.size,
+      idle: this.idle.length,
+      active: this.all.size - this.idle.length,
+      connecting: this.connecting,
+      waiting: this.waiters.length,
+      maxWaitMs: this.waiters.length ? now - this.waiters[0].since : 0,
+    };
+  }
+
+  /** Wait FIFO for a clean connection. */
+  acquire(): Promise<ServerConnection> {
+    if (this.closed) return Promise.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
+    const conn = this.idle.length > 0 && this.waiters.length === 0 ? this.takeIdle() : null;
+    if (conn) return Promise.resolve(conn);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, timer: null, since: Date.now() };
+      if (this.settings.checkoutTimeout > 0) {
+        waiter.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(waiter);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(new PoolError(SqlState.TooManyConnections, `could not get connection from the pool: timed out after ${this.settings.checkoutTimeout} ms`));
+        }, this.settings.checkoutTimeout);
+      }
+      this.waiters.push(waiter);
+      this.pump();
+    });
+  }
+
+  /**
+   * Take a connection back from a client. Resets what the client left
+   * behind; closes the connection when it cannot be made clean.
+   */
+  async release(conn: ServerConnection, opts: { sessionReset?: boolean } = {}): Promise<void> {
+    conn.owner = null;
+    if (conn.closed) return this.forget(conn);
+    if (!conn.isQuiet) return this.discard(conn, 'released with a query in flight');
+    try {
+      if (conn.txStatus !== 0x49) await conn.query('ROLLBACK');
+      if (opts.sessionReset) await conn.query('DISCARD ALL');
+      else if (conn.dirty && this.settings.cleanupConnections) await conn.query('DISCARD ALL');
+      conn.dirty = false;
+    } catch {
+      return this.discard(conn, 'reset failed');
+    }
+    if (this.closed || !conn.isIdle || this.expired(conn)) return this.discard(conn, 'expired');
+    conn.idleSince = Date.now();
+    this.idle.push(conn);
+    this.pump();
+  }
+
+  /** Drop a connection that must not be reused. */
+  discard(conn: ServerConnection, reason: string): void {
+    conn.owner = null;
+    conn.close(reason);
+    this.forget(conn);
+  }
+
+  /** Learn the parameters to show clients at login, connecting if need be. */
+  async ensureServerParams(): Promise<Map<string, string>> {
+    if (this.serverParams) return this.serverParams;
+    const conn = await this.acquire();
+    this.serverParams = new Map(conn.params);
+    await this.release(conn);
+    return this.serverParams;
+  }
+
+  /** Periodic upkeep: close idle and expired connections, keep min_pool_size warm. */
+  maintain(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const { idleTimeout, minSize } = this.settings;
+    this.idle = this.idle.filter((conn) => {
+      const tooIdle = idleTimeout > 0 && now - conn.idleSince > idleTimeout && this.all.size > minSize;
+      if (tooIdle || this.expired(conn)) {
+        conn.close('idle timeout or lifetime reached');
+        this.all.delete(conn);
+        return false;
+      }
+      return true;
+    });
+    while (this.all.size + this.connecting < Math.min(minSize, this.settings.size)) this.spawn();
+  }
+
+  /** Apply new settings (reload); waiters and live connections carry on. */
+  update(settings: PoolSettings): void {
+    this.settings = settings;
+    this.pump();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
+    }
+    for (const conn of this.idle) conn.close('pool closed');
+    this.idle = [];
+  }
+
+  private expired(conn: ServerConnection): boolean {
+    const lifetime = this.settings.serverLifetime;
+    return lifetime > 0 && Date.now() - conn.createdAt > lifetime;
+  }
+
+  private takeIdle(): ServerConnection | null {
+    while (this.idle.length > 0) {
+      const conn = this.settings.roundRobin ? this.idle.shift()! : this.idle.pop()!;
+      if (!conn.closed) return conn;
+      this.all.delete(conn);
+    }
+    return null;
+  }
+
+  private forget(conn: ServerConnection): void {
+    this.all.delete(conn);
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.pump();
+  }
+
+  /** Hand idle connections to waiters in order; open new ones while under size. */
+  private pump(): void {
+    while (this.waiters.length > 0) {
+      const conn = this.takeIdle();
+      if (!conn) break;
+      const w = this.waiters.shift()!;
+      if (w.timer) clearTimeout(w.timer);
+      w.resolve(conn);
+    }
+    const wanted = this.waiters.length - this.connecting;
+    for (let i = 0; i < wanted && this.all.size + this.connecting < this.settings.size; i++) this.spawn();
+  }
+
+  private spawn(): void {
+    this.connecting += 1;
+    ServerConnection.connect(this.settings.server).then(
+      (conn) => {
+        this.connecting -= 1;
+        if (this.closed) {
+          conn.close('pool closed');
+          return;
+        }
+        this.all.add(conn);
+        if (!this.serverParams) this.serverParams = new Map(conn.params);
+        conn.onClose(() => this.forget(conn));
+        conn.idleSince = Date.now();
+        this.idle.push(conn);
+        this.pump();
+      },
+      (err: Error) => {
+        this.connecting -= 1;
+        // A failed connect fails the client that has waited longest, so it
+        // learns why instead of waiting for its timeout.
+        const w = this.waiters.shift();
+        if (w) {
+          if (w.timer) clearTimeout(w.timer);
+          w.reject(new PoolError(SqlState.ConnectionFailure, err.message));
+        }
+        this.pump();
+      },
+    );
+  }
+}

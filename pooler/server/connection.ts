@@ -1,0 +1,248 @@
+// One connection from the pooler to a Postgres server.
+//
+// After login the connection is a pipe: the bytes a client sends are written
+// as they are, and the server's replies are scanned (not decoded) for the
+// few messages that decide pooling: ReadyForQuery (how many are still
+// expected, and the transaction status), ParameterStatus (session state the
+// pooler mirrors), ErrorResponse (for its own internal queries).
+
+import net from 'node:net';
+import { serialize } from 'pg-protocol';
+import { Backend, TxStatus } from '../protocol/codes.js';
+import { BackendScanner } from '../protocol/scanner.js';
+import { parseErrorFields } from '../protocol/messages/error.js';
+import { parseParameterStatus } from '../protocol/messages/status.js';
+import { login, type LoginTarget } from './login.js';
+
+/** Who receives a server's replies while it is checked out. */
+export interface ServerOwner {
+  /** Raw server bytes for the client; return false to ask for backpressure. */
+  onServerData(chunk: Buffer): void;
+  /** Every expected ReadyForQuery arrived and no extended batch is open. */
+  onServerIdle(server: ServerConnection): void;
+  /** The connection died while checked out. */
+  onServerClosed(server: ServerConnection, reason: Error): void;
+}
+
+export interface ServerOptions extends LoginTarget {
+  connectTimeout: number;
+  keepAliveIdleMs: number;
+}
+
+/** Raised by an internal query the server answered with an ErrorResponse. */
+export class ServerQueryError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+const WATCHED = BackendScanner.watch([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
+let nextId = 1;
+
+export class ServerConnection {
+  readonly id = nextId++;
+  readonly createdAt = Date.now();
+  /** When the connection last went back to the pool (for idle_timeout). */
+  idleSince = Date.now();
+  readonly params = new Map<string, string>();
+  processId = 0;
+  secretKey = 0;
+  txStatus: number = TxStatus.Idle;
+  /** ReadyForQuery messages still owed for Queries/Syncs already sent. */
+  pending = 0;
+  /** Extended-protocol messages were sent with no Sync after them yet. */
+  unsynced = false;
+  /** Session state a client changed (SET, PREPARE...) that a reset must undo. */
+  dirty = false;
+  closed = false;
+  owner: ServerOwner | null = null;
+
+  private readonly scanner = new BackendScanner(WATCHED);
+  private internal: { resolve(): void; reject(e: Error): void; error: ServerQueryError | null } | null = null;
+  private closeListeners: ((reason: Error) => void)[] = [];
+
+  private constructor(
+    readonly options: ServerOptions,
+    private readonly socket: net.Socket,
+  ) {}
+
+  static async connect(options: ServerOptions): Promise<ServerConnection> {
+    const socket = await openSocket(options.host, options.port, options.connectTimeout);
+    socket.setNoDelay(true);
+    if (options.keepAliveIdleMs > 0) socket.setKeepAlive(true, options.keepAliveIdleMs);
+    const conn = new ServerConnection(options, socket);
+    try {
+      const result = await login(socket, options, options.connectTimeout);
+      for (const [k, v] of result.params) conn.params.set(k, v);
+      conn.processId = result.processId;
+      conn.secretKey = result.secretKey;
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+    conn.listen();
+    return conn;
+  }
+
+  get address(): string {
+    return `${this.options.host}:${this.options.port}`;
+  }
+
+  /** Nothing in flight, no open batch, no open transaction. */
+  get isIdle(): boolean {
+    return !this.closed && this.pending === 0 && !this.unsynced && this.txStatus === TxStatus.Idle;
+  }
+
+  /** Nothing in flight; possibly inside a transaction. */
+  get isQuiet(): boolean {
+    return !this.closed && this.pending === 0 && !this.unsynced;
+  }
+
+  onClose(listener: (reason: Error) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /**
+   * Forward client bytes. `syncs` counts the Query/Sync/FunctionCall
+   * messages in them (each owes one ReadyForQuery); `unsynced` says whether
+   * an extended-protocol batch is left open after them.
+   */
+  send(bytes: Buffer, syncs: number, unsynced: boolean): boolean {
+    this.pending += syncs;
+    this.unsynced = unsynced;
+    return this.socket.write(bytes);
+  }
+
+  /** Run a statement for the pooler itself; nothing reaches a client. */
+  query(sql: string): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('server connection is closed'));
+    if (this.internal || !this.isQuiet) return Promise.reject(new Error('server connection is busy'));
+    return new Promise<void>((resolve, reject) => {
+      this.internal = { resolve, reject, error: null };
+      this.pending += 1;
+      this.socket.write(serialize.query(sql));
+    });
+  }
+
+  /** Ask the server to cancel what this connection is running (a new connection, as libpq does). */
+  cancel(): Promise<void> {
+    return new Promise((resolve) => {
+      const s = net.connect({ host: this.options.host, port: this.options.port });
+      const done = (): void => {
+        s.destroy();
+        resolve();
+      };
+      s.setTimeout(this.options.connectTimeout, done);
+      s.once('error', done);
+      s.once('close', done);
+      s.once('connect', () => s.end(serialize.cancel(this.processId, this.secretKey)));
+    });
+  }
+
+  /** Run `cb` once the server socket has flushed what was written. */
+  onDrain(cb: () => void): void {
+    this.socket.once('drain', cb);
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
+  /** Close politely when idle, abruptly otherwise. */
+  close(reason = 'closed by pooler'): void {
+    if (this.closed) return;
+    if (this.isIdle) this.socket.end(serialize.end());
+    this.teardown(new Error(reason));
+    this.socket.destroy();
+  }
+
+  private listen(): void {
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (err) => this.teardown(err));
+    this.socket.on('close', () => this.teardown(new Error('server closed the connection unexpectedly')));
+  }
+
+  private becameQuiet = false;
+
+  private onData(chunk: Buffer): void {
+    this.becameQuiet = false;
+    try {
+      this.scanner.scan(chunk, this.onMessage);
+    } catch (err) {
+      this.teardown(err as Error);
+      this.socket.destroy();
+      return;
+    }
+    const internal = this.internal;
+    if (internal) {
+      if (this.becameQuiet) {
+        this.internal = null;
+        if (internal.error) internal.reject(internal.error);
+        else internal.resolve();
+      }
+      return;
+    }
+    const owner = this.owner;
+    if (!owner) return; // async notices while pooled are dropped
+    owner.onServerData(chunk);
+    if (this.becameQuiet && !this.unsynced && this.owner === owner) owner.onServerIdle(this);
+  }
+
+  private readonly onMessage = (type: number, body: Buffer): void => {
+    switch (type) {
+      case Backend.ReadyForQuery:
+        this.txStatus = body[0];
+        if (this.pending > 0) this.pending -= 1;
+        if (this.pending === 0) this.becameQuiet = true;
+        break;
+      case Backend.ParameterStatus: {
+        const [name, value] = parseParameterStatus(body);
+        this.params.set(name, value);
+        break;
+      }
+      case Backend.ErrorResponse:
+        if (this.internal && !this.internal.error) {
+          const f = parseErrorFields(body);
+          this.internal.error = new ServerQueryError(f.get('C') ?? 'XX000', f.get('M') ?? 'unknown server error');
+        }
+        break;
+    }
+  };
+
+  private teardown(reason: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.internal) {
+      this.internal.reject(reason);
+      this.internal = null;
+    }
+    const owner = this.owner;
+    this.owner = null;
+    if (owner) owner.onServerClosed(this, reason);
+    for (const l of this.closeListeners) l(reason);
+    this.closeListeners = [];
+  }
+}
+
+function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`timeout connecting to server ${host}:${port} after ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`could not connect to server ${host}:${port}: ${err.message}`));
+    });
+  });
+}
