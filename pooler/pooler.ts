@@ -88,7 +88,7 @@ export class Pooler {
       const b = this.embedded.get(host);
       return b ? { host: b.host, port: b.port } : { host, port };
     };
-    const { pools, removed } = reconcilePools(config, this.pools, resolve, (config.general as { auth_type?: 'md5' | 'scram-sha-256' }).auth_type ?? 'md5');
+    const { pools, removed } = reconcilePools(config, this.pools, resolve);
     this.pools = pools;
     for (const e of removed) e.pool.close();
   }

@@ -60,7 +60,6 @@ export function reconcilePools(
   config: Config,
   current: Map<string, PoolEntry>,
   resolve: ResolveAddress,
-  authMethod: ClientAuthMethod,
 ): { pools: Map<string, PoolEntry>; removed: PoolEntry[] } {
   const pools = new Map<string, PoolEntry>();
   for (const [name, pc] of Object.entries(config.pools)) {
@@ -81,7 +80,7 @@ export function reconcilePools(
       } else {
         pool = new Pool(settings);
       }
-      pools.set(key, { pool, poolName: name, user, session, scram, authMethod });
+      pools.set(key, { pool, poolName: name, user, session, scram, authMethod: user.auth_type });
     }
   }
   const removed = [...current.entries()].filter(([k, e]) => pools.get(k)?.pool !== e.pool).map(([, e]) => e);

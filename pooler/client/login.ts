@@ -4,6 +4,7 @@
 // BackendKeyData / ReadyForQuery greeting.
 
 import type net from 'node:net';
+import type { AuthType } from '../../config/types.js';
 import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/framer.js';
 import { parseStartupPacket, startupPacketLength, type StartupPacket } from '../protocol/startup.js';
@@ -14,7 +15,8 @@ import { md5Salt, verifyMd5Response } from '../auth/md5.js';
 import { ScramServerSession, parseSaslInitialResponse, type ScramSecret } from '../auth/scram-server.js';
 import { trackedName } from '../server/params.js';
 
-export type ClientAuthMethod = 'md5' | 'scram-sha-256';
+/** PgCat's per-user `auth_type`: md5 (default), scram-sha-256 (beyond PgCat), or trust. */
+export type ClientAuthMethod = AuthType;
 
 /** What the login needs from the pooler around it. */
 export interface LoginDirectory {
@@ -169,6 +171,7 @@ async function authenticate(
   entry: { password: string | null; scram: ScramSecret | null; authMethod: ClientAuthMethod },
 ): Promise<void> {
   const wrong = (): never => refuse(socket, SqlState.InvalidPassword, `password authentication failed for user "${user}"`);
+  if (entry.authMethod === 'trust') return;
   if (entry.authMethod === 'scram-sha-256' && entry.scram) {
     socket.write(authenticationSasl(['SCRAM-SHA-256']));
     const initial = parseSaslInitialResponse(await reader.message(Frontend.Password));
