@@ -18,6 +18,9 @@ t.test('pgbench -c 50 -j 2 -T 10 through pool_size 5', async (t) => {
       pools: {
         bench: {
           pool_mode: 'transaction',
+          // PgCat's example value: how long a client may wait for one of the
+          // 5 connections (the test shares 2 cores with the rest of the suite).
+          connect_timeout: 5000,
           users: [{ username: 'bench', password: 'benchpw', pool_size: 5 }],
           shards: [{ database: 'bench', servers: [['127.0.0.1', pg.port, 'primary']] }],
         },
