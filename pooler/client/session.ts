@@ -143,8 +143,8 @@ export class ClientSession implements ServerOwner {
       if (!server.send(bytes, syncs, this.unsynced)) this.waitForServerDrain(server);
       return;
     }
-    // Copy: the framer's buffer may be reused by the next read.
-    this.queued.push(Buffer.from(bytes));
+    // No copy needed: each socket read is a fresh Buffer, never reused.
+    this.queued.push(bytes);
     this.queuedSyncs += syncs;
     if (!this.acquiring) void this.attachServer();
   }
@@ -156,36 +156,46 @@ export class ClientSession implements ServerOwner {
     });
   }
 
-  /** Borrow a server, bring its session parameters in line, send what queued up. */
+  /**
+   * Borrow a server, bring its session parameters in line, send what queued
+   * up. The common case (an idle server whose parameters already match) is
+   * synchronous: no pause of the client socket, no promise hops.
+   */
   private async attachServer(): Promise<void> {
+    const ready = this.pool.tryAcquire();
+    if (ready && parameterSyncQuery(this.params, ready.params) === null) {
+      this.bind(ready);
+      return;
+    }
     this.acquiring = true;
     this.socket.pause();
     let server: ServerConnection;
     try {
-      server = await this.pool.acquire();
+      server = ready ?? (await this.pool.acquire());
+      const sync = parameterSyncQuery(this.params, server.params);
+      if (sync) {
+        try {
+          await server.query(sync);
+        } catch (err) {
+          this.pool.discard(server, 'parameter sync failed');
+          throw err;
+        }
+      }
     } catch (err) {
       this.acquiring = false;
       this.failQueued(err instanceof PoolError ? err.code : SqlState.ConnectionFailure, (err as Error).message);
       return;
     }
-    if (this.closed) {
-      void this.pool.release(server);
-      return;
-    }
-    try {
-      const sync = parameterSyncQuery(this.params, server.params);
-      if (sync) await server.query(sync);
-    } catch (err) {
-      this.pool.discard(server, 'parameter sync failed');
-      this.acquiring = false;
-      this.failQueued(SqlState.ConnectionFailure, (err as Error).message);
-      return;
-    }
-    if (this.closed) {
-      void this.pool.release(server);
-      return;
-    }
     this.acquiring = false;
+    if (this.closed) {
+      void this.pool.release(server);
+      return;
+    }
+    if (this.bind(server)) this.socket.resume();
+  }
+
+  /** Attach a server and send it everything queued; false when waiting for the server socket to drain. */
+  private bind(server: ServerConnection): boolean {
     this.server = server;
     server.owner = this;
     if (this.pendingDirty) server.dirty = true;
@@ -195,8 +205,9 @@ export class ClientSession implements ServerOwner {
     this.queued = [];
     this.queuedSyncs = 0;
     if (syncs > 0) this.armStatementTimer();
-    if (!server.send(bytes, syncs, this.unsynced)) this.waitForServerDrain(server);
-    else this.socket.resume();
+    if (server.send(bytes, syncs, this.unsynced)) return true;
+    this.waitForServerDrain(server);
+    return false;
   }
 
   /** Answer queued requests with an error, as the server would have. */

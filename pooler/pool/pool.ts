@@ -72,10 +72,16 @@ export class Pool {
     };
   }
 
+  /** An idle connection right now, if one is free and nobody waits before us. */
+  tryAcquire(): ServerConnection | null {
+    if (this.closed || this.waiters.length > 0) return null;
+    return this.takeIdle();
+  }
+
   /** Wait FIFO for a clean connection. */
   acquire(): Promise<ServerConnection> {
     if (this.closed) return Promise.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
-    const conn = this.idle.length > 0 && this.waiters.length === 0 ? this.takeIdle() : null;
+    const conn = this.tryAcquire();
     if (conn) return Promise.resolve(conn);
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, timer: null, since: Date.now() };
