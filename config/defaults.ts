@@ -48,6 +48,8 @@ export const GENERAL_DEFAULTS: Readonly<Omit<GeneralConfig, Required_>> = Object
   server_tls: false,
   verify_server_certificate: false,
   admin_auth_type: 'md5',
+  // PgLynx: users without their own auth_type use this one.
+  auth_type: 'md5',
   validate_config: true,
   // PgCat 1.1 kept these in [general]; later versions moved the cache size
   // to each pool. Both are still accepted so older files keep loading.
@@ -93,7 +95,8 @@ export const POOL_DEFAULTS: Readonly<Omit<PoolConfig, 'users' | 'shards'>> = Obj
 export const USER_DEFAULTS: Readonly<Omit<UserConfig, 'username' | 'pool_size'>> = Object.freeze({
   // Absent is allowed only when the pool has an auth_query (validated).
   password: null,
-  auth_type: 'md5',
+  // null: general.auth_type applies.
+  auth_type: null,
   server_username: null,
   server_password: null,
   min_pool_size: 0,

@@ -162,7 +162,7 @@ function readGeneral(r: Reader, raw: Table): GeneralConfig {
   const values: Record<string, unknown> = {};
   for (const [key, def] of Object.entries(G) as [keyof GeneralConfig, unknown][]) {
     const [min, max] = GENERAL_INT_BOUNDS[key] ?? [0, Number.MAX_SAFE_INTEGER];
-    if (key === 'admin_auth_type') values[key] = r.oneOf(t, key, p, AUTH_TYPES, G.admin_auth_type);
+    if (key === 'admin_auth_type' || key === 'auth_type') values[key] = r.oneOf(t, key, p, AUTH_TYPES, G[key]);
     else if (key === 'autoreload') values[key] = r.optInt(t, key, p, min, max);
     else if (typeof def === 'number') values[key] = r.int(t, key, p, def, min, max);
     else if (typeof def === 'boolean') values[key] = r.bool(t, key, p, def);
@@ -333,7 +333,7 @@ function readUsers(r: Reader, pool: Table, p: Path): Record<string, UserConfig> 
     out[key] = {
       username,
       password: r.optStr(u, 'password', q),
-      auth_type: r.oneOf(u, 'auth_type', q, AUTH_TYPES, U.auth_type),
+      auth_type: r.optOneOf(u, 'auth_type', q, AUTH_TYPES),
       server_username: r.optStr(u, 'server_username', q),
       server_password: r.optStr(u, 'server_password', q),
       pool_size: poolSize,

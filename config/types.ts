@@ -43,6 +43,8 @@ export interface GeneralConfig {
   admin_username: string;
   admin_password: string;
   admin_auth_type: AuthType;
+  /** Default client auth for users without their own `auth_type` (PgLynx; PgBouncer's auth_type). */
+  auth_type: AuthType;
   validate_config: boolean;
   prepared_statements: boolean;
   prepared_statements_cache_size: number;
@@ -75,7 +77,7 @@ export interface UserConfig {
   username: string;
   password: string | null;
   /** How this user authenticates to the pooler (PgCat's `auth_type`). */
-  auth_type: AuthType;
+  auth_type: AuthType | null;
   server_username: string | null;
   server_password: string | null;
   pool_size: number;

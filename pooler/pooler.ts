@@ -11,6 +11,7 @@ import { SqlState } from './protocol/codes.js';
 import { clientLogin, greeting, LoginRefused, type LoggedIn } from './client/login.js';
 import { ClientSession } from './client/session.js';
 import { poolKey, reconcilePools, type PoolEntry } from './pools.js';
+import { trackedName } from './server/params.js';
 import { parseEmbeddedHost, startEmbeddedBackend, type EmbeddedBackend } from './embedded/pglite-backend.js';
 
 const MAINTENANCE_INTERVAL_MS = 1000;
@@ -130,7 +131,10 @@ export class Pooler {
     const secretKey = randomInt(-0x80000000, 0x7fffffff);
     const params = new Map(serverParams);
     for (const [k, v] of who.trackedParams) params.set(k, v);
-    const session = new ClientSession(socket, entry.pool, who.trackedParams, processId, secretKey, entry.session, this.log, (s) => {
+    // What the client was told is what every server it borrows must match.
+    const tracked = new Map<string, string>();
+    for (const [k, v] of params) if (trackedName(k) === k) tracked.set(k, v);
+    const session = new ClientSession(socket, entry.pool, tracked, processId, secretKey, entry.session, this.log, (s) => {
       this.sessions.delete(s.processId);
       if (g.log_client_disconnections) this.log.info({ peer, user: who!.user, database: who!.database }, 'client disconnected');
     });

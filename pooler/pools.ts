@@ -80,7 +80,7 @@ export function reconcilePools(
       } else {
         pool = new Pool(settings);
       }
-      pools.set(key, { pool, poolName: name, user, session, scram, authMethod: user.auth_type });
+      pools.set(key, { pool, poolName: name, user, session, scram, authMethod: user.auth_type ?? config.general.auth_type });
     }
   }
   const removed = [...current.entries()].filter(([k, e]) => pools.get(k)?.pool !== e.pool).map(([, e]) => e);

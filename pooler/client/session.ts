@@ -12,7 +12,7 @@ import { errorResponse } from '../protocol/messages/error.js';
 import { readyForQuery } from '../protocol/messages/status.js';
 import type { ServerConnection, ServerOwner } from '../server/connection.js';
 import { PoolError, type Pool } from '../pool/pool.js';
-import { parameterSyncQuery } from '../server/params.js';
+import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
 
 export interface SessionSettings {
@@ -247,17 +247,29 @@ export class ClientSession implements ServerOwner {
     void this.pool.release(server);
   }
 
+  onServerParameter(name: string, value: string): void {
+    const tracked = trackedName(name);
+    if (tracked) this.params.set(tracked, value);
+  }
+
   onServerClosed(server: ServerConnection, reason: Error): void {
     this.clearStatementTimer();
     this.server = null;
+    // The server may have said why itself (FATAL 57P01...); one error per statement.
+    const message = `server connection lost: ${reason.message}`;
     const inTransaction = server.txStatus !== TxStatus.Idle;
     if (inTransaction || this.isSessionMode || (server.unsynced && server.pending === 0)) {
-      this.terminate(SqlState.ConnectionFailure, `server connection lost: ${reason.message}`);
+      if (server.errorForwarded) {
+        this.socket.end();
+        this.end();
+      } else {
+        this.terminate(SqlState.ConnectionFailure, message);
+      }
       return;
     }
     // An autocommit statement was in flight: answer it with an error and let
     // the client go on with another server.
-    const replies = [errorResponse(SqlState.ConnectionFailure, `server connection lost: ${reason.message}`)];
+    const replies = server.errorForwarded ? [] : [errorResponse(SqlState.ConnectionFailure, message)];
     for (let i = 0; i < Math.max(server.pending, 1); i++) replies.push(readyForQuery(TxStatus.Idle));
     this.unsynced = false;
     this.socket.write(Buffer.concat(replies));

@@ -40,6 +40,18 @@
 // are re-sent before ReadyForQuery after every Sync; Terminate ('X') does not
 // make the server close the socket, the client side must close it.
 //
+// A StartupMessage with an empty `user` is fatal for the whole instance: PGlite
+// sends the FATAL ErrorResponse, then throws and its WASM state is broken
+// (every later StartupMessage throws "null function or function signature
+// mismatch"; sockets already connected keep working). Unguarded, the throw
+// also wedges pglite-socket's queue forever (its processQueue returns without
+// clearing `processing`), hanging every socket. guardQueue() below keeps the
+// queue alive and logs; the cure is a restart, the prevention is to never send
+// user="" (leaving `user` out is accepted). Other startup options (database, options=-c ...,
+// application_name) are ignored without error; pg_terminate_backend() is a
+// no-op returning false; ERRORs and FATAL-coded RAISEs inside queries are
+// ordinary ErrorResponses.
+//
 // PGlite runs on this thread: while it executes a query the event loop is
 // blocked (a `pg_sleep(1)` freezes all pooler I/O for a second).
 
@@ -54,6 +66,7 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 export interface EmbeddedLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
   debug(obj: object, msg?: string): void;
 }
 
@@ -208,6 +221,7 @@ async function open(key: string, opts: EmbeddedBackendOptions): Promise<Instance
     // pgvector ships as a separate bundle; registering it here is what makes
     // `CREATE EXTENSION vector` work for clients.
     db = await PGlite.create({ dataDir: key, extensions: { vector } });
+    guardQueue(db, key, log);
     const server = new PGLiteSocketServer({ db, host: HOST, port: 0, maxConnections });
     server.addEventListener('error', (ev) => {
       log?.warn({ dataDir: key, err: (ev as CustomEvent<unknown>).detail }, 'embedded PGlite socket error');
@@ -244,6 +258,22 @@ async function closeInstance(key: string, inst: Instance, log: EmbeddedLogger | 
   } finally {
     inst.unlock();
   }
+}
+
+// pglite-socket runs every message through db.execProtocolRawStream and, if
+// that throws, never processes its queue again (see the header). The client
+// already got PGlite's ErrorResponse, so swallowing the throw after logging it
+// lets the other sockets carry on.
+function guardQueue(db: PGlite, dataDir: string, log: EmbeddedLogger | undefined): void {
+  const exec = db.execProtocolRawStream.bind(db);
+  db.execProtocolRawStream = async (message, options) => {
+    try {
+      await exec(message, options);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : JSON.stringify(err);
+      log?.error({ dataDir, err: detail }, 'embedded PGlite failed on a protocol message; restart it if new connections hang');
+    }
+  };
 }
 
 function portOf(conn: string): number {

@@ -176,8 +176,15 @@ export class Pool {
   private takeIdle(): ServerConnection | null {
     while (this.idle.length > 0) {
       const conn = this.settings.roundRobin ? this.idle.shift()! : this.idle.pop()!;
-      if (!conn.closed) return conn;
-      this.all.delete(conn);
+      if (conn.closed) {
+        this.all.delete(conn);
+      } else if (this.expired(conn)) {
+        // server_lifetime is enforced at checkout, not only by the periodic sweep.
+        conn.close('server_lifetime reached');
+        this.all.delete(conn);
+      } else {
+        return conn;
+      }
     }
     return null;
   }

@@ -22,6 +22,8 @@ export interface ServerOwner {
   onServerIdle(server: ServerConnection): void;
   /** The connection died while checked out. */
   onServerClosed(server: ServerConnection, reason: Error): void;
+  /** The client's own statement changed a reported parameter (SET application_name...). */
+  onServerParameter(name: string, value: string): void;
 }
 
 export interface ServerOptions extends LoginTarget {
@@ -54,6 +56,8 @@ export class ServerConnection {
   unsynced = false;
   /** Session state a client changed (SET, PREPARE...) that a reset must undo. */
   dirty = false;
+  /** An ErrorResponse reached the client since the last ReadyForQuery. */
+  errorForwarded = false;
   closed = false;
   owner: ServerOwner | null = null;
 
@@ -196,16 +200,19 @@ export class ServerConnection {
     switch (type) {
       case Backend.ReadyForQuery:
         this.txStatus = body[0];
+        this.errorForwarded = false;
         if (this.pending > 0) this.pending -= 1;
         if (this.pending === 0) this.becameQuiet = true;
         break;
       case Backend.ParameterStatus: {
         const [name, value] = parseParameterStatus(body);
         this.params.set(name, value);
+        if (!this.internal && this.owner) this.owner.onServerParameter(name, value);
         break;
       }
       case Backend.ErrorResponse:
-        if (this.internal && !this.internal.error) {
+        if (!this.internal) this.errorForwarded = true;
+        else if (!this.internal.error) {
           const f = parseErrorFields(body);
           this.internal.error = new ServerQueryError(f.get('C') ?? 'XX000', f.get('M') ?? 'unknown server error');
         }
