@@ -40,17 +40,16 @@
 // are re-sent before ReadyForQuery after every Sync; Terminate ('X') does not
 // make the server close the socket, the client side must close it.
 //
-// A StartupMessage with an empty `user` is fatal for the whole instance: PGlite
-// sends the FATAL ErrorResponse, then throws and its WASM state is broken
-// (every later StartupMessage throws "null function or function signature
-// mismatch"; sockets already connected keep working). Unguarded, the throw
-// also wedges pglite-socket's queue forever (its processQueue returns without
-// clearing `processing`), hanging every socket. guardQueue() below keeps the
-// queue alive and logs; the cure is a restart, the prevention is to never send
-// user="" (leaving `user` out is accepted). Other startup options (database, options=-c ...,
-// application_name) are ignored without error; pg_terminate_backend() is a
-// no-op returning false; ERRORs and FATAL-coded RAISEs inside queries are
-// ordinary ErrorResponses.
+// A StartupMessage with user="" is fatal for the whole instance (leaving
+// `user` out is fine): PGlite sends the FATAL ErrorResponse, then throws, and
+// its WASM state is broken: every later StartupMessage throws "null function
+// or function signature mismatch" while already connected sockets keep
+// working. Unguarded, the throw also wedges pglite-socket's queue forever (its
+// processQueue returns without clearing `processing`), hanging every socket;
+// guardQueue() keeps the queue alive and logs. The cure is a restart. Other
+// startup fields (database, options=-c ..., application_name) are ignored
+// without error; pg_terminate_backend() returns false; ERRORs, even FATAL-coded
+// RAISEs inside queries, are ordinary ErrorResponses.
 //
 // PGlite runs on this thread: while it executes a query the event loop is
 // blocked (a `pg_sleep(1)` freezes all pooler I/O for a second).
