@@ -7,6 +7,7 @@ import type { ClientAuthMethod } from './client/login.js';
 import type { SessionSettings } from './client/session.js';
 import { Pool, type PoolSettings } from './pool/pool.js';
 import { scramSecretFromPassword, type ScramSecret } from './auth/scram-server.js';
+import { isEmbeddedHost } from './embedded/pglite-backend.js';
 
 /** Where a (pool, shard, server) lives once embedded backends are started. */
 export type ResolveAddress = (host: string, port: number) => { host: string; port: number };
@@ -36,8 +37,10 @@ export function poolSettings(config: Config, name: string, pc: PoolConfig, user:
     name,
     user: user.username,
     mode: user.pool_mode ?? pc.pool_mode,
-    size: user.pool_size,
-    minSize: user.min_pool_size,
+    // PGlite runs every socket on one shared session: more than one server
+    // connection would interleave clients' extended batches (see embedded/).
+    size: isEmbeddedHost(server.host) ? 1 : user.pool_size,
+    minSize: isEmbeddedHost(server.host) ? Math.min(1, user.min_pool_size) : user.min_pool_size,
     checkoutTimeout: connectTimeout,
     idleTimeout: user.idle_timeout ?? pc.idle_timeout ?? g.idle_timeout,
     serverLifetime: user.server_lifetime ?? pc.server_lifetime ?? g.server_lifetime,

@@ -1,6 +1,5 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { isMd5Secret, md5PasswordResponse, md5Salt, md5Secret, verifyMd5Response } from '../pooler/auth/md5.js';
 import {
   SCRAM_SHA_256,
@@ -14,19 +13,9 @@ import {
   type ScramSecret,
 } from '../pooler/auth/scram-server.js';
 import { ServerAuthError, ServerAuthenticator } from '../pooler/auth/server-auth.js';
+import { pgSasl } from '../pooler/auth/pg-sasl.js';
 
-// node-postgres's SCRAM client, used as an independent peer for the server.
-interface PgSaslSession {
-  mechanism: string;
-  response: string;
-  message: string;
-}
-interface PgSasl {
-  startSession(mechanisms: string[]): PgSaslSession;
-  continueSession(session: PgSaslSession, password: string, serverData: string): Promise<void>;
-  finalizeSession(session: PgSaslSession, serverData: string): void;
-}
-const pgSasl = createRequire(import.meta.url)('pg/lib/crypto/sasl.js') as PgSasl;
+// node-postgres's SCRAM client (pgSasl) is the independent peer for the server.
 
 // --- helpers to build backend 'R' payloads and read frontend messages -------
 

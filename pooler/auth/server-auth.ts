@@ -6,8 +6,8 @@
 // Channel binding is never used (gs2 flag "n"), so a server that only offers
 // SCRAM-SHA-256-PLUS cannot be logged into.
 
-import { createRequire } from 'node:module';
 import { md5PasswordResponse } from './md5.js';
+import { pgSasl, serialize, type PgSaslSession } from './pg-sasl.js';
 
 // Authentication request codes (the int32 after 'R').
 const AUTH_OK = 0;
@@ -23,29 +23,6 @@ const AUTH_SASL_CONTINUE = 11;
 const AUTH_SASL_FINAL = 12;
 
 const SCRAM_SHA_256 = 'SCRAM-SHA-256';
-
-/** The session object node-postgres's sasl.js mutates between steps. */
-interface PgSaslSession {
-  mechanism: string;
-  clientNonce: string;
-  response: string;
-  message: string;
-  serverSignature?: string;
-}
-
-/** The part of pg/lib/crypto/sasl.js we use (it ships no typings). */
-interface PgSasl {
-  startSession(mechanisms: string[], stream?: unknown, scramMaxIterations?: number): PgSaslSession;
-  continueSession(session: PgSaslSession, password: string, serverData: string, stream?: unknown): Promise<void>;
-  finalizeSession(session: PgSaslSession, serverData: string): void;
-}
-
-// Both are CommonJS; require() them directly. pg-protocol's ESM wrapper
-// (esm/index.js in a non-"type: module" package) breaks under tap's ts-node
-// loader, and pg's crypto subpath has no typings at all.
-const require = createRequire(import.meta.url);
-const { serialize } = require('pg-protocol') as typeof import('pg-protocol');
-const pgSasl = require('pg/lib/crypto/sasl.js') as PgSasl;
 
 export class ServerAuthError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

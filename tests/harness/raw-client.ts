@@ -6,24 +6,11 @@
 // server asks) and then hands the test the socket: send() writes bytes as
 // they are, readMessages() parses what comes back.
 import net from 'node:net';
-import { createRequire } from 'node:module';
 import { md5PasswordResponse } from '../../pooler/auth/md5.js';
+import { pgSasl, serialize, type PgSaslSession } from '../../pooler/auth/pg-sasl.js';
+import { parseErrorFields } from '../../pooler/protocol/messages/error.js';
 
-// pg-protocol's ESM entry does not load under tap: require the CommonJS build.
-const require = createRequire(import.meta.url);
-export const serialize = (require('pg-protocol') as typeof import('pg-protocol')).serialize;
-
-interface PgSaslSession {
-  mechanism: string;
-  response: string;
-  message: string;
-}
-interface PgSasl {
-  startSession(mechanisms: string[]): PgSaslSession;
-  continueSession(session: PgSaslSession, password: string, serverData: string): Promise<void>;
-  finalizeSession(session: PgSaslSession, serverData: string): void;
-}
-const pgSasl = require('pg/lib/crypto/sasl.js') as PgSasl;
+export { serialize };
 
 export interface RawMessage {
   /** The type byte as a character ('Z', 'E', 'D'...). */
@@ -100,18 +87,7 @@ export const msg = {
 // ------------------------------------------------------------ message readers
 
 /** ErrorResponse / NoticeResponse fields keyed by their letter (C = SQLSTATE, M = message...). */
-export function errorFields(body: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const key = String.fromCharCode(body[i]);
-    const end = body.indexOf(0, i + 1);
-    if (end < 0) break;
-    out.set(key, body.toString('utf8', i + 1, end));
-    i = end + 1;
-  }
-  return out;
-}
+export const errorFields = parseErrorFields;
 
 /** The column values of a DataRow (null for SQL NULL), as text. */
 export function dataRow(body: Buffer): (string | null)[] {
