@@ -8,6 +8,7 @@ import type { Config } from '../config/types.js';
 import { logUnsupported } from '../config/keys.js';
 import type { Logger } from './logger.js';
 import { SqlState } from './protocol/codes.js';
+import { errorResponse } from './protocol/messages/error.js';
 import { clientLogin, greeting, LoginRefused, type LoggedIn } from './client/login.js';
 import { ClientSession } from './client/session.js';
 import { poolKey, reconcilePools, type PoolEntry } from './pools.js';
@@ -124,7 +125,7 @@ export class Pooler {
     try {
       serverParams = await entry.pool.ensureServerParams();
     } catch (err) {
-      this.refuse(socket, SqlState.ConnectionFailure, `could not connect to server: ${(err as Error).message}`);
+      socket.end(errorResponse(SqlState.ConnectionFailure, `could not connect to server: ${(err as Error).message}`, 'FATAL'));
       return;
     }
     const processId = this.newProcessId();
@@ -142,10 +143,6 @@ export class Pooler {
     if (g.log_client_connections) this.log.info({ peer, user: who.user, database: who.database }, 'client connected');
     socket.write(greeting(params, processId, secretKey));
     session.start(who.leftover);
-  }
-
-  private refuse(socket: net.Socket, code: string, message: string): void {
-    import('./protocol/messages/error.js').then(({ errorResponse }) => socket.end(errorResponse(code, message, 'FATAL')));
   }
 
   private newProcessId(): number {
