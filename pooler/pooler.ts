@@ -13,6 +13,7 @@ import { clientLogin, greeting, LoginRefused, type LoggedIn } from './client/log
 import { ClientSession } from './client/session.js';
 import { poolKey, reconcilePools, type PoolEntry } from './pools.js';
 import { trackedName } from './server/params.js';
+import { STATS_PERIOD_MS } from './stats/traffic.js';
 import { parseEmbeddedHost, startEmbeddedBackend, type EmbeddedBackend } from './embedded/pglite-backend.js';
 
 const MAINTENANCE_INTERVAL_MS = 1000;
@@ -23,6 +24,7 @@ export class Pooler {
   private readonly sessions = new Map<number, ClientSession>();
   private readonly embedded = new Map<string, EmbeddedBackend>();
   private maintenance: NodeJS.Timeout | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
 
   constructor(
@@ -43,6 +45,10 @@ export class Pooler {
       for (const e of this.pools.values()) e.pool.maintain();
     }, MAINTENANCE_INTERVAL_MS);
     this.maintenance.unref();
+    this.statsTimer = setInterval(() => {
+      for (const e of this.pools.values()) e.pool.stats.roll();
+    }, STATS_PERIOD_MS);
+    this.statsTimer.unref();
     const { host, port } = this.config.general;
     this.server = net.createServer({ noDelay: true }, (socket) => void this.accept(socket));
     await new Promise<void>((resolve, reject) => {
@@ -58,6 +64,7 @@ export class Pooler {
     this.shuttingDown = true;
     this.server?.close();
     if (this.maintenance) clearInterval(this.maintenance);
+    if (this.statsTimer) clearInterval(this.statsTimer);
     if (graceful) {
       const deadline = Date.now() + this.config.general.shutdown_timeout;
       while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.server !== null)) {

@@ -32,9 +32,13 @@ export class ClientSession implements ServerOwner {
   private closed = false;
   private idleTxTimer: NodeJS.Timeout | null = null;
   private statementTimer: NodeJS.Timeout | null = null;
-  /** Transactions and queries completed, for stats. */
-  xactCount = 0;
   readonly connectedAt = Date.now();
+  /** Last time the client sent anything (SHOW CLIENTS). */
+  lastRequestAt = Date.now();
+  /** performance.now() marks for SHOW STATS times; 0 when not running. */
+  private xactStart = 0;
+  private busyStart = 0;
+  private waitStart = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -47,6 +51,12 @@ export class ClientSession implements ServerOwner {
     private readonly log: Logger,
     private readonly onEnd: (session: ClientSession) => void,
   ) {}
+
+  /** PgBouncer's client states: active (has a server), waiting (for one), idle. */
+  get state(): 'active' | 'waiting' | 'idle' {
+    if (this.acquiring) return 'waiting';
+    return this.server ? 'active' : 'idle';
+  }
 
   get isSessionMode(): boolean {
     return this.pool.settings.mode === 'session';
@@ -75,6 +85,8 @@ export class ClientSession implements ServerOwner {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.clearIdleTxTimer();
+    this.pool.stats.totals.received += chunk.length;
+    this.lastRequestAt = Date.now();
     let batch;
     try {
       batch = this.framer.push(chunk);
@@ -139,8 +151,7 @@ export class ClientSession implements ServerOwner {
   private forward(bytes: Buffer, syncs: number): void {
     const server = this.server;
     if (server && !this.acquiring) {
-      if (syncs > 0) this.armStatementTimer();
-      if (!server.send(bytes, syncs, this.unsynced)) this.waitForServerDrain(server);
+      if (!this.sendToServer(server, bytes, syncs)) this.waitForServerDrain(server);
       return;
     }
     // No copy needed: each socket read is a fresh Buffer, never reused.
@@ -168,6 +179,7 @@ export class ClientSession implements ServerOwner {
       return;
     }
     this.acquiring = true;
+    this.waitStart = performance.now();
     this.socket.pause();
     let server: ServerConnection;
     try {
@@ -204,10 +216,25 @@ export class ClientSession implements ServerOwner {
     const syncs = this.queuedSyncs;
     this.queued = [];
     this.queuedSyncs = 0;
-    if (syncs > 0) this.armStatementTimer();
-    if (server.send(bytes, syncs, this.unsynced)) return true;
+    if (this.waitStart > 0) {
+      this.pool.stats.totals.waitTimeUs += Math.round((performance.now() - this.waitStart) * 1000);
+      this.waitStart = 0;
+    }
+    if (this.sendToServer(server, bytes, syncs)) return true;
     this.waitForServerDrain(server);
     return false;
+  }
+
+  /** Write to the attached server, starting the clocks of SHOW STATS. */
+  private sendToServer(server: ServerConnection, bytes: Buffer, syncs: number): boolean {
+    if (syncs > 0) {
+      this.armStatementTimer();
+      this.pool.stats.totals.queryCount += syncs;
+      const now = performance.now();
+      if (server.pending === 0) this.busyStart = now;
+      if (this.xactStart === 0) this.xactStart = now;
+    }
+    return server.send(bytes, syncs, this.unsynced);
   }
 
   /** Answer queued requests with an error, as the server would have. */
@@ -228,6 +255,7 @@ export class ClientSession implements ServerOwner {
   // ServerOwner: replies from the attached server.
 
   onServerData(chunk: Buffer): void {
+    this.pool.stats.totals.sent += chunk.length;
     if (!this.socket.write(chunk) && this.server) {
       const server = this.server;
       server.pauseReading();
@@ -237,7 +265,15 @@ export class ClientSession implements ServerOwner {
 
   onServerIdle(server: ServerConnection): void {
     this.clearStatementTimer();
-    this.xactCount += server.txStatus === TxStatus.Idle ? 1 : 0;
+    const totals = this.pool.stats.totals;
+    const now = performance.now();
+    if (this.busyStart > 0) totals.queryTimeUs += Math.round((now - this.busyStart) * 1000);
+    this.busyStart = 0;
+    if (server.txStatus === TxStatus.Idle && this.xactStart > 0) {
+      totals.xactCount += 1;
+      totals.xactTimeUs += Math.round((now - this.xactStart) * 1000);
+      this.xactStart = 0;
+    }
     if (server.txStatus !== TxStatus.Idle) {
       this.armIdleTxTimer();
       return;
@@ -254,6 +290,9 @@ export class ClientSession implements ServerOwner {
 
   onServerClosed(server: ServerConnection, reason: Error): void {
     this.clearStatementTimer();
+    this.pool.stats.totals.errors += 1;
+    this.busyStart = 0;
+    this.xactStart = 0;
     this.server = null;
     // The server may have said why itself (FATAL 57P01...); one error per statement.
     const message = `server connection lost: ${reason.message}`;

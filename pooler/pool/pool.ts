@@ -7,6 +7,7 @@
 import type { PoolMode } from '../../config/types.js';
 import { ServerConnection, type ServerOptions } from '../server/connection.js';
 import { SqlState } from '../protocol/codes.js';
+import { TrafficStats } from '../stats/traffic.js';
 
 export interface PoolSettings {
   /** Pool name as clients give it (the `database` startup parameter). */
@@ -57,6 +58,17 @@ export class Pool {
   private closed = false;
   /** Server parameters clients see at login, learned from the first connection. */
   serverParams: Map<string, string> | null = null;
+  /** Traffic of every client of this pool (SHOW STATS, Prometheus). */
+  readonly stats = new TrafficStats();
+  /** Every live server connection of this pool (SHOW SERVERS). */
+  get connections(): ReadonlySet<ServerConnection> {
+    return this.all;
+  }
+
+  /** Whether a connection sits idle in the pool. */
+  isIdle(conn: ServerConnection): boolean {
+    return this.idle.includes(conn);
+  }
 
   constructor(public settings: PoolSettings) {}
 
@@ -89,6 +101,7 @@ export class Pool {
         waiter.timer = setTimeout(() => {
           const i = this.waiters.indexOf(waiter);
           if (i >= 0) this.waiters.splice(i, 1);
+          this.stats.totals.errors += 1;
           reject(new PoolError(SqlState.TooManyConnections, `could not get connection from the pool: timed out after ${this.settings.checkoutTimeout} ms`));
         }, this.settings.checkoutTimeout);
       }
@@ -227,6 +240,7 @@ export class Pool {
       },
       (err: Error) => {
         this.connecting -= 1;
+        this.stats.totals.errors += 1;
         // A failed connect fails the client that has waited longest, so it
         // learns why instead of waiting for its timeout.
         const w = this.waiters.shift();
