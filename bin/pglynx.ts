@@ -82,19 +82,23 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(args.logLevel);
-  const pooler = new Pooler(config, log);
+  let stopping = false;
+  const stop = (graceful: boolean): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ graceful }, 'shutting down');
+    void pooler.stop(graceful).then(() => process.exit(0));
+  };
+  const pooler = new Pooler(config, log, version(), stop);
   try {
     await pooler.start();
   } catch (err) {
     log.fatal({ err }, 'could not start');
     process.exit(1);
   }
-  const stop = (graceful: boolean) => (): void => {
-    log.info({ graceful }, 'shutting down');
-    void pooler.shutdown(graceful).then(() => process.exit(0));
-  };
-  process.on('SIGINT', stop(true));
-  process.on('SIGTERM', stop(false));
+  process.on('SIGINT', () => stop(true));
+  process.on('SIGTERM', () => stop(false));
+  process.on('SIGHUP', () => void pooler.reload());
 }
 
 void main();

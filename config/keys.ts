@@ -160,6 +160,7 @@ export const IMPLEMENTED: Set<string> = new Set([
   'general.tcp_keepalives_interval',
   'general.worker_threads',
   'general.validate_config',
+  'general.autoreload',
   'pools.*.pool_mode',
   'pools.*.connect_timeout',
   'pools.*.idle_timeout',

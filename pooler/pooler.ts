@@ -1,55 +1,77 @@
 // The pooler process: owns the listening socket, the pools, the embedded
 // backends and every client session, and ties their lifecycles together.
+// It is also what the admin console acts on (AdminContext).
 
 import net from 'node:net';
-import { dirname } from 'node:path';
 import { randomInt } from 'node:crypto';
+import { unwatchFile, watchFile } from 'node:fs';
 import type { Config } from '../config/types.js';
 import { logUnsupported } from '../config/keys.js';
+import { loadConfig } from '../config/load.js';
 import type { Logger } from './logger.js';
 import { SqlState } from './protocol/codes.js';
 import { errorResponse } from './protocol/messages/error.js';
-import { clientLogin, greeting, LoginRefused, type LoggedIn } from './client/login.js';
+import { clientLogin, greeting, LoginRefused, type LoggedIn, type LoginDirectory } from './client/login.js';
 import { ClientSession } from './client/session.js';
 import { poolKey, reconcilePools, type PoolEntry } from './pools.js';
 import { trackedName } from './server/params.js';
 import { STATS_PERIOD_MS } from './stats/traffic.js';
-import { parseEmbeddedHost, startEmbeddedBackend, type EmbeddedBackend } from './embedded/pglite-backend.js';
+import { EmbeddedBackends } from './embedded/backends.js';
+import { AdminSession } from './admin/session.js';
+import { ADMIN_DATABASES, type AdminContext } from './admin/context.js';
+import { scramSecretFromPassword } from './auth/scram-server.js';
 
 const MAINTENANCE_INTERVAL_MS = 1000;
 
-export class Pooler {
+/** What the admin console reports as server parameters (as PgCat does). */
+const ADMIN_PARAMETERS = new Map([
+  ['server_version', '15.0 (PgLynx)'],
+  ['server_encoding', 'UTF8'],
+  ['client_encoding', 'UTF8'],
+  ['DateStyle', 'ISO, MDY'],
+  ['TimeZone', 'Etc/UTC'],
+  ['standard_conforming_strings', 'on'],
+  ['integer_datetimes', 'on'],
+  ['application_name', ''],
+]);
+
+export class Pooler implements AdminContext {
+  readonly startedAt = Date.now();
   private server: net.Server | null = null;
-  private pools = new Map<string, PoolEntry>();
+  private poolMap = new Map<string, PoolEntry>();
   private readonly sessions = new Map<number, ClientSession>();
-  private readonly embedded = new Map<string, EmbeddedBackend>();
-  private maintenance: NodeJS.Timeout | null = null;
-  private statsTimer: NodeJS.Timeout | null = null;
+  private readonly embedded: EmbeddedBackends;
+  private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
+  private adminScram: { password: string; secret: ReturnType<typeof scramSecretFromPassword> } | null = null;
 
   constructor(
-    private config: Config,
+    private currentConfig: Config,
     private readonly log: Logger,
-  ) {}
+    readonly version: string,
+    private readonly onShutdown: (graceful: boolean) => void = () => {},
+  ) {
+    this.embedded = new EmbeddedBackends(log);
+  }
 
   get port(): number {
     const addr = this.server?.address();
-    return addr && typeof addr === 'object' ? addr.port : this.config.general.port;
+    return addr && typeof addr === 'object' ? addr.port : this.currentConfig.general.port;
   }
 
   async start(): Promise<void> {
-    logUnsupported(this.config, this.log);
-    await this.startEmbeddedBackends(this.config);
-    this.applyPools(this.config);
-    this.maintenance = setInterval(() => {
-      for (const e of this.pools.values()) e.pool.maintain();
-    }, MAINTENANCE_INTERVAL_MS);
-    this.maintenance.unref();
-    this.statsTimer = setInterval(() => {
-      for (const e of this.pools.values()) e.pool.stats.roll();
-    }, STATS_PERIOD_MS);
-    this.statsTimer.unref();
-    const { host, port } = this.config.general;
+    const config = this.currentConfig;
+    logUnsupported(config, this.log);
+    await this.embedded.ensure(config);
+    this.applyPools(config);
+    this.every(MAINTENANCE_INTERVAL_MS, () => {
+      for (const e of this.poolMap.values()) e.pool.maintain();
+    });
+    this.every(STATS_PERIOD_MS, () => {
+      for (const e of this.poolMap.values()) e.pool.stats.roll();
+    });
+    this.watchConfig(config);
+    const { host, port } = config.general;
     this.server = net.createServer({ noDelay: true }, (socket) => void this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
@@ -58,73 +80,152 @@ export class Pooler {
     this.log.info({ host, port: this.port }, 'PgLynx is listening');
   }
 
+  // AdminContext.
+
+  config(): Config {
+    return this.currentConfig;
+  }
+
+  pools(): PoolEntry[] {
+    return [...this.poolMap.values()];
+  }
+
+  clients(): ClientSession[] {
+    return [...this.sessions.values()];
+  }
+
+  /** Re-read the config file; the old config keeps serving when the new one is invalid. */
+  async reload(): Promise<string | null> {
+    let next: Config;
+    try {
+      next = await loadConfig(this.currentConfig.path);
+      await this.embedded.ensure(next);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.log.error({ err: message }, 'config reload rejected; the previous config keeps serving');
+      return message;
+    }
+    const old = this.currentConfig.general;
+    if (next.general.host !== old.host || next.general.port !== old.port) {
+      this.log.warn('general.host / general.port changes take effect after a restart');
+    }
+    logUnsupported(next, this.log);
+    this.currentConfig = next;
+    this.applyPools(next);
+    this.watchConfig(next);
+    this.log.info({ pools: this.poolMap.size }, 'config reloaded');
+    return null;
+  }
+
+  async pause(database?: string, user?: string): Promise<void> {
+    await Promise.all(this.matching(database, user).map((e) => e.pool.pause()));
+  }
+
+  resume(database?: string, user?: string): void {
+    for (const e of this.matching(database, user)) e.pool.resume();
+  }
+
+  shutdown(): void {
+    this.onShutdown(true);
+  }
+
   /** Stop accepting; finish in-flight transactions up to shutdown_timeout when graceful. */
-  async shutdown(graceful: boolean): Promise<void> {
+  async stop(graceful: boolean): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.server?.close();
-    if (this.maintenance) clearInterval(this.maintenance);
-    if (this.statsTimer) clearInterval(this.statsTimer);
+    for (const t of this.timers) clearInterval(t);
+    unwatchFile(this.currentConfig.path);
     if (graceful) {
-      const deadline = Date.now() + this.config.general.shutdown_timeout;
-      while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.server !== null)) {
+      const deadline = Date.now() + this.currentConfig.general.shutdown_timeout;
+      while (Date.now() < deadline && this.clients().some((s) => s.server !== null)) {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    for (const s of [...this.sessions.values()]) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
-    for (const e of this.pools.values()) e.pool.close();
-    await Promise.all([...this.embedded.values()].map((b) => b.stop()));
+    for (const s of this.clients()) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
+    for (const e of this.poolMap.values()) e.pool.close();
+    await this.embedded.stopAll();
     this.log.info('PgLynx stopped');
   }
 
-  private async startEmbeddedBackends(config: Config): Promise<void> {
-    const baseDir = dirname(config.path);
-    for (const pc of Object.values(config.pools)) {
-      for (const shard of Object.values(pc.shards)) {
-        for (const s of shard.servers) {
-          const dir = parseEmbeddedHost(s.host, baseDir);
-          if (!dir || this.embedded.has(s.host)) continue;
-          const backend = await startEmbeddedBackend(dir, { log: this.log });
-          this.embedded.set(s.host, backend);
-          this.log.info({ dataDir: backend.dataDir, port: backend.port }, 'embedded PGlite backend started');
-        }
-      }
-    }
+  private matching(database?: string, user?: string): PoolEntry[] {
+    return this.pools().filter((e) => (!database || e.poolName === database) && (!user || e.user.username === user));
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  /** PgCat's `autoreload`: poll the config file every N ms and reload on change. */
+  private watchConfig(config: Config): void {
+    unwatchFile(config.path);
+    const interval = config.general.autoreload;
+    if (!interval) return;
+    watchFile(config.path, { interval, persistent: false }, (cur, prev) => {
+      if (cur.mtimeMs !== prev.mtimeMs) void this.reload();
+    });
   }
 
   private applyPools(config: Config): void {
-    const resolve = (host: string, port: number): { host: string; port: number } => {
-      const b = this.embedded.get(host);
-      return b ? { host: b.host, port: b.port } : { host, port };
-    };
-    const { pools, removed } = reconcilePools(config, this.pools, resolve);
-    this.pools = pools;
+    const { pools, removed } = reconcilePools(config, this.poolMap, (host, port) => this.embedded.resolve(host, port));
+    this.poolMap = pools;
+    // Clients follow their pool to its new incarnation (or keep the old one,
+    // closed, until they leave, when their pool was removed).
+    for (const s of this.sessions.values()) {
+      const e = pools.get(poolKey(s.identity.database, s.identity.user));
+      if (e) {
+        s.pool = e.pool;
+        s.settings = e.session;
+      }
+    }
     for (const e of removed) e.pool.close();
   }
 
+  private directory(): LoginDirectory {
+    return {
+      lookup: (database, user) => {
+        const g = this.currentConfig.general;
+        if (ADMIN_DATABASES.has(database) && user === g.admin_username) {
+          if (this.adminScram?.password !== g.admin_password) {
+            this.adminScram = { password: g.admin_password, secret: scramSecretFromPassword(g.admin_password) };
+          }
+          return { password: g.admin_password, scram: this.adminScram.secret, authMethod: g.admin_auth_type };
+        }
+        const e = this.poolMap.get(poolKey(database, user));
+        return e ? { password: e.user.password, scram: e.scram, authMethod: e.authMethod } : null;
+      },
+      cancel: (pid, secret) => this.cancel(pid, secret),
+    };
+  }
+
   private async accept(socket: net.Socket): Promise<void> {
+    const g = this.currentConfig.general;
     socket.setNoDelay(true);
-    if (this.config.general.tcp_keepalives_idle > 0) socket.setKeepAlive(true, this.config.general.tcp_keepalives_idle * 1000);
+    if (g.tcp_keepalives_idle > 0) socket.setKeepAlive(true, g.tcp_keepalives_idle * 1000);
     socket.on('error', () => socket.destroy());
-    const g = this.config.general;
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     let who: LoggedIn | null;
     try {
-      who = await clientLogin(socket, {
-        lookup: (database, user) => {
-          const e = this.pools.get(poolKey(database, user));
-          return e ? { password: e.user.password, scram: e.scram, authMethod: e.authMethod } : null;
-        },
-        cancel: (pid, secret) => this.cancel(pid, secret),
-      });
+      who = await clientLogin(socket, this.directory());
     } catch (err) {
-      if (err instanceof LoginRefused) this.log.info({ peer, reason: err.message }, 'client login refused');
+      if (err instanceof LoginRefused) this.log.debug({ peer, reason: err.message }, 'client login refused');
       else this.log.error({ peer, err }, 'client login failed');
       return;
     }
     if (!who) return; // a CancelRequest
-    const entry = this.pools.get(poolKey(who.database, who.user));
-    if (!entry || this.shuttingDown) {
+    if (this.shuttingDown) {
+      socket.end(errorResponse(SqlState.AdminShutdown, 'the pooler is shutting down', 'FATAL'));
+      return;
+    }
+    if (ADMIN_DATABASES.has(who.database) && who.user === g.admin_username) {
+      socket.write(greeting(ADMIN_PARAMETERS, 0, 0));
+      new AdminSession(socket, this).start(who.leftover);
+      return;
+    }
+    const entry = this.poolMap.get(poolKey(who.database, who.user));
+    if (!entry) {
       socket.end();
       return;
     }
@@ -135,6 +236,11 @@ export class Pooler {
       socket.end(errorResponse(SqlState.ConnectionFailure, `could not connect to server: ${(err as Error).message}`, 'FATAL'));
       return;
     }
+    this.startSession(socket, who, entry, serverParams, peer);
+  }
+
+  private startSession(socket: net.Socket, who: LoggedIn, entry: PoolEntry, serverParams: Map<string, string>, peer: { address: string; port: number }): void {
+    const g = this.currentConfig.general;
     const processId = this.newProcessId();
     const secretKey = randomInt(-0x80000000, 0x7fffffff);
     const params = new Map(serverParams);
@@ -142,9 +248,16 @@ export class Pooler {
     // What the client was told is what every server it borrows must match.
     const tracked = new Map<string, string>();
     for (const [k, v] of params) if (trackedName(k) === k) tracked.set(k, v);
-    const session = new ClientSession(socket, entry.pool, tracked, processId, secretKey, entry.session, this.log, (s) => {
+    const identity = {
+      database: who.database,
+      user: who.user,
+      applicationName: who.trackedParams.get('application_name') ?? '',
+      remoteAddress: peer.address,
+      remotePort: peer.port,
+    };
+    const session = new ClientSession(socket, entry.pool, identity, tracked, processId, secretKey, entry.session, this.log, (s) => {
       this.sessions.delete(s.processId);
-      if (g.log_client_disconnections) this.log.info({ peer, user: who!.user, database: who!.database }, 'client disconnected');
+      if (this.currentConfig.general.log_client_disconnections) this.log.info({ peer, user: who.user, database: who.database }, 'client disconnected');
     });
     this.sessions.set(processId, session);
     if (g.log_client_connections) this.log.info({ peer, user: who.user, database: who.database }, 'client connected');

@@ -15,6 +15,15 @@ import { PoolError, type Pool } from '../pool/pool.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
 
+/** Who the client is (SHOW CLIENTS, reload re-pointing). */
+export interface ClientIdentity {
+  database: string;
+  user: string;
+  applicationName: string;
+  remoteAddress: string;
+  remotePort: number;
+}
+
 export interface SessionSettings {
   idleInTransactionTimeout: number;
   statementTimeout: number;
@@ -42,12 +51,15 @@ export class ClientSession implements ServerOwner {
 
   constructor(
     readonly socket: net.Socket,
-    readonly pool: Pool,
+    /** Replaced on reload when the pool's server changes. */
+    public pool: Pool,
+    readonly identity: ClientIdentity,
     /** Reported parameters the client expects its server to have (application_name, TimeZone...). */
     readonly params: Map<string, string>,
     readonly processId: number,
     readonly secretKey: number,
-    private readonly settings: SessionSettings,
+    /** Replaced on reload. */
+    public settings: SessionSettings,
     private readonly log: Logger,
     private readonly onEnd: (session: ClientSession) => void,
   ) {}

@@ -56,6 +56,9 @@ export class Pool {
   private readonly waiters: Waiter[] = [];
   private connecting = 0;
   private closed = false;
+  /** PAUSE: hand out nothing until resume(); resolves waiters of pause() once nothing is checked out. */
+  private paused = false;
+  private pauseWaiters: (() => void)[] = [];
   /** Server parameters clients see at login, learned from the first connection. */
   serverParams: Map<string, string> | null = null;
   /** Traffic of every client of this pool (SHOW STATS, Prometheus). */
@@ -86,7 +89,7 @@ export class Pool {
 
   /** An idle connection right now, if one is free and nobody waits before us. */
   tryAcquire(): ServerConnection | null {
-    if (this.closed || this.waiters.length > 0) return null;
+    if (this.closed || this.paused || this.waiters.length > 0) return null;
     return this.takeIdle();
   }
 
@@ -98,12 +101,18 @@ export class Pool {
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, timer: null, since: Date.now() };
       if (this.settings.checkoutTimeout > 0) {
-        waiter.timer = setTimeout(() => {
+        const expire = (): void => {
+          // Paused pools hold clients: they wait, they do not fail.
+          if (this.paused) {
+            waiter.timer = setTimeout(expire, this.settings.checkoutTimeout);
+            return;
+          }
           const i = this.waiters.indexOf(waiter);
           if (i >= 0) this.waiters.splice(i, 1);
           this.stats.totals.errors += 1;
           reject(new PoolError(SqlState.TooManyConnections, `could not get connection from the pool: timed out after ${this.settings.checkoutTimeout} ms`));
-        }, this.settings.checkoutTimeout);
+        };
+        waiter.timer = setTimeout(expire, this.settings.checkoutTimeout);
       }
       this.waiters.push(waiter);
       this.pump();
@@ -165,6 +174,29 @@ export class Pool {
     while (this.all.size + this.connecting < Math.min(minSize, this.settings.size)) this.spawn();
   }
 
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stop handing out connections; resolves once none is checked out. */
+  pause(): Promise<void> {
+    this.paused = true;
+    return new Promise((resolve) => {
+      this.pauseWaiters.push(resolve);
+      this.checkPaused();
+    });
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
+  private checkPaused(): void {
+    if (!this.paused || this.all.size > this.idle.length) return;
+    for (const w of this.pauseWaiters.splice(0)) w();
+  }
+
   /** Apply new settings (reload); waiters and live connections carry on. */
   update(settings: PoolSettings): void {
     this.settings = settings;
@@ -211,6 +243,10 @@ export class Pool {
 
   /** Hand idle connections to waiters in order; open new ones while under size. */
   private pump(): void {
+    if (this.paused) {
+      this.checkPaused();
+      return;
+    }
     while (this.waiters.length > 0) {
       const conn = this.takeIdle();
       if (!conn) break;
