@@ -137,8 +137,10 @@ export class Pooler implements AdminContext {
     for (const t of this.timers) clearInterval(t);
     unwatchFile(this.currentConfig.path);
     if (graceful) {
+      // Idle clients leave now; the others right after their transaction.
+      for (const s of this.clients()) s.drain();
       const deadline = Date.now() + this.currentConfig.general.shutdown_timeout;
-      while (Date.now() < deadline && this.clients().some((s) => s.server !== null)) {
+      while (Date.now() < deadline && this.sessions.size > 0) {
         await new Promise((r) => setTimeout(r, 50));
       }
     }

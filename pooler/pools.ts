@@ -46,6 +46,7 @@ export function poolSettings(config: Config, name: string, pc: PoolConfig, user:
     serverLifetime: user.server_lifetime ?? pc.server_lifetime ?? g.server_lifetime,
     cleanupConnections: pc.cleanup_server_connections,
     roundRobin: g.server_round_robin,
+    prewarm: [],
     server: {
       host: addr.host,
       port: addr.port,
@@ -75,6 +76,7 @@ export function reconcilePools(
       const session: SessionSettings = {
         idleInTransactionTimeout: config.general.idle_client_in_transaction_timeout,
         statementTimeout: user.statement_timeout,
+        plugins: [],
       };
       let pool: Pool;
       if (old && sameServer(old.pool.settings, settings)) {

@@ -14,6 +14,8 @@ import type { ServerConnection, ServerOwner } from '../server/connection.js';
 import { PoolError, type Pool } from '../pool/pool.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
+import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
+import { serialize } from '../auth/pg-sasl.js';
 
 /** Who the client is (SHOW CLIENTS, reload re-pointing). */
 export interface ClientIdentity {
@@ -27,6 +29,8 @@ export interface ClientIdentity {
 export interface SessionSettings {
   idleInTransactionTimeout: number;
   statementTimeout: number;
+  /** Query plugins of the pool (empty: the Query text is never decoded). */
+  plugins: QueryPlugin[];
 }
 
 export class ClientSession implements ServerOwner {
@@ -39,6 +43,7 @@ export class ClientSession implements ServerOwner {
   private unsynced = false;
   private acquiring = false;
   private closed = false;
+  private draining = false;
   private idleTxTimer: NodeJS.Timeout | null = null;
   private statementTimer: NodeJS.Timeout | null = null;
   readonly connectedAt = Date.now();
@@ -87,6 +92,19 @@ export class ClientSession implements ServerOwner {
     return this.server ? this.server.cancel() : Promise.resolve();
   }
 
+  /**
+   * Graceful shutdown: leave now if between transactions, otherwise right
+   * after the transaction in flight ends (it is neither cut nor lost).
+   */
+  drain(): void {
+    this.draining = true;
+    if (this.server ? this.server.isIdle : true) this.shutdownNow();
+  }
+
+  private shutdownNow(): void {
+    this.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
+  }
+
   /** Send a fatal error and close (shutdown, timeouts, protocol errors). */
   terminate(code: string, message: string): void {
     if (this.closed) return;
@@ -120,9 +138,21 @@ export class ClientSession implements ServerOwner {
           this.end();
           return;
         case Frontend.Query:
+          if (this.settings.plugins.length > 0) {
+            const verdict = this.runPlugins(buffer.toString('utf8', start + 5, end - 1));
+            if (verdict && (verdict.kind === 'error' || this.isBetweenTransactions(runStart))) {
+              if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
+              runStart = -1;
+              syncs = 0;
+              this.answerFromPooler(verdict);
+              continue;
+            }
+          }
+          syncs += 1;
+          if (changesSessionState(buffer, start + 5, end)) this.markDirty();
+          break;
         case Frontend.FunctionCall:
           syncs += 1;
-          if (type === Frontend.Query && changesSessionState(buffer, start + 5, end)) this.markDirty();
           break;
         case Frontend.Sync:
           syncs += 1;
@@ -154,6 +184,37 @@ export class ClientSession implements ServerOwner {
   }
 
   private pendingDirty = false;
+
+  private runPlugins(sql: string): PluginVerdict {
+    for (const plugin of this.settings.plugins) {
+      const verdict = plugin.onQuery(sql, this.identity);
+      if (verdict) return verdict;
+    }
+    return null;
+  }
+
+  /** No server attached and nothing on its way to one (before this batch's run). */
+  private isBetweenTransactions(runStart: number): boolean {
+    return runStart < 0 && !this.server && !this.acquiring && this.queued.length === 0;
+  }
+
+  /**
+   * A plugin answered the Query. Between transactions the pooler replies
+   * itself; with a server attached, replies must stay in order, so an error
+   * is raised by the server (aborting the transaction, as a real error does).
+   * A canned reply is only given between transactions (the caller checks).
+   */
+  private answerFromPooler(verdict: NonNullable<PluginVerdict>): void {
+    if (this.isBetweenTransactions(-1)) {
+      const body = verdict.kind === 'reply' ? verdict.messages : errorResponse(verdict.code, verdict.message);
+      this.socket.write(Buffer.concat([body, readyForQuery(TxStatus.Idle)]));
+      return;
+    }
+    if (verdict.kind === 'error') {
+      const msg = verdict.message.replace(/'/g, "''");
+      this.forward(serialize.query(`DO $pglynx$ BEGIN RAISE EXCEPTION '%', '${msg}' USING ERRCODE = '${verdict.code}'; END $pglynx$`), 1);
+    }
+  }
 
   private markDirty(): void {
     if (this.server) this.server.dirty = true;
@@ -290,9 +351,11 @@ export class ClientSession implements ServerOwner {
       this.armIdleTxTimer();
       return;
     }
-    if (this.isSessionMode) return;
-    this.server = null;
-    void this.pool.release(server);
+    if (!this.isSessionMode) {
+      this.server = null;
+      void this.pool.release(server);
+    }
+    if (this.draining) this.shutdownNow();
   }
 
   onServerParameter(name: string, value: string): void {

@@ -24,6 +24,8 @@ export interface PoolSettings {
   cleanupConnections: boolean;
   /** Reuse the least recently used idle connection instead of the most recent. */
   roundRobin: boolean;
+  /** Statements run on every new server connection before first use (PgCat's prewarmer plugin). */
+  prewarm: string[];
   server: ServerOptions;
 }
 
@@ -260,7 +262,7 @@ export class Pool {
 
   private spawn(): void {
     this.connecting += 1;
-    ServerConnection.connect(this.settings.server).then(
+    void this.connect().then(
       (conn) => {
         this.connecting -= 1;
         if (this.closed) {
@@ -288,4 +290,17 @@ export class Pool {
       },
     );
   }
+
+  /** Open and prewarm one connection. */
+  private async connect(): Promise<ServerConnection> {
+    const conn = await ServerConnection.connect(this.settings.server);
+    try {
+      for (const sql of this.settings.prewarm) await conn.query(sql);
+    } catch (err) {
+      conn.close('prewarm failed');
+      throw new Error(`prewarm query failed on ${conn.address}: ${(err as Error).message}`);
+    }
+    return conn;
+  }
+
 }
