@@ -3,6 +3,7 @@
 // It is also what the admin console acts on (AdminContext).
 
 import net from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { randomInt } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Config } from '../config/types.js';
@@ -11,15 +12,18 @@ import { loadConfig } from '../config/load.js';
 import type { Logger } from './logger.js';
 import { SqlState } from './protocol/codes.js';
 import { errorResponse } from './protocol/messages/error.js';
-import { clientLogin, greeting, LoginRefused, type LoggedIn, type LoginDirectory } from './client/login.js';
+import { clientLogin, greeting, LoginRefused, type LoggedIn, type LoginDirectory, type LoginEntry } from './client/login.js';
 import { ClientSession } from './client/session.js';
-import { poolKey, reconcilePools, type PoolEntry } from './pools.js';
+import { authQueryTarget, passthroughEntry, poolKey, reconcilePools, usesAuthQuery, type PoolEntry } from './pools.js';
+import { AuthQueryCache, decoyEntry, secretEntry } from './auth/auth-query.js';
 import { trackedName } from './server/params.js';
 import { STATS_PERIOD_MS } from './stats/traffic.js';
+import { startPrometheusExporter, type PrometheusExporter } from './stats/prometheus.js';
 import { EmbeddedBackends } from './embedded/backends.js';
 import { AdminSession } from './admin/session.js';
 import { ADMIN_DATABASES, type AdminContext } from './admin/context.js';
 import { scramSecretFromPassword } from './auth/scram-server.js';
+import { clientTlsContext } from './tls/client.js';
 
 const MAINTENANCE_INTERVAL_MS = 1000;
 
@@ -44,6 +48,13 @@ export class Pooler implements AdminContext {
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
   private adminScram: { password: string; secret: ReturnType<typeof scramSecretFromPassword> } | null = null;
+  /** Secrets fetched by auth_query, kept briefly. */
+  private readonly authQuery: AuthQueryCache;
+  /** TLS identity for clients; rebuilt (files re-read) on every reload. */
+  private clientTls: SecureContext | null = null;
+  /** The Prometheus exporter and the port it was configured with (0 may have become another). */
+  private exporter: { running: PrometheusExporter; configuredPort: number } | null = null;
+  private exporterChange: Promise<void> = Promise.resolve();
 
   constructor(
     private currentConfig: Config,
@@ -52,6 +63,7 @@ export class Pooler implements AdminContext {
     private readonly onShutdown: (graceful: boolean) => void = () => {},
   ) {
     this.embedded = new EmbeddedBackends(log);
+    this.authQuery = new AuthQueryCache(log);
   }
 
   get port(): number {
@@ -62,6 +74,7 @@ export class Pooler implements AdminContext {
   async start(): Promise<void> {
     const config = this.currentConfig;
     logUnsupported(config, this.log);
+    this.clientTls = clientTlsContext(config.general);
     await this.embedded.ensure(config);
     this.applyPools(config);
     this.every(MAINTENANCE_INTERVAL_MS, () => {
@@ -78,6 +91,7 @@ export class Pooler implements AdminContext {
       this.server!.listen(port, host, () => resolve());
     });
     this.log.info({ host, port: this.port }, 'PgLynx is listening');
+    await this.syncExporter(config);
   }
 
   // AdminContext.
@@ -97,8 +111,11 @@ export class Pooler implements AdminContext {
   /** Re-read the config file; the old config keeps serving when the new one is invalid. */
   async reload(): Promise<string | null> {
     let next: Config;
+    let clientTls: SecureContext | null;
     try {
       next = await loadConfig(this.currentConfig.path);
+      // Before anything changes: bad certificate files reject the reload.
+      clientTls = clientTlsContext(next.general);
       await this.embedded.ensure(next);
     } catch (err) {
       const message = (err as Error).message;
@@ -111,8 +128,10 @@ export class Pooler implements AdminContext {
     }
     logUnsupported(next, this.log);
     this.currentConfig = next;
+    this.clientTls = clientTls;
     this.applyPools(next);
     this.watchConfig(next);
+    await this.syncExporter(next);
     this.log.info({ pools: this.poolMap.size }, 'config reloaded');
     return null;
   }
@@ -146,12 +165,42 @@ export class Pooler implements AdminContext {
     }
     for (const s of this.clients()) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
     for (const e of this.poolMap.values()) e.pool.close();
+    await this.syncExporter(null);
     await this.embedded.stopAll();
     this.log.info('PgLynx stopped');
   }
 
   private matching(database?: string, user?: string): PoolEntry[] {
     return this.pools().filter((e) => (!database || e.poolName === database) && (!user || e.user.username === user));
+  }
+
+  /**
+   * Start, stop or move the Prometheus exporter to match `config` (null:
+   * stop it). Changes run one after another, since reloads may overlap. A
+   * port that cannot be bound is logged and the pooler carries on, as PgCat
+   * does; the next reload tries again.
+   */
+  private syncExporter(config: Config | null): Promise<void> {
+    const change = async (): Promise<void> => {
+      const g = config && !this.shuttingDown ? config.general : null;
+      const wanted = g?.enable_prometheus_exporter ? g.prometheus_exporter_port : null;
+      if (this.exporter && this.exporter.configuredPort === wanted) return;
+      if (this.exporter) {
+        const { running } = this.exporter;
+        this.exporter = null;
+        await running.close();
+        this.log.info('Prometheus exporter stopped');
+      }
+      if (!g || wanted === null) return;
+      try {
+        const running = await startPrometheusExporter(this, { host: g.host, port: wanted, log: this.log });
+        this.exporter = { running, configuredPort: wanted };
+      } catch (err) {
+        this.log.error({ host: g.host, port: wanted, err: (err as Error).message }, 'could not start the Prometheus exporter');
+      }
+    };
+    this.exporterChange = this.exporterChange.then(change);
+    return this.exporterChange;
   }
 
   private every(ms: number, fn: () => void): void {
@@ -171,7 +220,7 @@ export class Pooler implements AdminContext {
   }
 
   private applyPools(config: Config): void {
-    const { pools, removed } = reconcilePools(config, this.poolMap, (host, port) => this.embedded.resolve(host, port));
+    const { pools, removed } = reconcilePools(config, this.poolMap, (host, port) => this.embedded.resolve(host, port), this.log);
     this.poolMap = pools;
     // Clients follow their pool to its new incarnation (or keep the old one,
     // closed, until they leave, when their pool was removed).
@@ -196,10 +245,28 @@ export class Pooler implements AdminContext {
           return { password: g.admin_password, scram: this.adminScram.secret, authMethod: g.admin_auth_type };
         }
         const e = this.poolMap.get(poolKey(database, user));
+        if (usesAuthQuery(this.currentConfig, database, e)) return this.authQueryLogin(database, user);
         return e ? { password: e.user.password, scram: e.scram, authMethod: e.authMethod } : null;
       },
       cancel: (pid, secret) => this.cancel(pid, secret),
+      tls: () => this.clientTls,
     };
+  }
+
+  /**
+   * auth_query: authenticate against the secret the server stores for the
+   * user; once the client is in, its pool (created on demand) logs into the
+   * server as that user with what the login revealed.
+   */
+  private async authQueryLogin(database: string, user: string): Promise<LoginEntry> {
+    const resolve = (host: string, port: number): { host: string; port: number } => this.embedded.resolve(host, port);
+    const target = authQueryTarget(this.currentConfig, database, resolve);
+    const stored = target && (await this.authQuery.lookup(target, database, user));
+    if (!stored) return decoyEntry();
+    return secretEntry(stored, (credential) => {
+      const entry = passthroughEntry(this.currentConfig, database, user, credential, this.poolMap, resolve, this.log);
+      if (entry) this.poolMap.set(poolKey(database, user), entry);
+    });
   }
 
   private async accept(socket: net.Socket): Promise<void> {
@@ -217,6 +284,7 @@ export class Pooler implements AdminContext {
       return;
     }
     if (!who) return; // a CancelRequest
+    socket = who.socket; // the TLS socket when the client negotiated TLS
     if (this.shuttingDown) {
       socket.end(errorResponse(SqlState.AdminShutdown, 'the pooler is shutting down', 'FATAL'));
       return;

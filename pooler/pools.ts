@@ -8,6 +8,10 @@ import type { SessionSettings } from './client/session.js';
 import { Pool, type PoolSettings } from './pool/pool.js';
 import { scramSecretFromPassword, type ScramSecret } from './auth/scram-server.js';
 import { isEmbeddedHost } from './embedded/pglite-backend.js';
+import { buildQueryPlugins, prewarmQueries } from './plugins/index.js';
+import type { Logger } from './logger.js';
+import { NO_SERVER_TLS } from './tls/server.js';
+import { hasAuthQuery, type AuthQueryTarget } from './auth/auth-query.js';
 
 /** Where a (pool, shard, server) lives once embedded backends are started. */
 export type ResolveAddress = (host: string, port: number) => { host: string; port: number };
@@ -20,6 +24,14 @@ export interface PoolEntry {
   /** Derived once per password: SCRAM key derivation is deliberately slow. */
   scram: ScramSecret | null;
   authMethod: ClientAuthMethod;
+  /**
+   * auth_query: the server password a login revealed for a user the config
+   * lists without one (a stored md5 hash or SCRAM keys, see
+   * auth/passthrough-credentials.ts); null otherwise.
+   */
+  credential: string | null;
+  /** Created on demand for an auth_query user the config does not list. */
+  dynamic: boolean;
 }
 
 export function poolKey(database: string, user: string): string {
@@ -46,7 +58,9 @@ export function poolSettings(config: Config, name: string, pc: PoolConfig, user:
     serverLifetime: user.server_lifetime ?? pc.server_lifetime ?? g.server_lifetime,
     cleanupConnections: pc.cleanup_server_connections,
     roundRobin: g.server_round_robin,
-    prewarm: [],
+    prewarm: prewarmQueries(config, pc),
+    // PgCat >= 1.2 enables it per pool by cache size; 1.1 with general.prepared_statements.
+    preparedCacheSize: pc.prepared_statements_cache_size ?? (g.prepared_statements ? g.prepared_statements_cache_size : 0),
     server: {
       host: addr.host,
       port: addr.port,
@@ -55,6 +69,8 @@ export function poolSettings(config: Config, name: string, pc: PoolConfig, user:
       password: user.server_password ?? user.password,
       connectTimeout,
       keepAliveIdleMs: g.tcp_keepalives_idle * 1000,
+      // The embedded backend is in-process over loopback and speaks no TLS.
+      tls: isEmbeddedHost(server.host) ? NO_SERVER_TLS : { enabled: g.server_tls, verify: g.verify_server_certificate },
     },
   };
 }
@@ -64,36 +80,120 @@ export function reconcilePools(
   config: Config,
   current: Map<string, PoolEntry>,
   resolve: ResolveAddress,
+  /** For the query_logger plugin and plugin config warnings. */
+  log?: Logger,
 ): { pools: Map<string, PoolEntry>; removed: PoolEntry[] } {
   const pools = new Map<string, PoolEntry>();
   for (const [name, pc] of Object.entries(config.pools)) {
     for (const user of Object.values(pc.users)) {
       const key = poolKey(name, user.username);
-      const settings = poolSettings(config, name, pc, user, resolve);
       const old = current.get(key);
-      const samePassword = old && old.user.password === user.password;
-      const scram = samePassword ? old.scram : user.password !== null ? scramSecretFromPassword(user.password) : null;
-      const session: SessionSettings = {
-        idleInTransactionTimeout: config.general.idle_client_in_transaction_timeout,
-        statementTimeout: user.statement_timeout,
-        plugins: [],
-      };
-      let pool: Pool;
-      if (old && sameServer(old.pool.settings, settings)) {
-        pool = old.pool;
-        pool.update(settings);
-      } else {
-        pool = new Pool(settings);
-      }
-      pools.set(key, { pool, poolName: name, user, session, scram, authMethod: user.auth_type ?? config.general.auth_type });
+      // A user listed without a password keeps what auth_query taught us.
+      const credential = user.password === null ? (old?.credential ?? null) : null;
+      pools.set(key, buildEntry(config, name, pc, user, old, resolve, log, credential, false));
     }
+  }
+  // auth_query users the config does not list keep their pools while the
+  // pool still has auth_query.
+  for (const [key, old] of current) {
+    if (!old.dynamic || pools.has(key) || old.credential === null) continue;
+    const pc = ownPool(config, old.poolName);
+    if (!pc || !hasAuthQuery(pc)) continue;
+    pools.set(key, buildEntry(config, old.poolName, pc, passthroughUser(pc, old.user.username), old, resolve, log, old.credential, true));
   }
   const removed = [...current.entries()].filter(([k, e]) => pools.get(k)?.pool !== e.pool).map(([, e]) => e);
   return { pools, removed };
 }
 
-function sameServer(a: PoolSettings, b: PoolSettings): boolean {
+function buildEntry(
+  config: Config,
+  name: string,
+  pc: PoolConfig,
+  user: UserConfig,
+  old: PoolEntry | undefined,
+  resolve: ResolveAddress,
+  log: Logger | undefined,
+  credential: string | null,
+  dynamic: boolean,
+): PoolEntry {
+  // auth_query users log into the server with what their login revealed.
+  const serverUser = credential !== null && user.server_password === null ? { ...user, server_password: credential } : user;
+  const settings = poolSettings(config, name, pc, serverUser, resolve);
+  const samePassword = old && old.user.password === user.password;
+  const scram = samePassword ? old.scram : user.password !== null ? scramSecretFromPassword(user.password) : null;
+  const session: SessionSettings = {
+    idleInTransactionTimeout: config.general.idle_client_in_transaction_timeout,
+    statementTimeout: user.statement_timeout,
+    plugins: buildQueryPlugins(config, name, pc, user.username, log),
+  };
+  let pool: Pool;
+  // A new auth_query credential (password changed on the server) needs no
+  // new pool: live connections are logged in already, new ones use it.
+  if (old && sameServer(old.pool.settings, settings, credential !== null)) {
+    pool = old.pool;
+    pool.update(settings);
+  } else {
+    pool = new Pool(settings);
+  }
+  return { pool, poolName: name, user, session, scram, authMethod: user.auth_type ?? config.general.auth_type, credential, dynamic };
+}
+
+function sameServer(a: PoolSettings, b: PoolSettings, ignorePassword = false): boolean {
   const x = a.server;
   const y = b.server;
-  return x.host === y.host && x.port === y.port && x.database === y.database && x.user === y.user && x.password === y.password;
+  return x.host === y.host && x.port === y.port && x.database === y.database && x.user === y.user && (ignorePassword || x.password === y.password);
+}
+
+/** config.pools[name], never an Object.prototype member for a client-chosen name. */
+function ownPool(config: Config, name: string): PoolConfig | undefined {
+  return Object.hasOwn(config.pools, name) ? config.pools[name] : undefined;
+}
+
+/**
+ * An auth_query user the config does not list borrows the pool's first
+ * user's settings (pool_size, pool_mode, timeouts; PgBouncer would use its
+ * default_pool_size), but keeps no idle connections warm: there may be many
+ * such users.
+ */
+function passthroughUser(pc: PoolConfig, username: string): UserConfig {
+  const template = Object.values(pc.users)[0]!;
+  return { ...template, username, password: null, auth_type: null, server_username: null, server_password: null, min_pool_size: 0 };
+}
+
+/** Whether logins for (database, user) go through the pool's auth_query. */
+export function usesAuthQuery(config: Config, database: string, entry: PoolEntry | undefined): boolean {
+  if (entry && !entry.dynamic && entry.user.password !== null) return false;
+  const pc = ownPool(config, database);
+  return pc !== undefined && hasAuthQuery(pc);
+}
+
+/** Where to run pool `name`'s auth_query: its server (shard 0 primary), as auth_query_user. */
+export function authQueryTarget(config: Config, name: string, resolve: ResolveAddress): AuthQueryTarget | null {
+  const pc = ownPool(config, name);
+  if (!pc || !hasAuthQuery(pc)) return null;
+  const { server } = poolSettings(config, name, pc, Object.values(pc.users)[0]!, resolve);
+  return { server: { ...server, user: pc.auth_query_user!, password: pc.auth_query_password! }, query: pc.auth_query! };
+}
+
+/**
+ * The pool entry of an auth_query user who just logged in with `credential`:
+ * the existing one, updated when the credential changed, or a new one.
+ * Null when the pool lost its auth_query meanwhile (reload).
+ */
+export function passthroughEntry(
+  config: Config,
+  name: string,
+  username: string,
+  credential: string,
+  current: Map<string, PoolEntry>,
+  resolve: ResolveAddress,
+  log?: Logger,
+): PoolEntry | null {
+  const pc = ownPool(config, name);
+  if (!pc || !hasAuthQuery(pc)) return null;
+  const old = current.get(poolKey(name, username));
+  if (old && old.credential === credential) return old;
+  const listed = Object.values(pc.users).find((u) => u.username === username);
+  if (listed && listed.password !== null) return null;
+  return buildEntry(config, name, pc, listed ?? passthroughUser(pc, username), old, resolve, log, credential, !listed);
 }

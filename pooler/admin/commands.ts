@@ -1,12 +1,88 @@
-// Admin console commands. Placeholder dispatcher: SHOW VERSION only.
+// Admin console commands: PgCat's set (itself PgBouncer's), read from one
+// statement of a simple query. Keywords are case-insensitive; arguments
+// (database and user names) keep their case.
 
-import { SqlState } from '../protocol/codes.js';
 import { AdminError, type AdminContext, type AdminReply } from './context.js';
+import { ignoreSet, pause, reload, resume, shutdown } from './control.js';
+import { table, text } from './format.js';
+import { showConfig, showDatabases, showUsers } from './show-config.js';
+import { showLists, showPools } from './show-pools.js';
+import { showClients, showServers } from './show-servers-clients.js';
+import { showStats } from './show-stats.js';
+
+/** SQLSTATE syntax_error: what Postgres answers to a statement it cannot parse. */
+const SYNTAX_ERROR = '42601';
+
+type Show = (ctx: AdminContext) => AdminReply;
+
+const SHOW: Record<string, Show> = {
+  help: showHelp,
+  config: showConfig,
+  databases: showDatabases,
+  pools: showPools,
+  clients: showClients,
+  servers: showServers,
+  users: showUsers,
+  version: showVersion,
+  lists: showLists,
+  stats: showStats,
+};
+
+function showVersion(ctx: AdminContext): AdminReply {
+  return table([text('version')], [[`PgLynx ${ctx.version}`]]);
+}
+
+const USAGE = [
+  'Console usage',
+  'SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION',
+  'SHOW LISTS|STATS',
+  'SET key = arg',
+  'RELOAD',
+  'PAUSE [<db>[, <user>]]',
+  'RESUME [<db>[, <user>]]',
+  'SHUTDOWN',
+].join('\n\t');
+
+function showHelp(): AdminReply {
+  return { tag: 'SHOW', notice: USAGE };
+}
+
+/** Splits `VERB rest...` once; a trailing `;` (psql's habit) is dropped. */
+function split(sql: string): [string, string] {
+  const statement = sql.trim().replace(/[;\s]+$/, '');
+  const m = /^(\S+)\s*([\s\S]*)$/.exec(statement);
+  return m ? [m[1].toLowerCase(), m[2]] : ['', ''];
+}
+
+function noArguments(verb: string, rest: string): void {
+  if (rest.length > 0) throw new AdminError(SYNTAX_ERROR, `${verb} takes no arguments`);
+}
 
 export async function runAdminCommand(sql: string, ctx: AdminContext): Promise<AdminReply> {
-  const words = sql.trim().toLowerCase().split(/\s+/);
-  if (words[0] === 'show' && words[1] === 'version') {
-    return { columns: [{ name: 'version' }], rows: [[`PgLynx ${ctx.version}`]], tag: 'SHOW' };
+  const [verb, rest] = split(sql);
+  switch (verb) {
+    case 'show': {
+      const [what, extra] = split(rest);
+      const handler = Object.prototype.hasOwnProperty.call(SHOW, what) ? SHOW[what] : undefined;
+      if (!handler) {
+        throw new AdminError(SYNTAX_ERROR, `unsupported SHOW command "${rest}" in the admin console; try SHOW HELP`);
+      }
+      noArguments(`SHOW ${what.toUpperCase()}`, extra);
+      return handler(ctx);
+    }
+    case 'reload':
+      noArguments('RELOAD', rest);
+      return reload(ctx);
+    case 'pause':
+      return pause(ctx, rest);
+    case 'resume':
+      return resume(ctx, rest);
+    case 'shutdown':
+      noArguments('SHUTDOWN', rest);
+      return shutdown(ctx);
+    case 'set':
+      return ignoreSet();
+    default:
+      throw new AdminError(SYNTAX_ERROR, `unsupported command "${sql.trim()}" in the admin console; try SHOW HELP`);
   }
-  throw new AdminError(SqlState.FeatureNotSupported, `unsupported admin command: ${sql}`);
 }

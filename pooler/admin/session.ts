@@ -61,7 +61,7 @@ export class AdminSession {
   private async answer(sql: string): Promise<void> {
     if (this.closed) return;
     const out: Buffer[] = [];
-    const statements = sql.split(';').map((s) => s.trim()).filter((s) => s.length > 0);
+    const statements = splitStatements(sql);
     if (statements.length === 0) out.push(emptyQueryResponse());
     for (const statement of statements) {
       try {
@@ -91,4 +91,24 @@ function encode(reply: AdminReply): Buffer[] {
   }
   out.push(commandComplete(reply.tag));
   return out;
+}
+
+/** Split on semicolons outside single or double quotes (SET x = 'a;b' is one statement). */
+export function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let quote = '';
+  let start = 0;
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i];
+    if (quote) {
+      if (c === quote) quote = '';
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    } else if (c === ';') {
+      out.push(sql.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(sql.slice(start));
+  return out.map((s) => s.trim()).filter((s) => s.length > 0);
 }

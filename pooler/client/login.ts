@@ -1,9 +1,11 @@
-// The first moments of a client connection: SSL negotiation (declined until
-// TLS lands), CancelRequest, StartupMessage, authentication against the
-// passwords in the config (MD5 or SCRAM-SHA-256), then the ParameterStatus /
-// BackendKeyData / ReadyForQuery greeting.
+// The first moments of a client connection: SSL negotiation (TLS when
+// general.tls_certificate is set, 'N' otherwise), CancelRequest,
+// StartupMessage, authentication against the passwords in the config (MD5
+// or SCRAM-SHA-256), then the ParameterStatus / BackendKeyData /
+// ReadyForQuery greeting.
 
 import type net from 'node:net';
+import type { SecureContext } from 'node:tls';
 import type { AuthType } from '../../config/types.js';
 import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/framer.js';
@@ -13,16 +15,36 @@ import { authenticationMd5, authenticationOk, authenticationSasl, authentication
 import { backendKeyData, parameterStatus, readyForQuery } from '../protocol/messages/status.js';
 import { md5Salt, verifyMd5Response } from '../auth/md5.js';
 import { ScramServerSession, parseSaslInitialResponse, type ScramSecret } from '../auth/scram-server.js';
+import { recoverClientKey } from '../auth/passthrough-credentials.js';
 import { trackedName } from '../server/params.js';
+import { acceptTls } from '../tls/client.js';
 
 /** PgCat's per-user `auth_type`: md5 (default), scram-sha-256 (beyond PgCat), or trust. */
 export type ClientAuthMethod = AuthType;
 
+/** How one user authenticates. */
+export interface LoginEntry {
+  password: string | null;
+  scram: ScramSecret | null;
+  authMethod: ClientAuthMethod;
+  /**
+   * Called once the client proved its password. After SCRAM it gets the
+   * ClientKey recovered from the client's proof (auth_query passthrough logs
+   * into servers with it); null after md5 or trust.
+   */
+  onAuthenticated?: (clientKey: Buffer | null) => void;
+}
+
 /** What the login needs from the pooler around it. */
 export interface LoginDirectory {
-  /** The credentials of a pool user, or null when no pool serves (database, user). */
-  lookup(database: string, user: string): { password: string | null; scram: ScramSecret | null; authMethod: ClientAuthMethod } | null;
+  /**
+   * The credentials of a pool user, or null when no pool serves (database, user).
+   * May be async: auth_query asks the server for the user's secret.
+   */
+  lookup(database: string, user: string): LoginEntry | null | Promise<LoginEntry | null>;
   cancel(processId: number, secretKey: number): void;
+  /** The TLS identity for clients, null to answer SSLRequest with 'N'; asked per login so a reload applies to new clients. */
+  tls(): SecureContext | null;
 }
 
 export interface LoggedIn {
@@ -34,6 +56,8 @@ export interface LoggedIn {
   trackedParams: Map<string, string>;
   /** Bytes that arrived after the authentication exchange. */
   leftover: Buffer | null;
+  /** The socket to carry on with: a TLSSocket over the accepted one when the client negotiated TLS. */
+  socket: net.Socket;
 }
 
 /** Login failed; the client was already sent `code` and closed. */
@@ -52,7 +76,7 @@ class LoginReader {
   constructor(private readonly socket: net.Socket) {
     socket.on('data', this.onData);
     socket.once('close', this.onClose);
-    socket.once('error', this.onClose);
+    socket.once('error', this.onError);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -62,6 +86,12 @@ class LoginReader {
 
   private readonly onClose = (): void => {
     this.failure = new LoginRefused('client disconnected during login');
+    this.wake();
+  };
+
+  // Keeps the cause, e.g. why a TLS handshake failed.
+  private readonly onError = (err: Error): void => {
+    this.failure = new LoginRefused(`client connection failed during login: ${err.message}`);
     this.wake();
   };
 
@@ -111,7 +141,7 @@ class LoginReader {
   detach(): Buffer | null {
     this.socket.removeListener('data', this.onData);
     this.socket.removeListener('close', this.onClose);
-    this.socket.removeListener('error', this.onClose);
+    this.socket.removeListener('error', this.onError);
     return this.buf.length ? this.buf : null;
   }
 }
@@ -126,14 +156,41 @@ function refuse(socket: net.Socket, code: string, message: string): never {
  * a CancelRequest (handled and closed). Rejects with LoginRefused after
  * telling the client why.
  */
-export async function clientLogin(socket: net.Socket, dir: LoginDirectory): Promise<LoggedIn | null> {
-  const reader = new LoginReader(socket);
-  const timer = setTimeout(() => socket.destroy(), LOGIN_TIMEOUT_MS);
+export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Promise<LoggedIn | null> {
+  // Both become the TLS ones if the client negotiates TLS.
+  let socket = accepted;
+  let reader = new LoginReader(socket);
+  const timer = setTimeout(() => {
+    socket.destroy();
+    accepted.destroy();
+  }, LOGIN_TIMEOUT_MS);
   try {
     let packet = await reader.startupPacket();
-    // Decline encryption; the client retries in plain text on the same socket.
+    // As in Postgres, each request may come once (libpq sends GSSENC before
+    // SSL), and none after TLS is up. A declined client carries on in plain
+    // text on the same socket.
+    let sslDone = false;
+    let gssDone = false;
     while (packet.kind === 'ssl' || packet.kind === 'gssenc') {
-      socket.write('N');
+      if (packet.kind === 'gssenc') {
+        if (gssDone) throw new ProtocolError('unexpected GSSENCRequest: encryption was already negotiated');
+        gssDone = true;
+        socket.write('N');
+      } else {
+        if (sslDone) throw new ProtocolError('unexpected SSLRequest: encryption was already negotiated');
+        sslDone = true;
+        const context = dir.tls();
+        if (!context) socket.write('N');
+        else {
+          // Bytes sent along with the SSLRequest were not encrypted, yet
+          // would be read as if they came through TLS (CVE-2021-23214).
+          if (reader.detach() !== null) throw new ProtocolError('received unencrypted data after SSL request');
+          socket.write('S');
+          socket = acceptTls(socket, context);
+          reader = new LoginReader(socket);
+          gssDone = true;
+        }
+      }
       packet = await reader.startupPacket();
     }
     if (packet.kind === 'cancel') {
@@ -144,7 +201,7 @@ export async function clientLogin(socket: net.Socket, dir: LoginDirectory): Prom
     const params = packet.params;
     const user = params.get('user')!;
     const database = params.get('database') || user;
-    const entry = dir.lookup(database, user);
+    const entry = await dir.lookup(database, user);
     if (!entry) refuse(socket, SqlState.InvalidCatalogName, `No pool configured for database: "${database}", user: "${user}"`);
     await authenticate(socket, reader, user, entry);
     const trackedParams = new Map<string, string>();
@@ -152,7 +209,7 @@ export async function clientLogin(socket: net.Socket, dir: LoginDirectory): Prom
       const name = trackedName(k);
       if (name) trackedParams.set(name, v);
     }
-    return { database, user, startupParams: params, trackedParams, leftover: reader.detach() };
+    return { database, user, startupParams: params, trackedParams, leftover: reader.detach(), socket };
   } catch (err) {
     reader.detach();
     if (err instanceof LoginRefused) throw err;
@@ -168,24 +225,30 @@ async function authenticate(
   socket: net.Socket,
   reader: LoginReader,
   user: string,
-  entry: { password: string | null; scram: ScramSecret | null; authMethod: ClientAuthMethod },
+  entry: LoginEntry,
 ): Promise<void> {
   const wrong = (): never => refuse(socket, SqlState.InvalidPassword, `password authentication failed for user "${user}"`);
-  if (entry.authMethod === 'trust') return;
+  if (entry.authMethod === 'trust') return entry.onAuthenticated?.(null);
   if (entry.authMethod === 'scram-sha-256' && entry.scram) {
     socket.write(authenticationSasl(['SCRAM-SHA-256']));
     const initial = parseSaslInitialResponse(await reader.message(Frontend.Password));
     if (initial.mechanism !== 'SCRAM-SHA-256') refuse(socket, SqlState.ProtocolViolation, `unsupported SASL mechanism "${initial.mechanism}"`);
     const scram = new ScramServerSession(entry.scram);
+    let serverFirst: string;
+    let clientFinal: string;
     let serverFinal: string;
     try {
-      socket.write(authenticationSaslContinue(scram.clientFirst(initial.data)));
-      serverFinal = scram.clientFinal((await reader.message(Frontend.Password)).toString('utf8'));
+      serverFirst = scram.clientFirst(initial.data);
+      socket.write(authenticationSaslContinue(serverFirst));
+      clientFinal = (await reader.message(Frontend.Password)).toString('utf8');
+      serverFinal = scram.clientFinal(clientFinal);
     } catch (err) {
       if (err instanceof LoginRefused || err instanceof ProtocolError) throw err;
       return wrong();
     }
     socket.write(authenticationSaslFinal(serverFinal));
+    // Only auth_query users need the key; the others skip the extra HMAC.
+    entry.onAuthenticated?.(recoverClientKey(entry.scram, initial.data, serverFirst, clientFinal));
     return;
   }
   if (entry.password === null) return wrong();
@@ -194,6 +257,7 @@ async function authenticate(
   const body = await reader.message(Frontend.Password);
   const response = body.toString('utf8', 0, body.indexOf(0) < 0 ? body.length : body.indexOf(0));
   if (!verifyMd5Response(response, user, entry.password, salt)) wrong();
+  entry.onAuthenticated?.(null);
 }
 
 /** The greeting after authentication: AuthenticationOk, parameters, keys, ReadyForQuery. */

@@ -15,6 +15,13 @@ import { PoolError, type Pool } from '../pool/pool.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
 import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
+import { ClientStatements } from '../prepared/statements.js';
+import { defineDeferred, deferrableParses, rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+
+const PARSE_COMPLETE_MESSAGE = Buffer.from([0x31, 0, 0, 0, 4]);
+
+/** Bound on one client's named statements (oldest forgotten first). */
+const MAX_CLIENT_STATEMENTS = 100_000;
 import { serialize } from '../auth/pg-sasl.js';
 
 /** Who the client is (SHOW CLIENTS, reload re-pointing). */
@@ -75,6 +82,11 @@ export class ClientSession implements ServerOwner {
     return this.server ? 'active' : 'idle';
   }
 
+  /** How long the client has waited for a server so far, in ms; 0 when not waiting (SHOW CLIENTS, SHOW POOLS). */
+  get waitingMs(): number {
+    return this.acquiring && this.waitStart > 0 ? performance.now() - this.waitStart : 0;
+  }
+
   get isSessionMode(): boolean {
     return this.pool.settings.mode === 'session';
   }
@@ -125,6 +137,15 @@ export class ClientSession implements ServerOwner {
       return;
     }
     const { buffer, messages } = batch;
+    if (this.pool.sharesPreparedStatements && this.isBetweenTransactions(-1) && deferrableParses(messages, buffer)) {
+      this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS);
+      const parses = defineDeferred(messages, buffer, this.statements);
+      const replies: Buffer[] = [];
+      for (let i = 0; i < parses; i++) replies.push(PARSE_COMPLETE_MESSAGE);
+      replies.push(readyForQuery(TxStatus.Idle));
+      this.socket.write(Buffer.concat(replies));
+      return;
+    }
     let runStart = -1;
     let runEnd = -1;
     let syncs = 0;
@@ -184,6 +205,8 @@ export class ClientSession implements ServerOwner {
   }
 
   private pendingDirty = false;
+  /** The client's named statements, when its pool shares prepared statements. */
+  private statements: ClientStatements | null = null;
 
   private runPlugins(sql: string): PluginVerdict {
     for (const plugin of this.settings.plugins) {
@@ -195,7 +218,7 @@ export class ClientSession implements ServerOwner {
 
   /** No server attached and nothing on its way to one (before this batch's run). */
   private isBetweenTransactions(runStart: number): boolean {
-    return runStart < 0 && !this.server && !this.acquiring && this.queued.length === 0;
+    return runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isIdle);
   }
 
   /**
@@ -300,6 +323,11 @@ export class ClientSession implements ServerOwner {
 
   /** Write to the attached server, starting the clocks of SHOW STATS. */
   private sendToServer(server: ServerConnection, bytes: Buffer, syncs: number): boolean {
+    if (server.replies) {
+      // Prepared statements shared across servers: names rewritten for this one.
+      this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS);
+      bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies);
+    }
     if (syncs > 0) {
       this.armStatementTimer();
       this.pool.stats.totals.queryCount += syncs;

@@ -8,6 +8,8 @@ import type { PoolMode } from '../../config/types.js';
 import { ServerConnection, type ServerOptions } from '../server/connection.js';
 import { SqlState } from '../protocol/codes.js';
 import { TrafficStats } from '../stats/traffic.js';
+import { ReplyFilter } from '../prepared/replies.js';
+import { ServerStatements } from '../prepared/statements.js';
 
 export interface PoolSettings {
   /** Pool name as clients give it (the `database` startup parameter). */
@@ -26,6 +28,8 @@ export interface PoolSettings {
   roundRobin: boolean;
   /** Statements run on every new server connection before first use (PgCat's prewarmer plugin). */
   prewarm: string[];
+  /** Prepared statements per server connection in transaction mode; 0 disables renaming. */
+  preparedCacheSize: number;
   server: ServerOptions;
 }
 
@@ -131,8 +135,10 @@ export class Pool {
     if (!conn.isQuiet) return this.discard(conn, 'released with a query in flight');
     try {
       if (conn.txStatus !== 0x49) await conn.query('ROLLBACK');
-      if (opts.sessionReset) await conn.query('DISCARD ALL');
-      else if (conn.dirty && this.settings.cleanupConnections) await conn.query('DISCARD ALL');
+      if (opts.sessionReset || (conn.dirty && this.settings.cleanupConnections)) {
+        await conn.query('DISCARD ALL');
+        conn.replies?.statements.clear();
+      }
       conn.dirty = false;
     } catch {
       return this.discard(conn, 'reset failed');
@@ -174,6 +180,11 @@ export class Pool {
       return true;
     });
     while (this.all.size + this.connecting < Math.min(minSize, this.settings.size)) this.spawn();
+  }
+
+  /** Transaction mode with prepared statements renamed and shared across connections. */
+  get sharesPreparedStatements(): boolean {
+    return this.settings.preparedCacheSize > 0 && this.settings.mode === 'transaction';
   }
 
   get isPaused(): boolean {
@@ -294,6 +305,7 @@ export class Pool {
   /** Open and prewarm one connection. */
   private async connect(): Promise<ServerConnection> {
     const conn = await ServerConnection.connect(this.settings.server);
+    if (this.sharesPreparedStatements) conn.replies = new ReplyFilter(new ServerStatements(this.settings.preparedCacheSize));
     try {
       for (const sql of this.settings.prewarm) await conn.query(sql);
     } catch (err) {

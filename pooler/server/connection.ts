@@ -10,9 +10,12 @@ import net from 'node:net';
 import { serialize } from 'pg-protocol';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/scanner.js';
+import { MessageFramer } from '../protocol/framer.js';
+import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter } from '../prepared/replies.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { parseParameterStatus } from '../protocol/messages/status.js';
 import { login, type LoginTarget } from './login.js';
+import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
 
 /** Who receives a server's replies while it is checked out. */
 export interface ServerOwner {
@@ -29,6 +32,8 @@ export interface ServerOwner {
 export interface ServerOptions extends LoginTarget {
   connectTimeout: number;
   keepAliveIdleMs: number;
+  /** general.server_tls / verify_server_certificate; plain text when absent. */
+  tls?: ServerTlsSettings;
 }
 
 /** Raised by an internal query the server answered with an ErrorResponse. */
@@ -58,6 +63,13 @@ export class ServerConnection {
   dirty = false;
   /** An ErrorResponse reached the client since the last ReadyForQuery. */
   errorForwarded = false;
+  /**
+   * Prepared-statement bookkeeping (transaction mode with prepared
+   * statements): replies the pooler caused are removed from the stream,
+   * which is then framed message by message instead of scanned.
+   */
+  replies: ReplyFilter | null = null;
+  private framer: MessageFramer | null = null;
   closed = false;
   owner: ServerOwner | null = null;
 
@@ -71,9 +83,13 @@ export class ServerConnection {
   ) {}
 
   static async connect(options: ServerOptions): Promise<ServerConnection> {
-    const socket = await openSocket(options.host, options.port, options.connectTimeout);
-    socket.setNoDelay(true);
-    if (options.keepAliveIdleMs > 0) socket.setKeepAlive(true, options.keepAliveIdleMs);
+    const plain = await openSocket(options.host, options.port, options.connectTimeout);
+    plain.setNoDelay(true);
+    if (options.keepAliveIdleMs > 0) plain.setKeepAlive(true, options.keepAliveIdleMs);
+    // Before the StartupMessage, as libpq does; the rest runs over whichever socket results.
+    const socket = options.tls?.enabled
+      ? await negotiateServerTls(plain, options.host, options.port, options.tls, options.connectTimeout)
+      : plain;
     const conn = new ServerConnection(options, socket);
     try {
       const result = await login(socket, options, options.connectTimeout);
@@ -90,6 +106,15 @@ export class ServerConnection {
 
   get address(): string {
     return `${this.options.host}:${this.options.port}`;
+  }
+
+  /** The pooler's end of the connection (SHOW SERVERS local_addr / local_port). */
+  get localAddress(): string {
+    return this.socket.localAddress ?? '';
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
   }
 
   /** Nothing in flight, no open batch, no open transaction. */
@@ -124,6 +149,7 @@ export class ServerConnection {
     return new Promise<void>((resolve, reject) => {
       this.internal = { resolve, reject, error: null };
       this.pending += 1;
+      this.replies?.synced(1);
       this.socket.write(serialize.query(sql));
     });
   }
@@ -175,7 +201,8 @@ export class ServerConnection {
   private onData(chunk: Buffer): void {
     this.becameQuiet = false;
     try {
-      this.scanner.scan(chunk, this.onMessage);
+      if (this.replies) chunk = this.filterReplies(chunk, this.replies);
+      else this.scanner.scan(chunk, this.onMessage);
     } catch (err) {
       this.teardown(err as Error);
       this.socket.destroy();
@@ -192,8 +219,37 @@ export class ServerConnection {
     }
     const owner = this.owner;
     if (!owner) return; // async notices while pooled are dropped
-    owner.onServerData(chunk);
+    if (chunk.length > 0) owner.onServerData(chunk);
     if (this.becameQuiet && !this.unsynced && this.owner === owner) owner.onServerIdle(this);
+  }
+
+  /**
+   * Framed path: whole messages only (a partial one waits for the next
+   * chunk), minus the ParseComplete/CloseComplete replies the pooler caused.
+   */
+  private filterReplies(chunk: Buffer, replies: ReplyFilter): Buffer {
+    this.framer ??= new MessageFramer();
+    const { buffer, messages } = this.framer.push(chunk);
+    if (messages.length === 0) return buffer.subarray(0, 0);
+    const kept: Buffer[] = [];
+    let pieceStart = messages[1];
+    for (let i = 0; i < messages.length; i += 3) {
+      const type = messages[i];
+      const start = messages[i + 1];
+      const end = messages[i + 2];
+      if (type === PARSE_COMPLETE || type === CLOSE_COMPLETE) {
+        if (replies.onReply(type)) {
+          if (start > pieceStart) kept.push(buffer.subarray(pieceStart, start));
+          pieceStart = end;
+        }
+      } else if (WATCHED[type]) {
+        this.onMessage(type, buffer.subarray(start + 5, end));
+        if (type === Backend.ReadyForQuery) replies.onReady();
+      }
+    }
+    const last = messages[messages.length - 1];
+    if (last > pieceStart) kept.push(buffer.subarray(pieceStart, last));
+    return kept.length === 1 ? kept[0] : Buffer.concat(kept);
   }
 
   private readonly onMessage = (type: number, body: Buffer): void => {

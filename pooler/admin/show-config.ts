@@ -1,0 +1,58 @@
+// Config views: SHOW CONFIG ([general] settings), SHOW DATABASES (what each
+// pool connects to, with its sizes) and SHOW USERS.
+
+import { GENERAL_DEFAULTS } from '../../config/defaults.js';
+import { GENERAL_KEYS } from '../../config/keys.js';
+import type { GeneralConfig } from '../../config/types.js';
+import type { AdminContext, AdminReply } from './context.js';
+import { flag, int, servedAddress, table, text } from './format.js';
+
+/** Settings a RELOAD does not apply: they take effect on restart. */
+const RESTART_ONLY = new Set<keyof GeneralConfig>(['host', 'port', 'worker_threads', 'enable_prometheus_exporter', 'prometheus_exporter_port']);
+/** Never shown in clear, not even to the admin: consoles get logged and screen-shared. */
+const SECRETS = new Set<keyof GeneralConfig>(['admin_password', 'auth_query_password']);
+
+function show(value: unknown): string {
+  return value === null || value === undefined ? '' : String(value);
+}
+
+export function showConfig(ctx: AdminContext): AdminReply {
+  const general = ctx.config().general;
+  // GENERAL_KEYS lists every [general] key in PgCat's order.
+  const rows = (Object.keys(GENERAL_KEYS) as (keyof GeneralConfig)[]).map((key) => {
+    const value = general[key];
+    const hasDefault = Object.prototype.hasOwnProperty.call(GENERAL_DEFAULTS, key);
+    const dflt = hasDefault ? show(GENERAL_DEFAULTS[key as keyof typeof GENERAL_DEFAULTS]) : '-';
+    const shown = SECRETS.has(key) && value !== null ? '********' : show(value);
+    return [key, shown, dflt, RESTART_ONLY.has(key) ? 'no' : 'yes'];
+  });
+  return table([text('key'), text('value'), text('default'), text('changeable')], rows);
+}
+
+const DATABASES_COLUMNS = [
+  text('name'), text('host'), int('port'), text('database'), text('force_user'),
+  int('pool_size'), int('min_pool_size'), int('reserve_pool'), text('pool_mode'),
+  int('max_connections'), int('current_connections'), int('paused'), int('disabled'),
+];
+
+export function showDatabases(ctx: AdminContext): AdminReply {
+  const config = ctx.config();
+  const rows = ctx.pools().map((e) => {
+    const addr = servedAddress(config, e);
+    const s = e.pool.settings;
+    // force_user: the role the pooler logs in to Postgres as (server_username, else the user).
+    // No reserve pool: pool_size is also the connection cap. disabled: bans come later.
+    return [
+      addr.name, addr.host, addr.port, addr.database, s.server.user,
+      s.size, s.minSize, 0, s.mode,
+      s.size, e.pool.counters.total, flag(e.pool.isPaused), 0,
+    ];
+  });
+  return table(DATABASES_COLUMNS, rows);
+}
+
+export function showUsers(ctx: AdminContext): AdminReply {
+  // As PgCat: one row per pool user, with the mode that user's pool runs in.
+  const rows = ctx.pools().map((e) => [e.user.username, e.pool.settings.mode]);
+  return table([text('name'), text('pool_mode')], rows);
+}

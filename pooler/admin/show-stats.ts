@@ -1,0 +1,34 @@
+// SHOW STATS: each pool's traffic since start (total_*) and over the last
+// 15-second window (avg_*), from the counters the client sessions keep.
+// Times are microseconds, as PgBouncer and PgCat print them.
+
+import type { AdminContext, AdminReply } from './context.js';
+import { int, servedAddress, table, text } from './format.js';
+
+const COLUMNS = [
+  // PgCat keeps stats per server address and names it first; PgLynx keeps
+  // them per pool, whose one address is named the same way.
+  text('instance'), text('database'), text('user'),
+  int('total_xact_count'), int('total_query_count'), int('total_received'), int('total_sent'),
+  int('total_xact_time'), int('total_query_time'), int('total_wait_time'), int('total_errors'),
+  int('avg_xact_count'), int('avg_query_count'), int('avg_recv'), int('avg_sent'), int('avg_errors'),
+  int('avg_xact_time'), int('avg_query_time'), int('avg_wait_time'),
+];
+
+export function showStats(ctx: AdminContext): AdminReply {
+  const config = ctx.config();
+  const rows = ctx.pools().map((e) => {
+    const t = e.pool.stats.totals;
+    const a = e.pool.stats.averages;
+    return [
+      servedAddress(config, e).name, e.poolName, e.user.username,
+      // PgCat counts bytes from the server's side: received = from Postgres
+      // (what clients were sent), sent = to Postgres (what clients sent).
+      t.xactCount, t.queryCount, t.sent, t.received,
+      t.xactTimeUs, t.queryTimeUs, t.waitTimeUs, t.errors,
+      a.xactCount, a.queryCount, a.sent, a.recv, a.errors,
+      a.xactTimeUs, a.queryTimeUs, a.waitTimeUs,
+    ];
+  });
+  return table(COLUMNS, rows);
+}

@@ -1,0 +1,329 @@
+// The admin console (databases `pgcat` and `pgbouncer`) in front of a real
+// Postgres 15: login rules, every command through psql and node-postgres,
+// counters that move by exactly what clients did, client/server states while
+// clients wait, PAUSE/RESUME around a running transaction, RELOAD (good and
+// bad files) and SHUTDOWN.
+import pg from 'pg';
+import t from 'tap';
+import { pgClient, psql } from './harness/clients.js';
+import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
+import { freePort } from './harness/ports.js';
+import { startPostgres } from './harness/postgres.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+type Row = Record<string, string | null>;
+
+const APP = { username: 'app', password: 'apppw' };
+
+const main = await startPostgres({
+  auth: 'scram-sha-256',
+  users: [{ name: 'app', password: 'apppw' }],
+  databases: [{ name: 'app', owner: 'app' }],
+  t,
+});
+await main.query('CREATE TABLE t_pause (x int)', [], 'app');
+await main.query('ALTER TABLE t_pause OWNER TO app', [], 'app');
+
+const shard = [{ database: 'app', servers: [['127.0.0.1', main.port, 'primary']] as [string, number, 'primary'][] }];
+const pool = (size: number, extra: Partial<ConfigPool> = {}): ConfigPool => ({
+  pool_mode: 'transaction',
+  users: [{ ...APP, pool_size: size }],
+  shards: shard,
+  ...extra,
+});
+
+const port = await freePort();
+/** The pooler's config; `rlSize` is the pool size the RELOAD test changes. */
+const config = (rlSize: number): string =>
+  configToml({
+    port,
+    general: { connect_timeout: 5000 },
+    pools: {
+      stats: pool(2),
+      busy: pool(1),
+      // A short checkout timeout: waiting on a paused pool must outlast it.
+      pz: pool(1, { connect_timeout: 300 }),
+      rl: pool(rlSize),
+      sess: pool(1, { pool_mode: 'session' }),
+    },
+  });
+const pooler = await startPglynx(config(2), { t, logLevel: 'warn' });
+
+const client = (database: string, o: Partial<pg.ClientConfig> = {}): Promise<pg.Client> =>
+  pgClient({ host: pooler.host, port: pooler.port, user: APP.username, password: APP.password, database, ...o });
+const admin = (database = 'pgcat', password = 'admin'): Promise<pg.Client> =>
+  pgClient({ host: pooler.host, port: pooler.port, user: 'admin', password, database });
+const adminPsql = (sql: string, db = 'pgcat') =>
+  psql({ host: pooler.host, port: pooler.port, user: 'admin', password: 'admin', db, sql });
+
+const adm = await admin();
+t.teardown(() => adm.end());
+
+async function show(what: string, c: pg.Client = adm): Promise<pg.QueryResult<Row>> {
+  return c.query<Row>(`SHOW ${what}`);
+}
+/** The row of `what` whose `key` column is `value`. */
+async function rowOf(what: string, key: string, value: string): Promise<Row> {
+  const row = (await show(what)).rows.find((r) => r[key] === value);
+  if (!row) throw new Error(`SHOW ${what} has no row with ${key} = ${value}`);
+  return row;
+}
+const num = (row: Row, col: string): number => Number(row[col]);
+const codeOf = async (p: Promise<unknown>): Promise<string | undefined> => {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+};
+async function pollFor(f: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await f())) {
+    if (Date.now() > deadline) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------ login
+
+t.test('admin login: both database names, wrong password, non-admin users', async (t) => {
+  for (const db of ['pgcat', 'pgbouncer']) {
+    const c = await admin(db);
+    t.match((await show('VERSION', c)).rows[0].version, /^PgLynx \d+\.\d+\.\d+/, `SHOW VERSION on ${db} (node-postgres)`);
+    await c.end();
+    const r = await adminPsql('SHOW VERSION', db);
+    t.equal(r.code, 0, `psql on ${db} exits 0`);
+    t.match(r.stdout, /^PgLynx /, `psql on ${db} prints the version`);
+  }
+  t.equal(await codeOf(admin('pgcat', 'wrong')), '28P01', 'a wrong admin password is 28P01');
+  const bad = await psql({ host: pooler.host, port: pooler.port, user: 'admin', password: 'nope', db: 'pgbouncer', sql: 'SHOW POOLS' });
+  t.not(bad.code, 0, 'psql with a wrong password fails');
+  t.match(bad.stderr, /password authentication failed for user "admin"/);
+  t.equal(await codeOf(client('pgcat')), '3D000', 'a pool user cannot log in to the pgcat console');
+  t.equal(await codeOf(client('pgbouncer')), '3D000', 'nor to the pgbouncer console');
+});
+
+// ------------------------------------------------------------------ parsing
+
+t.test('commands: case, trailing semicolons, unknown commands, SET, HELP', async (t) => {
+  t.equal((await adm.query<Row>('sHoW vErSiOn;')).rows.length, 1, 'keywords are case-insensitive and may end with ;');
+  for (const sql of ['SELECT 1', 'SHOW NONSENSE', 'SHOW POOLS extra', 'DROP TABLE x', 'PAUSE a b c']) {
+    t.equal(await codeOf(adm.query(sql)), '42601', `"${sql}" is a syntax error (42601)`);
+  }
+  t.equal((await show('POOLS')).rows.length, 5, 'the session goes on after an error');
+
+  const notices: string[] = [];
+  const onNotice = (n: { message?: string }): void => void notices.push(n.message ?? '');
+  adm.on('notice', onNotice);
+  await adm.query("SET application_name = 'x'");
+  const help = await adm.query('SHOW HELP');
+  adm.off('notice', onNotice);
+  t.match(notices[0], /ignored/, 'SET is accepted with a NOTICE that it is ignored');
+  t.match(notices[1], /^Console usage/, 'SHOW HELP sends the usage as a NOTICE');
+  for (const cmd of ['SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION', 'SHOW LISTS|STATS', 'RELOAD', 'PAUSE', 'RESUME', 'SHUTDOWN']) {
+    t.ok(notices[1].includes(cmd), `HELP lists ${cmd}`);
+  }
+  t.equal(help.command, 'SHOW', 'SHOW HELP completes with tag SHOW');
+
+  const r = await adminPsql('show help; show pools;', 'pgbouncer');
+  t.equal(r.code, 0, 'psql runs SHOW HELP and SHOW POOLS in one query');
+  t.match(r.stderr, /NOTICE:\s+Console usage/, 'psql prints the HELP notice');
+  t.match(r.stdout, /^busy\|app\|transaction\|/m, 'and the pool rows');
+  const err = await adminPsql('SHOW VERSION; BOGUS; SHOW POOLS');
+  t.equal(err.code, 1, 'psql stops on the unknown command');
+  t.match(err.stderr, /ERROR:\s+unsupported command "BOGUS"/);
+  t.match(err.stdout, /^PgLynx /, 'statements before the error ran');
+});
+
+// ------------------------------------------------------------------ views
+
+t.test('SHOW CONFIG, DATABASES, USERS, LISTS', async (t) => {
+  const cfg = await show('CONFIG');
+  t.same(cfg.fields.map((f) => f.name), ['key', 'value', 'default', 'changeable']);
+  const byKey = new Map(cfg.rows.map((r) => [r.key, r]));
+  t.same(byKey.get('port'), { key: 'port', value: String(port), default: '5432', changeable: 'no' }, 'port: value, default, not changeable');
+  t.same(byKey.get('connect_timeout'), { key: 'connect_timeout', value: '5000', default: '1000', changeable: 'yes' });
+  t.equal(byKey.get('admin_password')?.value, '********', 'the admin password is not shown');
+  t.equal(byKey.get('autoreload')?.value, '', 'unset values are empty');
+  const viaPsql = await adminPsql('SHOW CONFIG');
+  t.match(viaPsql.stdout, /^idle_timeout\|600000\|600000\|yes$/m, 'psql sees the same rows');
+
+  const dbs = await show('DATABASES');
+  t.same(dbs.fields.map((f) => f.name), [
+    'name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool',
+    'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled',
+  ]);
+  const busy = dbs.rows.find((r) => r.name === 'busy_shard_0_primary');
+  t.match(busy, {
+    host: '127.0.0.1', port: String(main.port), database: 'app', force_user: 'app', pool_size: '1',
+    min_pool_size: '0', reserve_pool: '0', pool_mode: 'transaction', max_connections: '1', paused: '0', disabled: '0',
+  }, 'one row per pool, named as PgCat names addresses');
+  t.equal(dbs.rows.find((r) => r.name === 'sess_shard_0_primary')?.pool_mode, 'session');
+
+  const users = await show('USERS');
+  t.same(users.fields.map((f) => f.name), ['name', 'pool_mode']);
+  t.equal(users.rows.length, 5, 'one row per pool user');
+  t.ok(users.rows.some((r) => r.name === 'app' && r.pool_mode === 'session'));
+
+  const lists = await show('LISTS');
+  t.same(lists.rows.map((r) => r.list), [
+    'databases', 'users', 'pools', 'free_clients', 'used_clients', 'login_clients',
+    'free_servers', 'used_servers', 'dns_names', 'dns_zones', 'dns_queries', 'dns_pending',
+  ]);
+  const items = new Map(lists.rows.map((r) => [r.list, Number(r.items)]));
+  t.equal(items.get('databases'), 5);
+  t.equal(items.get('users'), 1);
+  t.equal(items.get('pools'), 5);
+  t.equal(items.get('used_clients'), 0, 'no client is connected (admin sessions are not pool clients)');
+  t.equal(items.get('used_servers'), 0, 'no server is checked out');
+});
+
+// ------------------------------------------------------------------ counters
+
+t.test('SHOW STATS moves by exactly the 100 queries a client ran', async (t) => {
+  const c = await client('stats');
+  t.teardown(() => c.end());
+  const statsRow = (): Promise<Row> => rowOf('STATS', 'database', 'stats');
+  const before = await statsRow();
+  t.same((await show('STATS')).fields.map((f) => f.name), [
+    'instance', 'database', 'user',
+    'total_xact_count', 'total_query_count', 'total_received', 'total_sent',
+    'total_xact_time', 'total_query_time', 'total_wait_time', 'total_errors',
+    'avg_xact_count', 'avg_query_count', 'avg_recv', 'avg_sent', 'avg_errors',
+    'avg_xact_time', 'avg_query_time', 'avg_wait_time',
+  ]);
+  for (let i = 0; i < 100; i++) await c.query('SELECT 1');
+  const after = await statsRow();
+  const delta = (col: string): number => num(after, col) - num(before, col);
+  t.equal(after.instance, 'stats_shard_0_primary');
+  t.equal(after.user, 'app');
+  t.equal(delta('total_query_count'), 100, 'total_query_count moved by exactly 100');
+  t.equal(delta('total_xact_count'), 100, 'total_xact_count moved by exactly 100');
+  // PgCat's direction: sent = to Postgres (the 100 Query messages, 14 bytes each), received = from it.
+  t.equal(delta('total_sent'), 100 * 14, 'total_sent counts exactly the Query messages sent on');
+  t.ok(delta('total_received') > 0, 'total_received moved');
+  t.ok(delta('total_query_time') > 0, 'total_query_time (µs) moved');
+  t.ok(delta('total_xact_time') >= delta('total_query_time'), 'transactions last at least as long as their queries');
+  t.equal(delta('total_errors'), 0);
+});
+
+// ------------------------------------------------------------------ states
+
+t.test('SHOW POOLS / CLIENTS / SERVERS while one client holds a transaction and one waits', async (t) => {
+  const a = await client('busy', { application_name: 'holder' });
+  const b = await client('busy', { application_name: 'waiter' });
+  t.teardown(() => Promise.all([a.end(), b.end()]));
+  await a.query('BEGIN');
+  const aPid = (await a.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  const bQuery = b.query<{ x: number }>('SELECT 2 AS x');
+  const busyPool = (): Promise<Row> => rowOf('POOLS', 'database', 'busy');
+  t.ok(await pollFor(async () => num(await busyPool(), 'cl_waiting') === 1), 'the second client shows as waiting');
+  await sleep(20);
+  const p = await busyPool();
+  t.match(p, { user: 'app', pool_mode: 'transaction', cl_idle: '0', cl_active: '1', cl_waiting: '1', cl_cancel_req: '0',
+    sv_active: '1', sv_idle: '0', sv_used: '0', sv_tested: '0', sv_login: '0' });
+  t.ok(num(p, 'maxwait') * 1e6 + num(p, 'maxwait_us') > 0, 'maxwait counts the waiting client');
+
+  const clients = (await show('CLIENTS')).rows.filter((r) => r.database === 'busy');
+  const holder = clients.find((r) => r.application_name === 'holder')!;
+  const waiter = clients.find((r) => r.application_name === 'waiter')!;
+  t.match(holder, { type: 'C', user: 'app', state: 'active', addr: '127.0.0.1', wait: '0', wait_us: '0', tls: '' });
+  t.match(holder.connect_time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  t.match(waiter, { state: 'waiting', link: null });
+  t.ok(num(waiter, 'wait') * 1e6 + num(waiter, 'wait_us') > 0, 'the waiter has waited');
+  const servers = (await show('SERVERS')).rows.filter((r) => r.database === 'busy');
+  t.equal(servers.length, 1, 'pool_size 1: one server');
+  t.match(servers[0], { type: 'S', user: 'app', state: 'active', addr: '127.0.0.1', port: String(main.port),
+    remote_pid: String(aPid), banned: 'false', application_name: 'holder', close_needed: '0' });
+  t.equal(servers[0].ptr, holder.link, "the holder's link is the server");
+  t.equal(servers[0].link, holder.ptr, "the server's link is the holder");
+
+  await a.query('COMMIT');
+  t.equal((await bQuery).rows[0].x, 2, 'the waiter runs once the transaction ends');
+  t.match(await busyPool(), { cl_idle: '2', cl_active: '0', cl_waiting: '0', sv_active: '0', sv_idle: '1', maxwait: '0', maxwait_us: '0' });
+  const idleServer = (await show('SERVERS')).rows.find((r) => r.database === 'busy');
+  t.match(idleServer, { state: 'idle', link: null, application_name: '' });
+});
+
+// ------------------------------------------------------------------ PAUSE / RESUME
+
+t.test('PAUSE waits for the running transaction; new queries wait until RESUME', async (t) => {
+  const a = await client('pz');
+  const b = await client('pz');
+  t.teardown(() => Promise.all([a.end(), b.end()]));
+  let aDone = false;
+  const aTx = a.query('BEGIN; INSERT INTO t_pause VALUES (1); SELECT pg_sleep(1); COMMIT').then(() => (aDone = true));
+  t.ok(await pollFor(async () => num(await rowOf('POOLS', 'database', 'pz'), 'sv_active') === 1), 'the transaction is running');
+  const started = Date.now();
+  await adm.query('PAUSE pz');
+  t.comment(`PAUSE took ${Date.now() - started} ms`);
+  // The server commits before it answers COMMIT, and the pooler releases the
+  // connection only on that answer: a row visible now proves PAUSE waited.
+  const rows = Number((await main.query<{ n: string }>('SELECT count(*) AS n FROM t_pause', [], 'app'))[0].n);
+  t.equal(rows, 1, 'PAUSE returned after the running transaction committed');
+  await aTx;
+  t.ok(aDone, 'and that transaction succeeded');
+  t.equal((await rowOf('DATABASES', 'name', 'pz_shard_0_primary')).paused, '1', 'SHOW DATABASES shows the pool paused');
+
+  let bResult: unknown = null;
+  const bQuery = b.query<{ x: number }>('SELECT 3 AS x').then((r) => (bResult = r.rows[0].x), (e: Error) => (bResult = e));
+  await sleep(1000); // over three times the pool's 300 ms checkout timeout
+  t.equal(bResult, null, 'a query on the paused pool waits, it does not fail');
+  t.equal((await rowOf('POOLS', 'database', 'pz')).cl_waiting, '1');
+  const resumed = await adm.query('RESUME pz');
+  t.equal(resumed.command, 'RESUME');
+  await bQuery;
+  t.equal(bResult, 3, 'after RESUME the waiting query runs');
+  t.equal((await rowOf('DATABASES', 'name', 'pz_shard_0_primary')).paused, '0');
+
+  // Whole-pooler and (db, user) forms; nothing is checked out, so PAUSE returns at once.
+  await adm.query('PAUSE');
+  t.ok((await show('DATABASES')).rows.every((r) => r.paused === '1'), 'PAUSE with no argument pauses every pool');
+  await adm.query('RESUME');
+  t.ok((await show('DATABASES')).rows.every((r) => r.paused === '0'), 'RESUME with no argument resumes them');
+  t.equal((await adm.query('PAUSE stats, app')).command, 'PAUSE');
+  t.equal((await rowOf('DATABASES', 'name', 'stats_shard_0_primary')).paused, '1', 'PAUSE db, user');
+  t.equal((await rowOf('DATABASES', 'name', 'busy_shard_0_primary')).paused, '0', 'other pools keep running');
+  await adm.query('RESUME "stats",app');
+  t.equal((await rowOf('DATABASES', 'name', 'stats_shard_0_primary')).paused, '0', 'RESUME db,user (quoted identifier)');
+  t.equal(await codeOf(adm.query('PAUSE nosuchdb')), '3D000', 'PAUSE of an unknown pool fails');
+  t.equal(await codeOf(adm.query('RESUME stats, nobody')), '3D000', 'RESUME of an unknown user fails');
+});
+
+// ------------------------------------------------------------------ RELOAD
+
+t.test('RELOAD applies a new pool_size; an invalid file is refused and the old config serves', async (t) => {
+  const rlRow = (): Promise<Row> => rowOf('DATABASES', 'name', 'rl_shard_0_primary');
+  t.equal((await rlRow()).pool_size, '2');
+  pooler.writeConfig(config(5));
+  t.equal((await adm.query('RELOAD')).command, 'RELOAD');
+  t.match(await rlRow(), { pool_size: '5', max_connections: '5' }, 'SHOW DATABASES shows the new size');
+
+  pooler.writeConfig('[general]\nport = "not a number"\n');
+  const err = await adm.query('RELOAD').then(() => null, (e: Error & { code?: string }) => e);
+  t.equal(err?.code, 'F0000', 'RELOAD of an invalid file fails with F0000');
+  t.match(err?.message, /RELOAD failed.*previous configuration/);
+  t.equal((await rlRow()).pool_size, '5', 'the previous config is still shown');
+  const c = await client('rl');
+  t.equal((await c.query<{ x: number }>('SELECT 4 AS x')).rows[0].x, 4, 'and still serves clients');
+  await c.end();
+  const viaPsql = await adminPsql('RELOAD');
+  t.equal(viaPsql.code, 1, 'psql sees the error too');
+  t.match(viaPsql.stderr, /ERROR:\s+RELOAD failed/);
+  pooler.writeConfig(config(5));
+  t.equal((await adminPsql('RELOAD')).code, 0, 'a valid file reloads again');
+});
+
+// ------------------------------------------------------------------ SHUTDOWN
+
+t.test('SHUTDOWN stops the pooler gracefully', async (t) => {
+  const p2 = await startPglynx(configToml({ port: await freePort(), pools: { one: pool(1) } }), { t, logLevel: 'warn' });
+  const c = await pgClient({ host: p2.host, port: p2.port, user: 'admin', password: 'admin', database: 'pgbouncer' });
+  const r = await c.query('SHUTDOWN');
+  t.equal(r.command, 'SHUTDOWN', 'SHUTDOWN is acknowledged');
+  const code = await Promise.race([p2.exited, sleep(10_000).then(() => 'timeout')]);
+  t.equal(code, 0, 'the process exits with 0');
+  await Promise.race([c.end().catch(() => {}), sleep(1000)]);
+});
