@@ -6,7 +6,8 @@
 // Channel binding is never used (gs2 flag "n"), so a server that only offers
 // SCRAM-SHA-256-PLUS cannot be logged into.
 
-import { md5PasswordResponse } from './md5.js';
+import { isMd5Secret, md5PasswordResponse } from './md5.js';
+import { decodeScramKeys, md5ResponseFromHash, ScramKeyClient } from './passthrough-credentials.js';
 import { pgSasl, serialize, type PgSaslSession } from './pg-sasl.js';
 
 // Authentication request codes (the int32 after 'R').
@@ -63,6 +64,8 @@ function describe(err: unknown): string {
  */
 export class ServerAuthenticator {
   private scram: PgSaslSession | null = null;
+  /** SCRAM from keys instead of a password (auth_query users, see passthrough-credentials.ts). */
+  private keyClient: ScramKeyClient | null = null;
   private scramVerified = false;
   private ok = false;
 
@@ -88,7 +91,7 @@ export class ServerAuthenticator {
       case AUTH_OK:
         // A server that started SCRAM must prove it knows the verifier before
         // we trust it (otherwise an impostor could skip SASLFinal).
-        if (this.scram && !this.scramVerified) {
+        if ((this.scram || this.keyClient) && !this.scramVerified) {
           throw new ServerAuthError('server sent AuthenticationOk before completing SCRAM authentication');
         }
         this.ok = true;
@@ -97,7 +100,10 @@ export class ServerAuthenticator {
         return serialize.password(this.requirePassword('cleartext'));
       case AUTH_MD5: {
         if (data.length !== 4) throw new ServerAuthError('malformed AuthenticationMD5Password message: salt must be 4 bytes');
-        return serialize.password(md5PasswordResponse(this.user, this.requirePassword('md5'), data));
+        const password = this.requirePassword('md5');
+        // A stored "md5<hex>" hash (auth_query) answers the challenge by itself;
+        // Postgres never stores such a string as a plaintext password either.
+        return serialize.password(isMd5Secret(password) ? md5ResponseFromHash(password, data) : md5PasswordResponse(this.user, password, data));
       }
       case AUTH_SASL:
         return this.saslStart(data);
@@ -124,11 +130,17 @@ export class ServerAuthenticator {
         `server requested ${method} password authentication for user "${this.user}", but no password is configured`,
       );
     }
+    // SCRAM keys are no password: never send them in clear or hash them.
+    if (method !== SCRAM_SHA_256 && decodeScramKeys(this.password)) {
+      throw new ServerAuthError(
+        `server requested ${method} password authentication for user "${this.user}", but only SCRAM keys are known (auth_query)`,
+      );
+    }
     return this.password;
   }
 
   private saslStart(data: Buffer): Buffer {
-    if (this.scram) throw new ServerAuthError('server restarted SASL authentication');
+    if (this.scram || this.keyClient) throw new ServerAuthError('server restarted SASL authentication');
     const mechanisms = parseMechanisms(data);
     if (!mechanisms.includes(SCRAM_SHA_256)) {
       throw new ServerAuthError(
@@ -136,13 +148,24 @@ export class ServerAuthenticator {
           `PgLynx supports only ${SCRAM_SHA_256} (no channel binding)`,
       );
     }
-    this.requirePassword(SCRAM_SHA_256);
+    const keys = decodeScramKeys(this.requirePassword(SCRAM_SHA_256));
+    if (keys) {
+      this.keyClient = new ScramKeyClient(keys);
+      return serialize.sendSASLInitialResponseMessage(SCRAM_SHA_256, this.keyClient.first());
+    }
     // No stream argument: node-postgres then picks SCRAM-SHA-256 with gs2 flag "n".
     this.scram = pgSasl.startSession([SCRAM_SHA_256]);
     return serialize.sendSASLInitialResponseMessage(this.scram.mechanism, this.scram.response);
   }
 
   private async saslContinue(data: Buffer): Promise<Buffer> {
+    if (this.keyClient) {
+      try {
+        return serialize.sendSCRAMClientFinalMessage(this.keyClient.final(data.toString('utf8')));
+      } catch (err) {
+        throw new ServerAuthError(`SCRAM exchange with server failed: ${describe(err)}`, { cause: err });
+      }
+    }
     if (!this.scram || this.scram.message !== 'SASLInitialResponse') {
       throw new ServerAuthError('unexpected AuthenticationSASLContinue message');
     }
@@ -156,6 +179,15 @@ export class ServerAuthenticator {
   }
 
   private saslFinal(data: Buffer): void {
+    if (this.keyClient && !this.scramVerified) {
+      try {
+        this.keyClient.verify(data.toString('utf8'));
+      } catch (err) {
+        throw new ServerAuthError(`server SCRAM signature did not verify: ${describe(err)}`, { cause: err });
+      }
+      this.scramVerified = true;
+      return;
+    }
     if (!this.scram || this.scram.message !== 'SASLResponse' || this.scramVerified) {
       throw new ServerAuthError('unexpected AuthenticationSASLFinal message');
     }

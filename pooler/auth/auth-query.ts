@@ -1,0 +1,247 @@
+// auth_query passthrough (PgCat's auth_passthrough.rs, PgBouncer's
+// auth_query): a pool with `auth_query` serves users whose passwords the
+// config does not hold. At login the pooler connects to the pool's server
+// as auth_query_user, runs auth_query for the client's user name, and
+// authenticates the client against the stored secret it gets back:
+//   "md5<hex>"          -> MD5 challenge (verifyMd5Response takes the hash)
+//   "SCRAM-SHA-256$..." -> SCRAM (ScramServerSession takes the verifier)
+// Once the client is in, its server connections log in as that same user
+// with what the exchange left us (see passthrough-credentials.ts).
+
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { PoolConfig } from '../../config/types.js';
+import type { Logger } from '../logger.js';
+import type { LoginEntry } from '../client/login.js';
+import { Backend } from '../protocol/codes.js';
+import { MessageFramer } from '../protocol/framer.js';
+import { parseErrorFields } from '../protocol/messages/error.js';
+import type { ServerOptions } from '../server/connection.js';
+import { login } from '../server/login.js';
+import { negotiateServerTls } from '../tls/server.js';
+import { isMd5Secret } from './md5.js';
+import { parseScramSecret, type ScramSecret } from './scram-server.js';
+import { encodeScramKeys } from './passthrough-credentials.js';
+import { serialize } from './pg-sasl.js';
+
+/**
+ * How long a fetched secret is reused. Short on purpose: it only spares the
+ * server one query per connection when many clients log in at once (a
+ * pgbench -c 100 start), while a role dropped or re-passworded on the
+ * server takes effect for logins a moment later.
+ */
+export const AUTH_QUERY_CACHE_MS = 1000;
+
+/** What the server stores for a role, in a form the login can check. */
+export type StoredSecret = { kind: 'md5'; hash: string } | { kind: 'scram'; secret: ScramSecret };
+
+/** Where and how to run a pool's auth_query: the pool's server, logged into as auth_query_user. */
+export interface AuthQueryTarget {
+  server: ServerOptions;
+  query: string;
+}
+
+/** A pool whose auth_query settings are complete (config/load.ts requires all three together). */
+export function hasAuthQuery(pc: PoolConfig): boolean {
+  return pc.auth_query !== null && pc.auth_query_user !== null && pc.auth_query_password !== null;
+}
+
+/** A SQL string literal, as PQescapeLiteral makes it (E'' when backslashes occur). */
+export function quoteLiteral(s: string): string {
+  const body = s.replace(/'/g, "''");
+  return s.includes('\\') ? ` E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
+}
+
+/**
+ * The auth_query with the user name in place of $1. PgCat substitutes the
+ * bare text (so its docs write '$1' in quotes), PgBouncer binds a parameter
+ * (so its docs write $1 bare); both spellings become one quoted literal.
+ * Client-chosen names must never reach the SQL unquoted.
+ */
+export function authQuerySql(query: string, user: string): string {
+  const literal = quoteLiteral(user);
+  return query.replace(/'\$1'|\$1(?![0-9])/g, () => literal);
+}
+
+/** Turns a stored password into a StoredSecret; null for anything else (plaintext, garbage). */
+export function parseStoredSecret(text: string): StoredSecret | null {
+  if (isMd5Secret(text)) return { kind: 'md5', hash: text };
+  const secret = parseScramSecret(text);
+  return secret ? { kind: 'scram', secret } : null;
+}
+
+/**
+ * Runs the auth_query for `user` on a fresh connection (as PgCat does),
+ * logged in and encrypted exactly like the pool's own server connections.
+ * Resolves null when the server has no usable secret for the user (no row,
+ * NULL password, a row for another name); rejects when the query cannot run.
+ */
+export async function fetchSecret(target: AuthQueryTarget, user: string): Promise<StoredSecret | null> {
+  const { server } = target;
+  const plain = await openSocket(server.host, server.port, server.connectTimeout);
+  let socket = plain;
+  try {
+    if (server.tls?.enabled) socket = await negotiateServerTls(plain, server.host, server.port, server.tls, server.connectTimeout);
+    // A late error (reset after Terminate) must not go unhandled.
+    socket.on('error', () => {});
+    await login(socket, server, server.connectTimeout);
+    const row = await firstRow(socket, authQuerySql(target.query, user), server.connectTimeout);
+    if (!row || row.length === 0) return null;
+    // PgCat's shape is (user name, hash) and it checks the name; a single
+    // column is taken as the hash.
+    if (row.length >= 2 && row[0] !== user) return null;
+    const text = row[row.length >= 2 ? 1 : 0];
+    return typeof text === 'string' ? parseStoredSecret(text) : null;
+  } finally {
+    if (!socket.destroyed) socket.end(serialize.end());
+    plain.on('error', () => {});
+  }
+}
+
+function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new Error(`could not connect to server ${host}:${port}: ${err.message}`));
+    };
+    const timer = setTimeout(() => fail(new Error(`timeout after ${timeoutMs} ms`)), timeoutMs);
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', fail);
+      resolve(socket);
+    });
+  });
+}
+
+/** Runs one simple Query; resolves with its first row's text values (null for NULL), or null without rows. */
+function firstRow(socket: net.Socket, sql: string, timeoutMs: number): Promise<(string | null)[] | null> {
+  return new Promise((resolve, reject) => {
+    const framer = new MessageFramer();
+    let row: (string | null)[] | null = null;
+    let error: Error | null = null;
+    const done = (err: Error | null): void => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('close', onClose);
+      if (err) reject(err);
+      else resolve(row);
+    };
+    const timer = setTimeout(() => done(new Error(`auth_query timed out after ${timeoutMs} ms`)), timeoutMs);
+    const onClose = (): void => done(new Error('server closed the connection while running auth_query'));
+    const onData = (chunk: Buffer): void => {
+      let batch;
+      try {
+        batch = framer.push(chunk);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      const { buffer, messages } = batch;
+      for (let i = 0; i < messages.length; i += 3) {
+        const body = buffer.subarray(messages[i + 1] + 5, messages[i + 2]);
+        switch (messages[i]) {
+          case Backend.DataRow:
+            row ??= parseDataRow(body);
+            break;
+          case Backend.ErrorResponse:
+            error ??= new Error(`auth_query failed: ${parseErrorFields(body).get('M') ?? 'server error'}`);
+            break;
+          case Backend.ReadyForQuery:
+            done(error);
+            return;
+        }
+      }
+    };
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.write(serialize.query(sql));
+  });
+}
+
+/** DataRow: int16 column count, then per column int32 length (-1 = NULL) and the bytes. */
+function parseDataRow(body: Buffer): (string | null)[] {
+  const values: (string | null)[] = [];
+  let pos = 2;
+  for (let n = body.readInt16BE(0); n > 0; n--) {
+    const len = body.readInt32BE(pos);
+    pos += 4;
+    values.push(len < 0 ? null : body.toString('utf8', pos, pos + len));
+    if (len > 0) pos += len;
+  }
+  return values;
+}
+
+/**
+ * A login entry for a user the server does not know: it still gets a
+ * challenge, which no answer passes, so the reply (28P01) does not tell
+ * which user names exist.
+ */
+export function decoyEntry(): LoginEntry {
+  return { password: `md5${randomBytes(16).toString('hex')}`, scram: null, authMethod: 'md5' };
+}
+
+/**
+ * The login entry for a stored secret. `useCredential` gets the server
+ * password for the pool once the client proved its password: the md5 hash,
+ * or the SCRAM keys recovered from the client's proof.
+ */
+export function secretEntry(stored: StoredSecret, useCredential: (credential: string) => void): LoginEntry {
+  if (stored.kind === 'md5') {
+    return { password: stored.hash, scram: null, authMethod: 'md5', onAuthenticated: () => useCredential(stored.hash) };
+  }
+  const { secret } = stored;
+  return {
+    password: null,
+    scram: secret,
+    authMethod: 'scram-sha-256',
+    onAuthenticated: (clientKey) => {
+      if (clientKey) useCredential(encodeScramKeys({ iterations: secret.iterations, salt: secret.salt, clientKey, serverKey: secret.serverKey }));
+    },
+  };
+}
+
+type Fetch = (target: AuthQueryTarget, user: string) => Promise<StoredSecret | null>;
+
+/** Fetches secrets with a short cache; concurrent logins of one user share one query. */
+export class AuthQueryCache {
+  private readonly cache = new Map<string, { expires: number; secret: Promise<StoredSecret | null> }>();
+
+  constructor(
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
+    private readonly ttlMs: number = AUTH_QUERY_CACHE_MS,
+    private readonly fetch: Fetch = fetchSecret,
+  ) {}
+
+  /**
+   * The stored secret of `user` for pool `database`, or null when there is
+   * none or the auth_query failed (logged: clients only learn that the
+   * login failed, as with a wrong password).
+   */
+  async lookup(target: AuthQueryTarget, database: string, user: string): Promise<StoredSecret | null> {
+    const key = `${database}\u0000${user}`;
+    const now = Date.now();
+    for (const [k, v] of this.cache) if (v.expires <= now) this.cache.delete(k);
+    let hit = this.cache.get(key);
+    if (!hit) {
+      // Expiry counts from the answer; until then the entry is the query in flight.
+      const entry = { expires: Number.POSITIVE_INFINITY, secret: this.fetch(target, user) };
+      hit = entry;
+      this.cache.set(key, entry);
+      entry.secret.then(
+        () => (entry.expires = Date.now() + this.ttlMs),
+        () => this.cache.delete(key),
+      );
+    }
+    try {
+      const secret = await hit.secret;
+      if (!secret) this.log.warn({ database, user }, 'auth_query found no md5 or SCRAM secret for the user');
+      return secret;
+    } catch (err) {
+      this.log.error({ database, user, err: (err as Error).message }, 'auth_query failed');
+      return null;
+    }
+  }
+}
