@@ -2,6 +2,7 @@
 // (database, user), and keeps them across reloads: a pool whose settings
 // change is updated in place, so its clients and connections carry on.
 
+import { sharedDnsCache } from './server/dns-cache.js';
 import type { Config, PoolConfig, UserConfig } from '../config/types.js';
 import type { ClientAuthMethod } from './client/login.js';
 import type { SessionSettings } from './client/session.js';
@@ -69,6 +70,7 @@ export function poolSettings(config: Config, name: string, pc: PoolConfig, user:
       password: user.server_password ?? user.password,
       connectTimeout,
       keepAliveIdleMs: g.tcp_keepalives_idle * 1000,
+      lookup: g.dns_cache_enabled ? sharedDnsCache(g.dns_max_ttl).lookup : undefined,
       // The embedded backend is in-process over loopback and speaks no TLS.
       tls: isEmbeddedHost(server.host) ? NO_SERVER_TLS : { enabled: g.server_tls, verify: g.verify_server_certificate },
     },

@@ -15,6 +15,7 @@ import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter } from '../prepared/re
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { parseParameterStatus } from '../protocol/messages/status.js';
 import { login, type LoginTarget } from './login.js';
+import type { LookupFunction } from './dns-cache.js';
 import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
 
 /** Who receives a server's replies while it is checked out. */
@@ -32,6 +33,8 @@ export interface ServerOwner {
 export interface ServerOptions extends LoginTarget {
   connectTimeout: number;
   keepAliveIdleMs: number;
+  /** general.dns_cache_enabled: resolve through the shared cache. */
+  lookup?: LookupFunction;
   /** general.server_tls / verify_server_certificate; plain text when absent. */
   tls?: ServerTlsSettings;
 }
@@ -83,7 +86,7 @@ export class ServerConnection {
   ) {}
 
   static async connect(options: ServerOptions): Promise<ServerConnection> {
-    const plain = await openSocket(options.host, options.port, options.connectTimeout);
+    const plain = await openSocket(options.host, options.port, options.connectTimeout, options.lookup);
     plain.setNoDelay(true);
     if (options.keepAliveIdleMs > 0) plain.setKeepAlive(true, options.keepAliveIdleMs);
     // Before the StartupMessage, as libpq does; the rest runs over whichever socket results.
@@ -291,9 +294,9 @@ export class ServerConnection {
   }
 }
 
-function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function openSocket(host: string, port: number, timeoutMs: number, lookup?: LookupFunction): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect(lookup ? { host, port, lookup } : { host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`timeout connecting to server ${host}:${port} after ${timeoutMs} ms`));
