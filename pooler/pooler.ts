@@ -17,6 +17,7 @@ import { ClientSession } from './client/session.js';
 import { authQueryTarget, passthroughEntry, poolKey, reconcilePools, usesAuthQuery, type PoolEntry } from './pools.js';
 import { AuthQueryCache, decoyEntry, secretEntry } from './auth/auth-query.js';
 import { trackedName } from './server/params.js';
+import type { EmbeddingProvider } from './pgml/rewrite.js';
 import { STATS_PERIOD_MS } from './stats/traffic.js';
 import { startPrometheusExporter, type PrometheusExporter } from './stats/prometheus.js';
 import { EmbeddedBackends } from './embedded/backends.js';
@@ -47,6 +48,8 @@ export class Pooler implements AdminContext {
   private readonly embedded: EmbeddedBackends;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
+  /** What serves pgml.embed (the model engine), null when no models are configured. */
+  embeddingProvider: EmbeddingProvider | null = null;
   private adminScram: { password: string; secret: ReturnType<typeof scramSecretFromPassword> } | null = null;
   /** Secrets fetched by auth_query, kept briefly. */
   private readonly authQuery: AuthQueryCache;
@@ -221,6 +224,7 @@ export class Pooler implements AdminContext {
 
   private applyPools(config: Config): void {
     const { pools, removed } = reconcilePools(config, this.poolMap, (host, port) => this.embedded.resolve(host, port), this.log);
+    for (const e of pools.values()) e.session.pgml = this.embeddingProvider;
     this.poolMap = pools;
     // Clients follow their pool to its new incarnation (or keep the old one,
     // closed, until they leave, when their pool was removed).

@@ -127,6 +127,8 @@ function buildEntry(
     idleInTransactionTimeout: config.general.idle_client_in_transaction_timeout,
     statementTimeout: user.statement_timeout,
     plugins: buildQueryPlugins(config, name, pc, user.username, log),
+    // Set by the pooler, which owns the engine (pooler.ts applyPools).
+    pgml: null,
   };
   let pool: Pool;
   // A new auth_query credential (password changed on the server) needs no

@@ -22,6 +22,7 @@ import { negotiateServerTls } from '../tls/server.js';
 import { isMd5Secret } from './md5.js';
 import { parseScramSecret, type ScramSecret } from './scram-server.js';
 import { encodeScramKeys } from './passthrough-credentials.js';
+import { authQuerySql } from './auth-query-sql.js';
 import { serialize } from './pg-sasl.js';
 
 /**
@@ -44,23 +45,6 @@ export interface AuthQueryTarget {
 /** A pool whose auth_query settings are complete (config/load.ts requires all three together). */
 export function hasAuthQuery(pc: PoolConfig): boolean {
   return pc.auth_query !== null && pc.auth_query_user !== null && pc.auth_query_password !== null;
-}
-
-/** A SQL string literal, as PQescapeLiteral makes it (E'' when backslashes occur). */
-export function quoteLiteral(s: string): string {
-  const body = s.replace(/'/g, "''");
-  return s.includes('\\') ? ` E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
-}
-
-/**
- * The auth_query with the user name in place of $1. PgCat substitutes the
- * bare text (so its docs write '$1' in quotes), PgBouncer binds a parameter
- * (so its docs write $1 bare); both spellings become one quoted literal.
- * Client-chosen names must never reach the SQL unquoted.
- */
-export function authQuerySql(query: string, user: string): string {
-  const literal = quoteLiteral(user);
-  return query.replace(/'\$1'|\$1(?![0-9])/g, () => literal);
 }
 
 /** Turns a stored password into a StoredSecret; null for anything else (plaintext, garbage). */

@@ -15,6 +15,9 @@ import { PoolError, type Pool } from '../pool/pool.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
 import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
+import type { EmbeddingProvider } from '../pgml/rewrite.js';
+import { PgmlTransformer } from '../pgml/transformer.js';
+import { raiseQuery } from '../protocol/messages/raise.js';
 import { ClientStatements } from '../prepared/statements.js';
 import { defineDeferred, deferrableParses, rewriteForServer, splitMessages } from '../prepared/rewrite.js';
 
@@ -22,7 +25,6 @@ const PARSE_COMPLETE_MESSAGE = Buffer.from([0x31, 0, 0, 0, 4]);
 
 /** Bound on one client's named statements (oldest forgotten first). */
 const MAX_CLIENT_STATEMENTS = 100_000;
-import { serialize } from '../auth/pg-sasl.js';
 
 /** Who the client is (SHOW CLIENTS, reload re-pointing). */
 export interface ClientIdentity {
@@ -38,6 +40,8 @@ export interface SessionSettings {
   statementTimeout: number;
   /** Query plugins of the pool (empty: the Query text is never decoded). */
   plugins: QueryPlugin[];
+  /** The model engine behind pgml.embed, when models are configured. */
+  pgml: EmbeddingProvider | null;
 }
 
 export class ClientSession implements ServerOwner {
@@ -137,6 +141,44 @@ export class ClientSession implements ServerOwner {
       return;
     }
     const { buffer, messages } = batch;
+    if (this.transforming > 0 || (this.settings.pgml && (this.pgml ??= new PgmlTransformer(this.settings.pgml)).involved(buffer, messages))) {
+      this.transformThenProcess(buffer, messages);
+      return;
+    }
+    this.processBatch(buffer, messages);
+  }
+
+  /**
+   * pgml.embed: compute embeddings (async, in the engine) and rewrite, then
+   * process the result like any batch. Later batches queue behind it, so
+   * the client's messages still reach the server in order.
+   */
+  private transforming = 0;
+  private transformChain: Promise<void> = Promise.resolve();
+  private pgml: PgmlTransformer | null = null;
+
+  private transformThenProcess(buffer: Buffer, messages: number[]): void {
+    this.transforming += 1;
+    this.socket.pause();
+    this.transformChain = this.transformChain.then(async () => {
+      try {
+        const pgml = (this.pgml ??= new PgmlTransformer(this.settings.pgml!));
+        const out = pgml.involved(buffer, messages) ? await pgml.transform(buffer, messages) : buffer.subarray(messages[1], messages[messages.length - 1]);
+        if (this.closed || out.length === 0) return;
+        const framed = new MessageFramer().push(out);
+        this.processBatch(framed.buffer, framed.messages);
+      } catch (err) {
+        this.log.error({ err }, 'pgml rewrite failed');
+        this.terminate(SqlState.InternalError, `pgml: ${(err as Error).message}`);
+      } finally {
+        this.transforming -= 1;
+        if (this.transforming === 0 && !this.closed && !this.acquiring) this.socket.resume();
+      }
+    });
+  }
+
+  private processBatch(buffer: Buffer, messages: number[]): void {
+    if (messages.length === 0) return;
     if (this.pool.sharesPreparedStatements && this.isBetweenTransactions(-1) && deferrableParses(messages, buffer)) {
       this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS);
       const parses = defineDeferred(messages, buffer, this.statements);
@@ -233,10 +275,7 @@ export class ClientSession implements ServerOwner {
       this.socket.write(Buffer.concat([body, readyForQuery(TxStatus.Idle)]));
       return;
     }
-    if (verdict.kind === 'error') {
-      const msg = verdict.message.replace(/'/g, "''");
-      this.forward(serialize.query(`DO $pglynx$ BEGIN RAISE EXCEPTION '%', '${msg}' USING ERRCODE = '${verdict.code}'; END $pglynx$`), 1);
-    }
+    if (verdict.kind === 'error') this.forward(raiseQuery(verdict.code, verdict.message), 1);
   }
 
   private markDirty(): void {

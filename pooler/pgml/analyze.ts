@@ -1,0 +1,178 @@
+// Finds `pgml.embed(...)` calls in client SQL with the real Postgres parser
+// (libpg-query): each call's byte span, its arguments (constants or
+// parameters only), and whether it stands alone in the select list (then
+// the replacement keeps PostgresML's output column name, `embed`).
+//
+// Results are cached by statement text; texts without "pgml" never reach
+// the parser, so ordinary traffic pays one indexOf.
+
+import { loadModule, parseSync, scanSync } from 'libpg-query';
+
+await loadModule();
+
+/** An argument the pooler can evaluate: a constant, a NULL, or a bind parameter ($n). */
+export type PgmlArg =
+  | { kind: 'const'; value: string }
+  | { kind: 'null' }
+  | { kind: 'param'; index: number }
+  | { kind: 'array'; items: PgmlArg[] };
+
+export interface PgmlCall {
+  /** Byte offsets of the call in the UTF-8 statement, `pgml` through `)`. */
+  start: number;
+  end: number;
+  model: PgmlArg;
+  input: PgmlArg;
+  /** A bare select-list item: the replacement is named `embed`. */
+  needsAlias: boolean;
+  /** The text[] overload (ARRAY[...] or a cast to text[]): one row per element. */
+  inputIsArray: boolean;
+}
+
+/** The statement cannot be served (SQLSTATE and message for the client). */
+export class PgmlError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface PgmlAnalysis {
+  calls: PgmlCall[];
+  /** Highest $n in the statement (new parameters are numbered after it). */
+  maxParam: number;
+  /** Parameters still referenced once the calls are replaced (the others need a declared type). */
+  usedOutside: Set<number>;
+}
+
+type Node = Record<string, unknown>;
+
+const MARKER = /pgml/i;
+const cache = new Map<string, PgmlAnalysis | null>();
+const CACHE_LIMIT = 1024;
+
+/** Quick test on raw bytes: could this statement call pgml at all? */
+export function mentionsPgml(buf: Buffer, start: number, end: number): boolean {
+  const i = buf.indexOf('pgml', start, 'latin1');
+  if (i >= 0 && i < end) return true;
+  const j = buf.indexOf('PGML', start, 'latin1');
+  return j >= 0 && j < end;
+}
+
+/** The pgml.embed calls of `sql`, or null when it has none. Throws PgmlError. */
+export function analyzePgml(sql: string): PgmlAnalysis | null {
+  if (!MARKER.test(sql)) return null;
+  const hit = cache.get(sql);
+  if (hit !== undefined) return hit;
+  const result = analyze(sql);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  cache.set(sql, result);
+  return result;
+}
+
+function analyze(sql: string): PgmlAnalysis | null {
+  let tree: unknown;
+  try {
+    tree = parseSync(sql);
+  } catch {
+    return null; // not valid SQL: the server will say so
+  }
+  const found: { call: Node; bare: boolean }[] = [];
+  let maxParam = 0;
+  const refs: { number: number; location: number }[] = [];
+  walk(tree, null, (node, parent) => {
+    // Nodes are wrapped by their type: { FuncCall: {...} } inside ResTarget.val.
+    const call = node.FuncCall as Node | undefined;
+    if (call && isPgmlEmbed(call)) {
+      const bare = parent !== null && parent.val === node && !parent.name;
+      found.push({ call, bare });
+    }
+    const p = (node as { ParamRef?: { number?: number; location?: number } }).ParamRef;
+    if (p?.number) {
+      refs.push({ number: p.number, location: p.location ?? -1 });
+      if (p.number > maxParam) maxParam = p.number;
+    }
+  });
+  if (found.length === 0) return null;
+  const tokens = (scanSync(sql) as { tokens: { start: number; end: number; text: string }[] }).tokens;
+  const calls = found.map(({ call, bare }) => toCall(call, bare, tokens));
+  calls.sort((a, b) => a.start - b.start);
+  const usedOutside = new Set(refs.filter((r) => !calls.some((c) => r.location >= c.start && r.location < c.end)).map((r) => r.number));
+  return { calls, maxParam, usedOutside };
+}
+
+function isPgmlEmbed(node: Node): boolean {
+  const names = node.funcname as { String?: { sval?: string } }[] | undefined;
+  return (
+    Array.isArray(names) &&
+    names.length === 2 &&
+    names[0].String?.sval?.toLowerCase() === 'pgml' &&
+    names[1].String?.sval?.toLowerCase() === 'embed'
+  );
+}
+
+/** Depth-first walk over every object node, with the object that holds it. */
+function walk(value: unknown, parent: Node | null, visit: (node: Node, parent: Node | null) => void): void {
+  if (Array.isArray(value)) {
+    for (const v of value) walk(v, parent, visit);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  const node = value as Node;
+  visit(node, parent);
+  for (const v of Object.values(node)) walk(v, node, visit);
+}
+
+function toCall(call: Node, bare: boolean, tokens: { start: number; end: number; text: string }[]): PgmlCall {
+  const start = call.location as number;
+  const args = (call.args as Node[] | undefined) ?? [];
+  if (args.length < 2 || args.length > 3) {
+    throw new PgmlError('42883', 'pgml.embed takes (model text, input text | text[] [, kwargs jsonb])');
+  }
+  if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.embed is not an aggregate or window function');
+  return {
+    start,
+    end: closingParen(tokens, start),
+    model: toArg(args[0]),
+    input: toArg(args[1]),
+    needsAlias: bare,
+    inputIsArray: isArrayTyped(args[1]),
+  };
+}
+
+/** End (exclusive) of the call starting at `start`: its matching ")". */
+function closingParen(tokens: { start: number; end: number; text: string }[], start: number): number {
+  let depth = 0;
+  for (const t of tokens) {
+    if (t.start < start) continue;
+    if (t.text === '(') depth++;
+    else if (t.text === ')' && --depth === 0) return t.end;
+  }
+  throw new PgmlError('42601', 'unbalanced parentheses around pgml.embed');
+}
+
+function isArrayTyped(node: Node): boolean {
+  if ('A_ArrayExpr' in node) return true;
+  const cast = node.TypeCast as { typeName?: { arrayBounds?: unknown[] } } | undefined;
+  return Array.isArray(cast?.typeName?.arrayBounds) && cast.typeName.arrayBounds.length > 0;
+}
+
+function toArg(node: Node): PgmlArg {
+  const [kind, body] = Object.entries(node)[0] as [string, Node];
+  switch (kind) {
+    case 'A_Const':
+      if (body.isnull) return { kind: 'null' };
+      if (body.sval) return { kind: 'const', value: (body.sval as { sval?: string }).sval ?? '' };
+      break;
+    case 'ParamRef':
+      return { kind: 'param', index: body.number as number };
+    case 'TypeCast':
+      // 'x'::text, $1::text, '{}'::jsonb: the value is what matters.
+      return toArg(body.arg as Node);
+    case 'A_ArrayExpr':
+      return { kind: 'array', items: ((body.elements as Node[] | undefined) ?? []).map(toArg) };
+  }
+  throw new PgmlError(
+    '0A000',
+    'pgml.embed arguments must be constants or parameters: the pooler computes the embedding before the statement reaches the server, so it cannot read columns or expressions',
+  );
+}

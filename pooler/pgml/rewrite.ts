@@ -1,0 +1,244 @@
+// Replaces pgml.embed calls so the server never sees `pgml.`:
+// - simple protocol: the embedding is computed now and spliced in as a
+//   `real[]` literal;
+// - extended protocol: at Parse each call becomes a new parameter
+//   (`$K::real[]`); at every Bind the embedding is computed from that
+//   execution's parameters and appended, so a statement prepared once is
+//   computed per execution.
+// A text[] input yields one row per element, as PostgresML's overload does.
+
+import { Frontend } from '../protocol/codes.js';
+import { MessageWriter } from '../protocol/messages/writer.js';
+import { PgmlError, type PgmlAnalysis, type PgmlArg, type PgmlCall } from './analyze.js';
+
+/** What the pooler needs from the engine. */
+export interface EmbeddingProvider {
+  has(model: string): boolean;
+  embed(model: string, inputs: string[]): Promise<Float32Array[]>;
+}
+
+/** A Parse rewritten for pgml: which new parameter carries which call. */
+export interface PgmlPlan {
+  calls: PgmlCall[];
+  /** Parameter number of the first added parameter (then +1 per call). */
+  firstParam: number;
+}
+
+export const TEXT_OID = 25;
+export const REAL_ARRAY_OID = 1021;
+export const TEXT_ARRAY_OID = 1009;
+
+/**
+ * Parameter type OIDs for the rewritten Parse: the client's, then `text`
+ * for parameters only the calls used (the server no longer sees them and
+ * could not infer a type), then the added ones (real[] or text[]).
+ */
+export function parseParamTypes(declared: number[], analysis: PgmlAnalysis): number[] {
+  const types: number[] = [];
+  for (let n = 1; n <= analysis.maxParam; n++) {
+    const t = declared[n - 1] ?? 0;
+    types.push(t === 0 && !analysis.usedOutside.has(n) ? TEXT_OID : t);
+  }
+  for (const call of analysis.calls) types.push(call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID);
+  return types;
+}
+
+/** Parameter values of one Bind, as the server would decode them (text). */
+export type ParamValues = (string | null)[];
+
+const VECTOR_DIGITS = 9; // float4 round-trips with 9 significant digits
+
+export function vectorLiteral(v: Float32Array): string {
+  let s = '{';
+  for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + v[i].toPrecision(VECTOR_DIGITS);
+  return s + '}';
+}
+
+function quote(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+function resolve(arg: PgmlArg, params: ParamValues | null, what: string): string | null | (string | null)[] {
+  switch (arg.kind) {
+    case 'null':
+      return null;
+    case 'const':
+      return arg.value;
+    case 'param': {
+      if (!params) throw new PgmlError('42P02', `there is no parameter $${arg.index}`);
+      const v = params[arg.index - 1];
+      if (v === undefined) throw new PgmlError('08P01', `bind message supplies too few parameters for pgml.embed ${what}`);
+      return v;
+    }
+    case 'array':
+      return arg.items.map((item) => {
+        const v = resolve(item, params, what);
+        if (Array.isArray(v)) throw new PgmlError('0A000', 'pgml.embed takes a one-dimensional text[]');
+        return v;
+      });
+  }
+}
+
+/** Parse a text[] literal ('{a,"b c",NULL}') as the server would. */
+function parseTextArray(literal: string): (string | null)[] {
+  const s = literal.trim();
+  if (!s.startsWith('{') || !s.endsWith('}')) throw new PgmlError('22P02', `malformed array literal: "${literal}"`);
+  const out: (string | null)[] = [];
+  let i = 1;
+  while (i < s.length - 1) {
+    if (s[i] === ',' || s[i] === ' ') {
+      i++;
+      continue;
+    }
+    if (s[i] === '"') {
+      let v = '';
+      i++;
+      while (i < s.length - 1 && s[i] !== '"') {
+        if (s[i] === '\\') i++;
+        v += s[i++];
+      }
+      i++;
+      out.push(v);
+    } else {
+      let j = i;
+      while (j < s.length - 1 && s[j] !== ',') j++;
+      const v = s.slice(i, j).trim();
+      out.push(v.toUpperCase() === 'NULL' ? null : v);
+      i = j;
+    }
+  }
+  return out;
+}
+
+interface Computed {
+  /** One vector per input (null for a NULL input). */
+  vectors: (Float32Array | null)[];
+  /** text[] input: one row per element. */
+  many: boolean;
+}
+
+/** Evaluate every call of a statement with the engine. */
+export async function computeCalls(calls: PgmlCall[], params: ParamValues | null, engine: EmbeddingProvider): Promise<Computed[]> {
+  return Promise.all(
+    calls.map(async (call): Promise<Computed> => {
+      const model = resolve(call.model, params, 'model');
+      if (model === null || Array.isArray(model)) throw new PgmlError('22004', 'pgml.embed: the model name must be a non-null text');
+      if (!engine.has(model)) throw new PgmlError('42704', `pgml.embed: model "${model}" does not exist (declare it as [models.${model}] in pgcat.toml)`);
+      let input = resolve(call.input, params, 'input');
+      const many = call.inputIsArray;
+      if (many && typeof input === 'string') input = parseTextArray(input);
+      const inputs = (Array.isArray(input) ? input : [input]) as (string | null)[];
+      const texts = inputs.filter((x): x is string => x !== null);
+      const vectors = texts.length > 0 ? await engine.embed(model, texts) : [];
+      let k = 0;
+      return { vectors: inputs.map((x) => (x === null ? null : vectors[k++])), many };
+    }),
+  );
+}
+
+function replacement(c: Computed, call: PgmlCall): string {
+  const alias = call.needsAlias ? ' AS embed' : '';
+  if (c.many) {
+    const items = c.vectors.map((v) => (v ? quote(vectorLiteral(v)) : 'NULL'));
+    return `unnest(ARRAY[${items.join(',')}]::text[])::real[]${alias}`;
+  }
+  const v = c.vectors[0];
+  return `${v ? quote(vectorLiteral(v)) : 'NULL'}::real[]${alias}`;
+}
+
+/** Splice replacements into the statement (byte offsets, UTF-8). */
+function splice(sql: string, calls: PgmlCall[], texts: string[]): string {
+  const bytes = Buffer.from(sql, 'utf8');
+  const parts: Buffer[] = [];
+  let at = 0;
+  calls.forEach((call, i) => {
+    parts.push(bytes.subarray(at, call.start), Buffer.from(texts[i], 'utf8'));
+    at = call.end;
+  });
+  parts.push(bytes.subarray(at));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** Simple protocol: the statement with every call computed and spliced in. */
+export async function rewriteSimple(sql: string, analysis: PgmlAnalysis, engine: EmbeddingProvider): Promise<string> {
+  const computed = await computeCalls(analysis.calls, null, engine);
+  return splice(sql, analysis.calls, computed.map((c, i) => replacement(c, analysis.calls[i])));
+}
+
+/** Extended protocol, at Parse: each call becomes an added parameter. */
+export function rewriteParseSql(sql: string, analysis: PgmlAnalysis): { sql: string; plan: PgmlPlan } {
+  const firstParam = analysis.maxParam + 1;
+  const texts = analysis.calls.map((call, i) => {
+    const alias = call.needsAlias ? ' AS embed' : '';
+    return call.inputIsArray ? `unnest($${firstParam + i}::text[])::real[]${alias}` : `$${firstParam + i}::real[]${alias}`;
+  });
+  return { sql: splice(sql, analysis.calls, texts), plan: { calls: analysis.calls, firstParam } };
+}
+
+/** The text value of each added parameter, for one execution. */
+export async function computeBindValues(plan: PgmlPlan, params: ParamValues, engine: EmbeddingProvider): Promise<(string | null)[]> {
+  const computed = await computeCalls(plan.calls, params, engine);
+  return computed.map((c) => {
+    if (c.many) return `{${c.vectors.map((v) => (v ? `"${vectorLiteral(v)}"` : 'NULL')).join(',')}}`;
+    return c.vectors[0] ? vectorLiteral(c.vectors[0]) : null;
+  });
+}
+
+// ------------------------------------------------------------ Bind messages
+
+export interface BindParts {
+  portal: Buffer;
+  statement: string;
+  formats: number[];
+  values: (Buffer | null)[];
+  resultFormats: Buffer;
+}
+
+export function parseBind(msg: Buffer): BindParts {
+  let i = 5;
+  const portalEnd = msg.indexOf(0, i);
+  const portal = msg.subarray(i, portalEnd);
+  i = portalEnd + 1;
+  const stmtEnd = msg.indexOf(0, i);
+  const statement = msg.toString('utf8', i, stmtEnd);
+  i = stmtEnd + 1;
+  const nf = msg.readInt16BE(i);
+  i += 2;
+  const formats: number[] = [];
+  for (let k = 0; k < nf; k++, i += 2) formats.push(msg.readInt16BE(i));
+  const np = msg.readInt16BE(i);
+  i += 2;
+  const values: (Buffer | null)[] = [];
+  for (let k = 0; k < np; k++) {
+    const len = msg.readInt32BE(i);
+    i += 4;
+    if (len < 0) values.push(null);
+    else {
+      values.push(msg.subarray(i, i + len));
+      i += len;
+    }
+  }
+  return { portal, statement, formats, values, resultFormats: msg.subarray(i) };
+}
+
+/** Parameter values as text (text and varchar send the same bytes in both formats). */
+export function paramTexts(bind: BindParts): ParamValues {
+  return bind.values.map((v) => (v === null ? null : v.toString('utf8')));
+}
+
+/** The Bind with `extra` text parameters appended (formats expanded as needed). */
+export function appendParams(bind: BindParts, extra: (string | null)[]): Buffer {
+  const n = bind.values.length;
+  let formats: number[];
+  if (bind.formats.length === 0) formats = [];
+  else if (bind.formats.length === 1) formats = [...Array<number>(n).fill(bind.formats[0]), ...Array<number>(extra.length).fill(0)];
+  else formats = [...bind.formats, ...Array<number>(extra.length).fill(0)];
+  const w = new MessageWriter().raw(bind.portal).byte(0).cstring(bind.statement).int16(formats.length);
+  for (const f of formats) w.int16(f);
+  w.int16(n + extra.length);
+  for (const v of [...bind.values, ...extra.map((e) => (e === null ? null : Buffer.from(e, 'utf8')))]) {
+    if (v === null) w.int32(-1);
+    else w.int32(v.length).raw(v);
+  }
+  return w.raw(bind.resultFormats).finish(Frontend.Bind);
+}

@@ -1,0 +1,17 @@
+// A Query that makes the server raise a given error. When the pooler must
+// fail a statement while a server is attached (inside a transaction, or
+// amid an extended-protocol batch), the error has to come from the server,
+// in order with the replies before it and with the same effect on the
+// transaction (aborted) as a real error would have.
+
+import { Frontend } from '../codes.js';
+import { MessageWriter } from './writer.js';
+
+export function raiseQuery(code: string, message: string): Buffer {
+  // Dollar signs would end the DO body's quoting; quotes are doubled.
+  const text = message.replace(/\$/g, '').replace(/'/g, "''");
+  const sqlstate = /^[0-9A-Z]{5}$/.test(code) ? code : 'XX000';
+  return new MessageWriter()
+    .cstring(`DO $pglynx$ BEGIN RAISE EXCEPTION '%', '${text}' USING ERRCODE = '${sqlstate}'; END $pglynx$`)
+    .finish(Frontend.Query);
+}
