@@ -125,7 +125,8 @@ export const POOL_KEYS: Readonly<Record<keyof PoolConfig, KeyNode>> = {
 /**
  * The whole file. `path` is a PgCat key too (PgCat overwrites it with the
  * real file path, so setting it has no effect there either). `models` is
- * PgLynx's own section for the engine, kept verbatim in Config.extra.
+ * PgLynx's own section for the engine (Config.models); engine/config.ts
+ * knows its keys and reports typos in it (unknownModelKeys).
  */
 export const CONFIG_KEYS: KeyNode = {
   path: LEAF,
@@ -192,6 +193,8 @@ export const IMPLEMENTED: Set<string> = new Set([
   // Every plugin and key under them (pooler/plugins/).
   'plugins',
   'pools.*.plugins',
+  // The model engine (engine/config.ts).
+  'models',
 ]);
 
 // Accepted values of the enum keys: every spelling PgCat's serde aliases

@@ -131,6 +131,12 @@ export class Pool {
    */
   async release(conn: ServerConnection, opts: { sessionReset?: boolean } = {}): Promise<void> {
     conn.owner = null;
+    // A reload replaced the pool this connection came from (its server
+    // changed): it must not join this one.
+    if (!this.all.has(conn)) {
+      conn.close('pool replaced by reload');
+      return;
+    }
     if (conn.closed) return this.forget(conn);
     if (!conn.isQuiet) return this.discard(conn, 'released with a query in flight');
     try {
