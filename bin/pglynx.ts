@@ -73,6 +73,11 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  // `pglynx models ...` prepares model directories; it needs no config file.
+  if (process.argv[2] === 'models') {
+    const { modelsMain } = await import('./models.js');
+    process.exit(await modelsMain(process.argv.slice(3)));
+  }
   const args = parseArgs(process.argv.slice(2));
   let config;
   try {
