@@ -1,0 +1,113 @@
+// Read/write classification of client SQL with the real Postgres parser
+// (libpg-query), for query_parser_read_write_splitting: reads may go to
+// replicas, everything else to the primary. When in doubt: primary.
+//
+// Cached by statement text (applications send the same few texts).
+
+import { loadModule, parseSync } from 'libpg-query';
+
+await loadModule();
+
+export type QueryKind =
+  /** May run on a replica. */
+  | 'read'
+  /** Must run on the primary. */
+  | 'write'
+  /** Opens an explicit transaction: primary, unless it is read only. */
+  | 'begin'
+  | 'begin_read_only';
+
+type Node = Record<string, unknown>;
+
+/** Functions that change state even inside a SELECT. */
+const WRITING_FUNCTIONS = new Set([
+  'nextval', 'setval', 'pg_advisory_lock', 'pg_advisory_xact_lock', 'pg_try_advisory_lock', 'pg_try_advisory_xact_lock',
+  'pg_advisory_lock_shared', 'pg_advisory_xact_lock_shared', 'pg_notify', 'set_config', 'lo_create', 'lo_import',
+  'lo_unlink', 'lo_from_bytea', 'lo_put', 'txid_current', 'pg_current_xact_id', 'pg_switch_wal', 'pg_create_restore_point',
+]);
+
+/** Statements that only read, whatever they contain. */
+const READ_STATEMENTS = new Set(['VariableShowStmt']);
+
+const cache = new Map<string, QueryKind>();
+const CACHE_LIMIT = 4096;
+
+export function classify(sql: string): QueryKind {
+  const hit = cache.get(sql);
+  if (hit) return hit;
+  const kind = classifyUncached(sql);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  cache.set(sql, kind);
+  return kind;
+}
+
+function classifyUncached(sql: string): QueryKind {
+  let stmts: { stmt: Node }[];
+  try {
+    stmts = (parseSync(sql) as { stmts?: { stmt: Node }[] }).stmts ?? [];
+  } catch {
+    return 'write'; // unparseable: the primary will say what is wrong
+  }
+  if (stmts.length === 0) return 'read';
+  if (stmts.length === 1) return classifyStatement(stmts[0].stmt);
+  // Several statements in one Query: a read only if every one is.
+  const kinds = stmts.map(({ stmt }) => classifyStatement(stmt));
+  return kinds.every((k) => k === 'read' || k === 'begin_read_only') ? 'read' : 'write';
+}
+
+function classifyStatement(stmt: Node): QueryKind {
+  const [type, body] = Object.entries(stmt)[0] as [string, Node];
+  switch (type) {
+    case 'SelectStmt':
+      return selectWrites(body) ? 'write' : 'read';
+    case 'ExplainStmt': {
+      const analyze = ((body.options as Node[] | undefined) ?? []).some((o) => (o.DefElem as Node | undefined)?.defname === 'analyze');
+      return analyze ? classifyStatement(body.query as Node) : 'read';
+    }
+    case 'TransactionStmt': {
+      const kind = body.kind as string;
+      if (kind !== 'TRANS_STMT_BEGIN' && kind !== 'TRANS_STMT_START') return 'read'; // COMMIT, ROLLBACK...: wherever the transaction is
+      return readOnlyOption(body.options) ? 'begin_read_only' : 'begin';
+    }
+    case 'VariableSetStmt':
+      // SET TRANSACTION READ ONLY keeps a transaction where it is.
+      if (body.name === 'TRANSACTION' && readOnlyOption(body.args)) return 'read';
+      return 'write';
+    default:
+      return READ_STATEMENTS.has(type) ? 'read' : 'write';
+  }
+}
+
+function readOnlyOption(options: unknown): boolean {
+  return ((options as Node[] | undefined) ?? []).some((o) => {
+    const d = o.DefElem as { defname?: string; arg?: { A_Const?: { ival?: { ival?: number } } } } | undefined;
+    return d?.defname === 'transaction_read_only' && d.arg?.A_Const?.ival?.ival === 1;
+  });
+}
+
+/** FOR UPDATE/SHARE, SELECT INTO, data-modifying CTEs, writing functions. */
+function selectWrites(select: Node): boolean {
+  if (select.intoClause) return true;
+  let writes = false;
+  walk(select, (node) => {
+    if (writes) return;
+    if (node.lockingClause) writes = true;
+    else if (node.InsertStmt || node.UpdateStmt || node.DeleteStmt || node.MergeStmt) writes = true;
+    else if (node.FuncCall) {
+      const names = (node.FuncCall as { funcname?: { String?: { sval?: string } }[] }).funcname ?? [];
+      const name = names[names.length - 1]?.String?.sval?.toLowerCase();
+      if (name && WRITING_FUNCTIONS.has(name)) writes = true;
+    }
+  });
+  return writes;
+}
+
+function walk(value: unknown, visit: (node: Node) => void): void {
+  if (Array.isArray(value)) {
+    for (const v of value) walk(v, visit);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  visit(value as Node);
+  for (const v of Object.values(value as Node)) walk(v, visit);
+}
