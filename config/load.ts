@@ -11,9 +11,10 @@ import { resolve } from 'node:path';
 import toml from 'toml';
 import { GENERAL_DEFAULTS as G, POOL_DEFAULTS as P, USER_DEFAULTS as U } from './defaults.js';
 import {
-  AUTH_TYPES, DEFAULT_ROLES, LB_MODES, POOL_MODES, SERVER_ROLES, SHARDING_FUNCTIONS, isTable, reportKeys,
+  AUTH_TYPES, DEFAULT_ROLES, LB_MODES, POOL_MODES, SERVER_ROLES, SHARDING_FUNCTIONS, UNKNOWN_PREFIX, isTable, reportKeys,
 } from './keys.js';
 import { Reader, typeName, type Path, type Table } from './reader.js';
+import { parseModels, unknownModelKeys } from '../engine/config.js';
 import { ConfigError } from './types.js';
 import type {
   Config, GeneralConfig, InterceptQuery, MirrorConfig, PluginsConfig, PoolConfig, ServerAddressConfig, ShardConfig,
@@ -347,9 +348,13 @@ export function parseConfig(text: string, path: string): Config {
   for (const [name, v] of Object.entries(poolsTable)) {
     pools[name] = readPool(r, r.asTable(v, ['pools', name]), ['pools', name], general);
   }
+  const rawModels = Object.hasOwn(raw, 'models') ? raw['models'] : undefined;
+  const models = parseModels(rawModels, file);
   const extra: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(raw)) if (!PGCAT_SECTIONS.has(key)) extra[key] = plain(v);
-  return { path: file, general, plugins, pools, extra, unsupported: reportKeys(raw) };
+  // `models` is a leaf in the key catalogue; typos inside it are found by the engine's own key list.
+  const unsupported = [...reportKeys(raw), ...unknownModelKeys(rawModels).map((k) => UNKNOWN_PREFIX + k)];
+  return { path: file, general, plugins, pools, models, extra, unsupported };
 }
 
 function describeFsError(e: unknown): string {

@@ -4,6 +4,8 @@
 // can read a key in the TOML and find it here. Durations are milliseconds
 // unless the name says otherwise (ban_time is seconds, as in PgCat).
 
+import type { ModelConfig } from '../engine/config.js';
+
 export type PoolMode = 'transaction' | 'session';
 export type LoadBalancingMode = 'random' | 'loc' | 'round_robin';
 export type DefaultRole = 'any' | 'replica' | 'primary';
@@ -140,7 +142,9 @@ export interface Config {
   general: GeneralConfig;
   plugins: PluginsConfig | null;
   pools: Record<string, PoolConfig>;
-  /** Sections PgLynx accepts but does not act on yet (e.g. `models`), kept verbatim. */
+  /** `[models.<name>]`: models the engine loads (PgLynx's own section; engine/config.ts). */
+  models: Record<string, ModelConfig>;
+  /** Sections other than PgCat's, kept verbatim (`models` is also parsed into `models`). */
   extra: Record<string, unknown>;
   /** Dotted key paths present in the file that PgLynx does not implement yet. */
   unsupported: string[];

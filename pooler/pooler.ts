@@ -19,8 +19,11 @@ import { AuthQueryCache, decoyEntry, secretEntry } from './auth/auth-query.js';
 import { trackedName } from './server/params.js';
 import type { EmbeddingProvider } from './pgml/rewrite.js';
 import { STATS_PERIOD_MS } from './stats/traffic.js';
+import { RoleProber, ROLE_PROBE_INTERVAL_MS } from './pool/role-probe.js';
 import { startPrometheusExporter, type PrometheusExporter } from './stats/prometheus.js';
 import { EmbeddedBackends } from './embedded/backends.js';
+import { Engine } from '../engine/engine.js';
+import { engineBalancing } from '../engine/config.js';
 import { AdminSession } from './admin/session.js';
 import { ADMIN_DATABASES, type AdminContext } from './admin/context.js';
 import { scramSecretFromPassword } from './auth/scram-server.js';
@@ -47,9 +50,12 @@ export class Pooler implements AdminContext {
   private readonly sessions = new Map<number, ClientSession>();
   private readonly embedded: EmbeddedBackends;
   private timers: NodeJS.Timeout[] = [];
+  private readonly roleProber: RoleProber;
   private shuttingDown = false;
   /** What serves pgml.embed (the model engine), null when no models are configured. */
   embeddingProvider: EmbeddingProvider | null = null;
+  /** The model engine (worker threads owning the [models.*]); started with the pooler, null before. */
+  private engineRef: Engine | null = null;
   private adminScram: { password: string; secret: ReturnType<typeof scramSecretFromPassword> } | null = null;
   /** Secrets fetched by auth_query, kept briefly. */
   private readonly authQuery: AuthQueryCache;
@@ -66,6 +72,7 @@ export class Pooler implements AdminContext {
     private readonly onShutdown: (graceful: boolean) => void = () => {},
   ) {
     this.embedded = new EmbeddedBackends(log);
+    this.roleProber = new RoleProber(log);
     this.authQuery = new AuthQueryCache(log);
   }
 
@@ -79,10 +86,14 @@ export class Pooler implements AdminContext {
     logUnsupported(config, this.log);
     this.clientTls = clientTlsContext(config.general);
     await this.embedded.ensure(config);
+    // Before listening: a model that cannot be loaded stops start-up.
+    this.engineRef = await Engine.start(config.models, { log: this.log, loadBalancing: engineBalancing(Object.values(config.pools)) });
+    this.embeddingProvider = Object.keys(config.models).length > 0 ? this.engineRef : null;
     this.applyPools(config);
     this.every(MAINTENANCE_INTERVAL_MS, () => {
       for (const e of this.poolMap.values()) e.pool.maintain();
     });
+    this.every(ROLE_PROBE_INTERVAL_MS, () => this.roleProber.tick(this.pools().map((e) => e.cluster), this.currentConfig.general.healthcheck_timeout));
     this.every(STATS_PERIOD_MS, () => {
       for (const e of this.poolMap.values()) e.pool.stats.roll();
     });
@@ -107,6 +118,10 @@ export class Pooler implements AdminContext {
     return [...this.poolMap.values()];
   }
 
+  engine(): Engine | null {
+    return this.engineRef;
+  }
+
   clients(): ClientSession[] {
     return [...this.sessions.values()];
   }
@@ -120,6 +135,8 @@ export class Pooler implements AdminContext {
       // Before anything changes: bad certificate files reject the reload.
       clientTls = clientTlsContext(next.general);
       await this.embedded.ensure(next);
+      // Last, as it commits: a model that cannot be loaded rejects the reload and the old ones keep serving.
+      await this.engineRef?.reload(next.models, { loadBalancing: engineBalancing(Object.values(next.pools)) });
     } catch (err) {
       const message = (err as Error).message;
       this.log.error({ err: message }, 'config reload rejected; the previous config keeps serving');
@@ -132,6 +149,7 @@ export class Pooler implements AdminContext {
     logUnsupported(next, this.log);
     this.currentConfig = next;
     this.clientTls = clientTls;
+    this.embeddingProvider = Object.keys(next.models).length > 0 ? this.engineRef : null;
     this.applyPools(next);
     this.watchConfig(next);
     await this.syncExporter(next);
@@ -157,6 +175,7 @@ export class Pooler implements AdminContext {
     this.shuttingDown = true;
     this.server?.close();
     for (const t of this.timers) clearInterval(t);
+    this.roleProber.close();
     unwatchFile(this.currentConfig.path);
     if (graceful) {
       // Idle clients leave now; the others right after their transaction.
@@ -169,6 +188,7 @@ export class Pooler implements AdminContext {
     for (const s of this.clients()) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
     for (const e of this.poolMap.values()) e.pool.close();
     await this.syncExporter(null);
+    await this.engineRef?.close();
     await this.embedded.stopAll();
     this.log.info('PgLynx stopped');
   }
@@ -231,11 +251,13 @@ export class Pooler implements AdminContext {
     for (const s of this.sessions.values()) {
       const e = pools.get(poolKey(s.identity.database, s.identity.user));
       if (e) {
-        s.pool = e.pool;
+        s.cluster = e.cluster;
+        // A client holding a server keeps its pool until it gives the server back.
+        if (!s.server) s.pool = e.pool;
         s.settings = e.session;
       }
     }
-    for (const e of removed) e.pool.close();
+    for (const pool of removed) pool.close();
   }
 
   private directory(): LoginDirectory {
@@ -329,7 +351,7 @@ export class Pooler implements AdminContext {
       remoteAddress: peer.address,
       remotePort: peer.port,
     };
-    const session = new ClientSession(socket, entry.pool, identity, tracked, processId, secretKey, entry.session, this.log, (s) => {
+    const session = new ClientSession(socket, entry.cluster, entry.pool, identity, tracked, processId, secretKey, entry.session, this.log, (s) => {
       this.sessions.delete(s.processId);
       if (this.currentConfig.general.log_client_disconnections) this.log.info({ peer, user: who.user, database: who.database }, 'client disconnected');
     });

@@ -3,7 +3,8 @@
 // change is updated in place, so its clients and connections carry on.
 
 import { sharedDnsCache } from './server/dns-cache.js';
-import type { Config, PoolConfig, UserConfig } from '../config/types.js';
+import type { Config, PoolConfig, ServerAddressConfig, ShardConfig, UserConfig } from '../config/types.js';
+import { Cluster, ClusterMember } from './pool/cluster.js';
 import type { ClientAuthMethod } from './client/login.js';
 import type { SessionSettings } from './client/session.js';
 import { Pool, type PoolSettings } from './pool/pool.js';
@@ -18,6 +19,9 @@ import { hasAuthQuery, type AuthQueryTarget } from './auth/auth-query.js';
 export type ResolveAddress = (host: string, port: number) => { host: string; port: number };
 
 export interface PoolEntry {
+  /** Every server of the pool (shards, primary and replicas), each with its own connections. */
+  cluster: Cluster;
+  /** Shard 0's primary (or first server): where login learns server parameters. */
   pool: Pool;
   poolName: string;
   user: UserConfig;
@@ -39,11 +43,22 @@ export function poolKey(database: string, user: string): string {
   return `${database}\u0000${user}`;
 }
 
-export function poolSettings(config: Config, name: string, pc: PoolConfig, user: UserConfig, resolve: ResolveAddress): PoolSettings {
-  const g = config.general;
+/** Shard 0's primary, or its first server. */
+function defaultServer(pc: PoolConfig): { shard: ShardConfig; server: ServerAddressConfig } {
   const shard = pc.shards['0'] ?? Object.values(pc.shards)[0];
-  // Issue scope: shard 0's primary; replicas and sharding route later.
-  const server = shard.servers.find((s) => s.role === 'primary') ?? shard.servers[0];
+  return { shard, server: shard.servers.find((s) => s.role === 'primary') ?? shard.servers[0] };
+}
+
+export function poolSettings(
+  config: Config,
+  name: string,
+  pc: PoolConfig,
+  user: UserConfig,
+  resolve: ResolveAddress,
+  where: { shard: ShardConfig; server: ServerAddressConfig } = defaultServer(pc),
+): PoolSettings {
+  const g = config.general;
+  const { shard, server } = where;
   const addr = resolve(server.host, server.port);
   const connectTimeout = user.connect_timeout ?? pc.connect_timeout ?? g.connect_timeout;
   return {
@@ -84,7 +99,9 @@ export function reconcilePools(
   resolve: ResolveAddress,
   /** For the query_logger plugin and plugin config warnings. */
   log?: Logger,
-): { pools: Map<string, PoolEntry>; removed: PoolEntry[] } {
+): { pools: Map<string, PoolEntry>; removed: Pool[] } {
+  // Clusters are updated in place below: note their pools first.
+  const before = [...current.values()].flatMap((e) => e.cluster.members.map((m) => m.pool));
   const pools = new Map<string, PoolEntry>();
   for (const [name, pc] of Object.entries(config.pools)) {
     for (const user of Object.values(pc.users)) {
@@ -103,7 +120,9 @@ export function reconcilePools(
     if (!pc || !hasAuthQuery(pc)) continue;
     pools.set(key, buildEntry(config, old.poolName, pc, passthroughUser(pc, old.user.username), old, resolve, log, old.credential, true));
   }
-  const removed = [...current.entries()].filter(([k, e]) => pools.get(k)?.pool !== e.pool).map(([, e]) => e);
+  // Member pools no new entry kept (server moved, pool or user removed).
+  const kept = new Set([...pools.values()].flatMap((e) => e.cluster.members.map((m) => m.pool)));
+  const removed = before.filter((p) => !kept.has(p));
   return { pools, removed };
 }
 
@@ -120,7 +139,6 @@ function buildEntry(
 ): PoolEntry {
   // auth_query users log into the server with what their login revealed.
   const serverUser = credential !== null && user.server_password === null ? { ...user, server_password: credential } : user;
-  const settings = poolSettings(config, name, pc, serverUser, resolve);
   const samePassword = old && old.user.password === user.password;
   const scram = samePassword ? old.scram : user.password !== null ? scramSecretFromPassword(user.password) : null;
   const session: SessionSettings = {
@@ -129,17 +147,57 @@ function buildEntry(
     plugins: buildQueryPlugins(config, name, pc, user.username, log),
     // Set by the pooler, which owns the engine (pooler.ts applyPools).
     pgml: null,
+    routing: {
+      queryParser: pc.query_parser_enabled,
+      readWriteSplitting: pc.query_parser_read_write_splitting,
+      defaultRole: pc.default_role,
+      primaryReads: pc.primary_reads_enabled,
+    },
+    healthcheck: { delayMs: config.general.healthcheck_delay, timeoutMs: config.general.healthcheck_timeout },
   };
-  let pool: Pool;
-  // A new auth_query credential (password changed on the server) needs no
-  // new pool: live connections are logged in already, new ones use it.
-  if (old && sameServer(old.pool.settings, settings, credential !== null)) {
-    pool = old.pool;
-    pool.update(settings);
-  } else {
-    pool = new Pool(settings);
+  const cluster = buildCluster(config, name, pc, serverUser, resolve, old?.cluster, credential !== null);
+  const first = cluster.primary(0) ?? cluster.shards[0][0];
+  return { cluster, pool: first.pool, poolName: name, user, session, scram, authMethod: user.auth_type ?? config.general.auth_type, credential, dynamic };
+}
+
+/**
+ * One member per configured server, shard by shard. A member whose server
+ * is unchanged keeps its pool (updated in place) and its detected role and
+ * ban; others get a new pool.
+ */
+function buildCluster(
+  config: Config,
+  name: string,
+  pc: PoolConfig,
+  user: UserConfig,
+  resolve: ResolveAddress,
+  old: Cluster | undefined,
+  ignorePassword: boolean,
+): Cluster {
+  const shardKeys = Object.keys(pc.shards).sort((a, b) => Number(a) - Number(b));
+  const shards = shardKeys.map((key, s) =>
+    pc.shards[key].servers.map((server, i) => {
+      const settings = poolSettings(config, name, pc, user, resolve, { shard: pc.shards[key], server });
+      const prev = old?.shards[s]?.[i];
+      if (prev && prev.configuredRole === server.role && sameServer(prev.pool.settings, settings, ignorePassword)) {
+        prev.pool.update(settings);
+        return prev;
+      }
+      return new ClusterMember(new Pool(settings), server.role, s, i);
+    }),
+  );
+  const options = {
+    loadBalancing: pc.load_balancing_mode,
+    banTimeMs: config.general.ban_time * 1000,
+    primaryReadsEnabled: pc.primary_reads_enabled,
+  };
+  if (old) {
+    old.shards = shards;
+    old.options = options;
+    old.balancer.mode = options.loadBalancing;
+    return old;
   }
-  return { pool, poolName: name, user, session, scram, authMethod: user.auth_type ?? config.general.auth_type, credential, dynamic };
+  return new Cluster(shards, options);
 }
 
 function sameServer(a: PoolSettings, b: PoolSettings, ignorePassword = false): boolean {

@@ -2,9 +2,10 @@
 // statement of a simple query. Keywords are case-insensitive; arguments
 // (database and user names) keep their case.
 
+import { ban, showBans, unban } from './bans.js';
 import { AdminError, type AdminContext, type AdminReply } from './context.js';
 import { ignoreSet, pause, reload, resume, shutdown } from './control.js';
-import { table, text } from './format.js';
+import { flag, int, table, text } from './format.js';
 import { showConfig, showDatabases, showUsers } from './show-config.js';
 import { showLists, showPools } from './show-pools.js';
 import { showClients, showServers } from './show-servers-clients.js';
@@ -26,7 +27,27 @@ const SHOW: Record<string, Show> = {
   version: showVersion,
   lists: showLists,
   stats: showStats,
+  models: showModels,
+  bans: showBans,
 };
+
+// SHOW MODELS: one row per engine slot (model instance). Averages and rates
+// are text with fixed decimals: int8 columns cannot carry fractions. Cache
+// figures are per model, repeated on each of its instances.
+const MODEL_COLUMNS = [
+  text('model'), int('instance'), int('loaded'), int('queue_depth'), int('calls'), text('avg_batch_size'),
+  int('avg_latency_us'), int('p99_latency_us'), int('errors'), text('cache_hit_rate'),
+  text('state'), int('in_flight'), int('batches'), int('restarts'), int('dims'), int('cache_hits'), int('cache_misses'),
+];
+
+function showModels(ctx: AdminContext): AdminReply {
+  const rows = (ctx.engine()?.stats() ?? []).map((s) => [
+    s.model, s.instance, flag(s.loaded), s.queueDepth, s.calls, s.avgBatchSize.toFixed(2),
+    Math.round(s.avgLatencyUs), Math.round(s.p99LatencyUs), s.errors, s.cacheHitRate.toFixed(4),
+    s.state, s.inFlight, s.batches, s.restarts, s.dims, s.cacheHits, s.cacheMisses,
+  ]);
+  return table(MODEL_COLUMNS, rows);
+}
 
 function showVersion(ctx: AdminContext): AdminReply {
   return table([text('version')], [[`PgLynx ${ctx.version}`]]);
@@ -35,11 +56,13 @@ function showVersion(ctx: AdminContext): AdminReply {
 const USAGE = [
   'Console usage',
   'SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION',
-  'SHOW LISTS|STATS',
+  'SHOW LISTS|STATS|MODELS|BANS',
   'SET key = arg',
   'RELOAD',
   'PAUSE [<db>[, <user>]]',
   'RESUME [<db>[, <user>]]',
+  'BAN <host>[:<port>] [<seconds>]',
+  'UNBAN <host>[:<port>]',
   'SHUTDOWN',
 ].join('\n\t');
 
@@ -77,6 +100,10 @@ export async function runAdminCommand(sql: string, ctx: AdminContext): Promise<A
       return pause(ctx, rest);
     case 'resume':
       return resume(ctx, rest);
+    case 'ban':
+      return ban(ctx, rest);
+    case 'unban':
+      return unban(ctx, rest);
     case 'shutdown':
       noArguments('SHUTDOWN', rest);
       return shutdown(ctx);

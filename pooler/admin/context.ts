@@ -2,6 +2,7 @@
 // command handlers stay pure functions of it (and testable without sockets).
 
 import type { Config } from '../../config/types.js';
+import type { Engine } from '../../engine/engine.js';
 import type { ClientSession } from '../client/session.js';
 import type { PoolEntry } from '../pools.js';
 import type { ColumnSpec } from '../protocol/messages/rows.js';
@@ -14,6 +15,8 @@ export interface AdminContext {
   pools(): PoolEntry[];
   /** Logged-in client sessions (not admin ones). */
   clients(): ClientSession[];
+  /** The model engine (SHOW MODELS, pglynx_engine_* metrics); null before it starts. */
+  engine(): Engine | null;
   /** Re-read the config file; resolves with an error message when it was rejected. */
   reload(): Promise<string | null>;
   /** Wait for in-flight transactions, then hold new ones (all pools, or one database / user). */

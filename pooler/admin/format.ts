@@ -1,7 +1,8 @@
 // Shared shapes of admin console results: column specs, the way times,
-// waits and object ids are printed, and which server a pool talks to.
+// waits and object ids are printed, and how each server of a pool is named.
 
 import type { Config } from '../../config/types.js';
+import type { ClusterMember } from '../pool/cluster.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolEntry } from '../pools.js';
 import type { ServerConnection } from '../server/connection.js';
@@ -39,32 +40,46 @@ export function ptr(id: number): string {
 
 export const flag = (b: boolean): number => (b ? 1 : 0);
 
-export interface ServedAddress {
-  /** PgCat's address name: `<pool>_shard_<n>_primary` (or `_replica_<i>`). */
+/** One server of a (pool, user) cluster, named and labelled as PgCat names its addresses. */
+export interface MemberAddress {
+  member: ClusterMember;
+  /** PgCat's address name: `<pool>_shard_<n>_primary`, or `_replica_<i>` (i counts the shard's replicas). */
   name: string;
   /** Host and port as written in the config (an embedded backend stays `pglite:...`). */
   host: string;
   port: number;
   database: string;
+  /** The shard's key in the config ("0", "1", ...). */
+  shard: string;
 }
 
 /**
- * The server a pool's connections go to. This mirrors the choice made in
- * pools.ts poolSettings (shard "0", else the first; its primary, else its
- * first server) until routing across shards and replicas lands.
+ * Every server of a pool entry, shard by shard in config order. Names use
+ * the role in effect, so an `auto` server is named by what the probe found
+ * (a promoted standby becomes `_primary`).
  */
-export function servedAddress(config: Config, entry: PoolEntry): ServedAddress {
-  const pc = config.pools[entry.poolName];
-  const shardKey = pc?.shards['0'] ? '0' : Object.keys(pc?.shards ?? {})[0];
-  const shard = shardKey !== undefined ? pc.shards[shardKey] : undefined;
-  const server = shard?.servers.find((s) => s.role === 'primary') ?? shard?.servers[0];
-  if (!shard || !server) {
-    // The pool outlived its config entry (mid-reload): report what it uses.
-    const s = entry.pool.settings.server;
-    return { name: `${entry.poolName}_shard_0_primary`, host: s.host, port: s.port, database: s.database };
-  }
-  const role = server.role === 'primary' ? 'primary' : `replica_${shard.servers.filter((s) => s.role !== 'primary').indexOf(server)}`;
-  return { name: `${entry.poolName}_shard_${shardKey}_${role}`, host: server.host, port: server.port, database: shard.database };
+export function memberAddresses(config: Config, entry: PoolEntry): MemberAddress[] {
+  const pc = Object.hasOwn(config.pools, entry.poolName) ? config.pools[entry.poolName] : undefined;
+  // pools.ts buildCluster orders shards by their numeric key.
+  const keys = pc ? Object.keys(pc.shards).sort((a, b) => Number(a) - Number(b)) : [];
+  return entry.cluster.shards.flatMap((servers, s) => {
+    const shard = keys[s] ?? String(s);
+    let replicas = 0;
+    return servers.map((member) => {
+      const resolved = member.pool.settings.server;
+      // Missing only while a pool outlives its config entry (mid-reload): report what it uses.
+      const configured = pc?.shards[shard]?.servers[member.index];
+      const suffix = member.role === 'primary' ? 'primary' : `replica_${replicas++}`;
+      return {
+        member,
+        name: `${entry.poolName}_shard_${shard}_${suffix}`,
+        host: configured?.host ?? resolved.host,
+        port: configured?.port ?? resolved.port,
+        database: resolved.database,
+        shard,
+      };
+    });
+  });
 }
 
 /**

@@ -1,11 +1,11 @@
-// Config views: SHOW CONFIG ([general] settings), SHOW DATABASES (what each
-// pool connects to, with its sizes) and SHOW USERS.
+// Config views: SHOW CONFIG ([general] settings), SHOW DATABASES (each
+// server a pool connects to, with its sizes) and SHOW USERS.
 
 import { GENERAL_DEFAULTS } from '../../config/defaults.js';
 import { GENERAL_KEYS } from '../../config/keys.js';
 import type { GeneralConfig } from '../../config/types.js';
 import type { AdminContext, AdminReply } from './context.js';
-import { flag, int, servedAddress, table, text } from './format.js';
+import { flag, int, memberAddresses, table, text } from './format.js';
 
 /** Settings a RELOAD does not apply: they take effect on restart. */
 const RESTART_ONLY = new Set<keyof GeneralConfig>(['host', 'port', 'worker_threads', 'enable_prometheus_exporter', 'prometheus_exporter_port']);
@@ -37,17 +37,20 @@ const DATABASES_COLUMNS = [
 
 export function showDatabases(ctx: AdminContext): AdminReply {
   const config = ctx.config();
-  const rows = ctx.pools().map((e) => {
-    const addr = servedAddress(config, e);
-    const s = e.pool.settings;
-    // force_user: the role the pooler logs in to Postgres as (server_username, else the user).
-    // No reserve pool: pool_size is also the connection cap. disabled: bans come later.
-    return [
-      addr.name, addr.host, addr.port, addr.database, s.server.user,
-      s.size, s.minSize, 0, s.mode,
-      s.size, e.pool.counters.total, flag(e.pool.isPaused), 0,
-    ];
-  });
+  // As PgCat: one row per server of each pool (every shard, primary and replicas).
+  const rows = ctx.pools().flatMap((e) =>
+    memberAddresses(config, e).map((a) => {
+      const pool = a.member.pool;
+      const s = pool.settings;
+      // force_user: the role the pooler logs in to Postgres as (server_username, else the user).
+      // No reserve pool: pool_size is also the connection cap. disabled: banned, as PgCat.
+      return [
+        a.name, a.host, a.port, a.database, s.server.user,
+        s.size, s.minSize, 0, s.mode,
+        s.size, pool.counters.total, flag(pool.isPaused), flag(a.member.banned),
+      ];
+    }),
+  );
   return table(DATABASES_COLUMNS, rows);
 }
 

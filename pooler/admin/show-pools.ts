@@ -21,16 +21,20 @@ function countStates(ctx: AdminContext): Map<string, PoolCounts> {
   const counts = new Map<string, PoolCounts>();
   for (const e of ctx.pools()) {
     const c: PoolCounts = { clIdle: 0, clActive: 0, clWaiting: 0, svActive: 0, svIdle: 0, svTested: 0, svLogin: 0, maxWaitMs: 0 };
-    for (const conn of e.pool.connections) {
-      const state = serverState(e.pool, conn);
-      if (state === 'idle') c.svIdle += 1;
-      else if (state === 'active') c.svActive += 1;
-      else c.svTested += 1;
+    // As PgCat: a (database, user) row counts the connections to every
+    // server of the pool (shards, primary and replicas).
+    for (const { pool } of e.cluster.members) {
+      for (const conn of pool.connections) {
+        const state = serverState(pool, conn);
+        if (state === 'idle') c.svIdle += 1;
+        else if (state === 'active') c.svActive += 1;
+        else c.svTested += 1;
+      }
+      const pc = pool.counters;
+      c.svLogin += pc.connecting;
+      // The pools' own queues count too: they also hold logins still learning server parameters.
+      c.maxWaitMs = Math.max(c.maxWaitMs, pc.maxWaitMs);
     }
-    const pc = e.pool.counters;
-    c.svLogin = pc.connecting;
-    // The pool's own queue counts too: it also holds logins still learning server parameters.
-    c.maxWaitMs = pc.maxWaitMs;
     counts.set(poolKey(e.poolName, e.user.username), c);
   }
   // As PgCat: clients are counted under the (database, user) they logged in

@@ -29,24 +29,27 @@ export function showServers(ctx: AdminContext): AdminReply {
   for (const s of ctx.clients()) if (s.server) linked.set(s.server, s);
   const now = Date.now();
   const rows: AdminValue[][] = [];
+  // Every server of every pool (shards, primary and replicas), each row
+  // with its server's ban (BAN, failed health checks and probes).
   for (const e of ctx.pools()) {
-    const lifetime = e.pool.settings.serverLifetime;
-    for (const conn of e.pool.connections) {
-      const client = linked.get(conn);
-      rows.push([
-        'S', conn.options.user, e.poolName, serverState(e.pool, conn),
-        conn.options.host, conn.options.port, plainAddress(conn.localAddress), conn.localPort,
-        timestamp(conn.createdAt),
-        // A server has no requests of its own: its client's last one, else when it last went back to the pool.
-        timestamp(client ? client.lastRequestAt : conn.idleSince),
-        0, 0,
-        // Past server_lifetime: closed when next released or checked out.
-        flag(lifetime > 0 && now - conn.createdAt > lifetime),
-        ptr(conn.id), client ? ptr(client.processId) : null, conn.processId,
-        '', client ? applicationName(client) : '',
-        // Bans arrive with health checks; until then no server is banned.
-        'false',
-      ]);
+    for (const { pool, banned } of e.cluster.members) {
+      const lifetime = pool.settings.serverLifetime;
+      for (const conn of pool.connections) {
+        const client = linked.get(conn);
+        rows.push([
+          'S', conn.options.user, e.poolName, serverState(pool, conn),
+          conn.options.host, conn.options.port, plainAddress(conn.localAddress), conn.localPort,
+          timestamp(conn.createdAt),
+          // A server has no requests of its own: its client's last one, else when it last went back to the pool.
+          timestamp(client ? client.lastRequestAt : conn.idleSince),
+          0, 0,
+          // Past server_lifetime: closed when next released or checked out.
+          flag(lifetime > 0 && now - conn.createdAt > lifetime),
+          ptr(conn.id), client ? ptr(client.processId) : null, conn.processId,
+          '', client ? applicationName(client) : '',
+          String(banned),
+        ]);
+      }
     }
   }
   return table([...CONNECTION_COLUMNS, text('banned')], rows);

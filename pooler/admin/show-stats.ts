@@ -1,13 +1,13 @@
-// SHOW STATS: each pool's traffic since start (total_*) and over the last
+// SHOW STATS: each server's traffic since start (total_*) and over the last
 // 15-second window (avg_*), from the counters the client sessions keep.
 // Times are microseconds, as PgBouncer and PgCat print them.
 
 import type { AdminContext, AdminReply } from './context.js';
-import { int, servedAddress, table, text } from './format.js';
+import { int, memberAddresses, table, text } from './format.js';
 
 const COLUMNS = [
-  // PgCat keeps stats per server address and names it first; PgLynx keeps
-  // them per pool, whose one address is named the same way.
+  // As PgCat: one row per server address (every shard, primary and
+  // replicas), named first; each server's connection pool keeps its own.
   text('instance'), text('database'), text('user'),
   int('total_xact_count'), int('total_query_count'), int('total_received'), int('total_sent'),
   int('total_xact_time'), int('total_query_time'), int('total_wait_time'), int('total_errors'),
@@ -17,18 +17,20 @@ const COLUMNS = [
 
 export function showStats(ctx: AdminContext): AdminReply {
   const config = ctx.config();
-  const rows = ctx.pools().map((e) => {
-    const t = e.pool.stats.totals;
-    const a = e.pool.stats.averages;
-    return [
-      servedAddress(config, e).name, e.poolName, e.user.username,
-      // PgCat counts bytes from the server's side: received = from Postgres
-      // (what clients were sent), sent = to Postgres (what clients sent).
-      t.xactCount, t.queryCount, t.sent, t.received,
-      t.xactTimeUs, t.queryTimeUs, t.waitTimeUs, t.errors,
-      a.xactCount, a.queryCount, a.sent, a.recv, a.errors,
-      a.xactTimeUs, a.queryTimeUs, a.waitTimeUs,
-    ];
-  });
+  const rows = ctx.pools().flatMap((e) =>
+    memberAddresses(config, e).map((a) => {
+      const t = a.member.pool.stats.totals;
+      const avg = a.member.pool.stats.averages;
+      return [
+        a.name, e.poolName, e.user.username,
+        // PgCat counts bytes from the server's side: received = from Postgres
+        // (what clients were sent), sent = to Postgres (what clients sent).
+        t.xactCount, t.queryCount, t.sent, t.received,
+        t.xactTimeUs, t.queryTimeUs, t.waitTimeUs, t.errors,
+        avg.xactCount, avg.queryCount, avg.sent, avg.recv, avg.errors,
+        avg.xactTimeUs, avg.queryTimeUs, avg.waitTimeUs,
+      ];
+    }),
+  );
   return table(COLUMNS, rows);
 }

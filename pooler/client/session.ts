@@ -18,6 +18,11 @@ import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
+import type { Cluster, ClusterMember } from '../pool/cluster.js';
+import { RoutingState, type RoutingSettings } from '../router/route.js';
+import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../router/custom-sql.js';
+import { answerCustom, type ShardState } from '../router/custom-reply.js';
+import { classify } from '../router/classify.js';
 import { ClientStatements } from '../prepared/statements.js';
 import { defineDeferred, deferrableParses, rewriteForServer, splitMessages } from '../prepared/rewrite.js';
 
@@ -42,6 +47,10 @@ export interface SessionSettings {
   plugins: QueryPlugin[];
   /** The model engine behind pgml.embed, when models are configured. */
   pgml: EmbeddingProvider | null;
+  /** Role routing (default_role, query parser, primary reads). */
+  routing: RoutingSettings;
+  /** Health check of a connection idle longer than delayMs before reuse (PgCat's healthcheck_*). */
+  healthcheck: { delayMs: number; timeoutMs: number };
 }
 
 export class ClientSession implements ServerOwner {
@@ -58,6 +67,18 @@ export class ClientSession implements ServerOwner {
   private idleTxTimer: NodeJS.Timeout | null = null;
   private statementTimer: NodeJS.Timeout | null = null;
   readonly connectedAt = Date.now();
+  /** PgCat's SET SERVER ROLE / SET PRIMARY READS, and statement kinds. */
+  readonly routing = new RoutingState();
+  /** SET SHARD TO / SET SHARDING KEY TO. */
+  readonly shardState: ShardState = { shard: null, shardingKey: null };
+  /** The cluster member the attached server belongs to. */
+  member: ClusterMember | null = null;
+  /** Members that failed the batch being placed (not tried again for it). */
+  private excluded: Set<ClusterMember> | null = null;
+  /** An autocommit read in flight that may be retried elsewhere if its server dies before answering. */
+  private retryable: { bytes: Buffer; syncs: number } | null = null;
+  private repliedSinceSend = false;
+  private swallowedFatal = false;
   /** Last time the client sent anything (SHOW CLIENTS). */
   lastRequestAt = Date.now();
   /** performance.now() marks for SHOW STATS times; 0 when not running. */
@@ -67,7 +88,9 @@ export class ClientSession implements ServerOwner {
 
   constructor(
     readonly socket: net.Socket,
-    /** Replaced on reload when the pool's server changes. */
+    /** The servers this client may use (replaced on reload). */
+    public cluster: Cluster,
+    /** The pool of the server in use, or last used (one member of the cluster). */
     public pool: Pool,
     readonly identity: ClientIdentity,
     /** Reported parameters the client expects its server to have (application_name, TimeZone...). */
@@ -201,6 +224,12 @@ export class ClientSession implements ServerOwner {
           this.end();
           return;
         case Frontend.Query:
+          if (mayBeCustom(buffer, start + 5) && this.answerCustomSql(buffer.toString('utf8', start + 5, end - 1), runStart)) {
+            if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
+            runStart = -1;
+            syncs = 0;
+            continue;
+          }
           if (this.settings.plugins.length > 0) {
             const verdict = this.runPlugins(buffer.toString('utf8', start + 5, end - 1));
             if (verdict && (verdict.kind === 'error' || this.isBetweenTransactions(runStart))) {
@@ -249,6 +278,31 @@ export class ClientSession implements ServerOwner {
   private pendingDirty = false;
   /** The client's named statements, when its pool shares prepared statements. */
   private statements: ClientStatements | null = null;
+
+  /**
+   * PgCat's SET SHARD / SERVER ROLE / PRIMARY READS and SHOW: answered by the
+   * pooler when nothing is in flight (replies must stay in order). Returns
+   * whether `sql` was one of them.
+   */
+  private answerCustomSql(sql: string, runStart: number): boolean {
+    let reply: Buffer;
+    try {
+      const cmd = parseCustomCommand(sql);
+      if (!cmd) return false;
+      reply = answerCustom(cmd, this.routing, this.shardState);
+    } catch (err) {
+      if (!(err instanceof CustomSqlError)) throw err;
+      reply = errorResponse(err.code, err.message);
+    }
+    const quiet = runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isQuiet);
+    if (!quiet) {
+      this.forward(raiseQuery(SqlState.FeatureNotSupported, 'PgCat commands cannot be pipelined behind other queries'), 1);
+      return true;
+    }
+    const status = this.server ? this.server.txStatus : TxStatus.Idle;
+    this.socket.write(Buffer.concat([reply, readyForQuery(status)]));
+    return true;
+  }
 
   private runPlugins(sql: string): PluginVerdict {
     for (const plugin of this.settings.plugins) {
@@ -308,9 +362,17 @@ export class ClientSession implements ServerOwner {
    * synchronous: no pause of the client socket, no promise hops.
    */
   private async attachServer(): Promise<void> {
+    const member = this.chooseMember();
+    if (!member) {
+      this.failQueued(SqlState.ConnectionFailure, 'no server available for this query (all candidates are down or banned)');
+      return;
+    }
+    this.member = member;
+    this.pool = member.pool;
     const ready = this.pool.tryAcquire();
-    if (ready && parameterSyncQuery(this.params, ready.params) === null) {
-      this.bind(ready);
+    if (ready && parameterSyncQuery(this.params, ready.params) === null && !this.needsHealthcheck(ready)) {
+      // A retry after a failed attempt arrives here with the socket paused.
+      if (this.bind(ready) && this.socket.isPaused() && this.transforming === 0) this.socket.resume();
       return;
     }
     this.acquiring = true;
@@ -319,6 +381,7 @@ export class ClientSession implements ServerOwner {
     let server: ServerConnection;
     try {
       server = ready ?? (await this.pool.acquire());
+      if (this.needsHealthcheck(server)) await this.healthcheck(server);
       const sync = parameterSyncQuery(this.params, server.params);
       if (sync) {
         try {
@@ -330,15 +393,61 @@ export class ClientSession implements ServerOwner {
       }
     } catch (err) {
       this.acquiring = false;
+      // A server that cannot be reached is banned and the batch placed elsewhere (once).
+      const unreachable = !(err instanceof PoolError) || err.code === SqlState.ConnectionFailure;
+      if (unreachable && this.tryElsewhere(member, (err as Error).message)) return;
       this.failQueued(err instanceof PoolError ? err.code : SqlState.ConnectionFailure, (err as Error).message);
       return;
     }
     this.acquiring = false;
+    this.excluded = null;
     if (this.closed) {
       void this.pool.release(server);
       return;
     }
     if (this.bind(server)) this.socket.resume();
+  }
+
+  /** The cluster member for the queued batch: its shard and role, load-balanced. */
+  private chooseMember(): ClusterMember | null {
+    const members = this.cluster.members;
+    if (members.length === 1 && !this.excluded) return members[0];
+    const shard = typeof this.shardState.shard === 'number' ? this.shardState.shard : 0;
+    const { role, primaryReads } = this.routing.route(this.queued[0] ?? Buffer.alloc(0), this.settings.routing);
+    return this.cluster.choose(shard, role, primaryReads, this.excluded ?? undefined);
+  }
+
+  /** Ban `member` and place the queued batch on another server; false when there is none. */
+  private tryElsewhere(member: ClusterMember, reason: string): boolean {
+    if (this.closed || this.cluster.members.length === 1) return false;
+    this.cluster.ban(member, reason);
+    this.excluded ??= new Set();
+    if (this.excluded.has(member)) return false;
+    this.excluded.add(member);
+    void this.attachServer();
+    return true;
+  }
+
+  private needsHealthcheck(server: ServerConnection): boolean {
+    const { delayMs } = this.settings.healthcheck;
+    return delayMs > 0 && Date.now() - server.idleSince > delayMs;
+  }
+
+  /** PgCat's health check: an empty query within healthcheck_timeout, or the server is dropped. */
+  private async healthcheck(server: ServerConnection): Promise<void> {
+    const { timeoutMs } = this.settings.healthcheck;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        server.query(';'),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`health check timed out after ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+    } catch (err) {
+      this.pool.discard(server, 'health check failed');
+      throw new PoolError(SqlState.ConnectionFailure, `health check of ${server.address} failed: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Attach a server and send it everything queued; false when waiting for the server socket to drain. */
@@ -351,6 +460,13 @@ export class ClientSession implements ServerOwner {
     const syncs = this.queuedSyncs;
     this.queued = [];
     this.queuedSyncs = 0;
+    // Transparent read retry: an autocommit read on a shard with somewhere else to go.
+    this.retryable =
+      this.cluster.members.length > 1 && !this.isSessionMode && server.txStatus === TxStatus.Idle && syncs > 0 && this.isRead(bytes)
+        ? { bytes, syncs }
+        : null;
+    this.repliedSinceSend = false;
+    this.swallowedFatal = false;
     if (this.waitStart > 0) {
       this.pool.stats.totals.waitTimeUs += Math.round((performance.now() - this.waitStart) * 1000);
       this.waitStart = 0;
@@ -358,6 +474,23 @@ export class ClientSession implements ServerOwner {
     if (this.sendToServer(server, bytes, syncs)) return true;
     this.waitForServerDrain(server);
     return false;
+  }
+
+  /** A batch of reads only (Query or extended), by the real parser. */
+  private isRead(bytes: Buffer): boolean {
+    let offset = 0;
+    let read = false;
+    while (offset + 5 <= bytes.length) {
+      const type = bytes[offset];
+      const end = offset + 1 + bytes.readInt32BE(offset + 1);
+      if (type === Frontend.Query || type === Frontend.Parse) {
+        const textStart = type === Frontend.Query ? offset + 5 : bytes.indexOf(0, offset + 5) + 1;
+        if (classify(bytes.toString('utf8', textStart, bytes.indexOf(0, textStart))) !== 'read') return false;
+        read = true;
+      } else if (type === Frontend.CopyData || type === Frontend.FunctionCall) return false;
+      offset = end;
+    }
+    return read;
   }
 
   /** Write to the attached server, starting the clocks of SHOW STATS. */
@@ -395,7 +528,15 @@ export class ClientSession implements ServerOwner {
   // ServerOwner: replies from the attached server.
 
   onServerData(chunk: Buffer): void {
+    // A server dying under a retryable read says FATAL first: keep that from
+    // the client, the read is about to run elsewhere. Only a chunk that is
+    // that one error: a reply followed by FATAL in the same chunk is a reply.
+    if (this.retryable && !this.repliedSinceSend && this.server?.fatal && isLoneError(chunk)) {
+      this.swallowedFatal = true;
+      return;
+    }
     this.pool.stats.totals.sent += chunk.length;
+    this.repliedSinceSend = true;
     if (!this.socket.write(chunk) && this.server) {
       const server = this.server;
       server.pauseReading();
@@ -436,11 +577,24 @@ export class ClientSession implements ServerOwner {
     this.busyStart = 0;
     this.xactStart = 0;
     this.server = null;
+    const retry = this.retryable;
+    this.retryable = null;
+    if (retry && !this.repliedSinceSend && this.member && !this.closed) {
+      // The read never got an answer: run it on another server; the client sees nothing.
+      this.log.warn({ server: server.address, reason: reason.message }, 'server died under a read; retrying it elsewhere');
+      this.queued.unshift(retry.bytes);
+      this.queuedSyncs += retry.syncs;
+      if (this.tryElsewhere(this.member, reason.message)) return;
+      this.queued.shift();
+      this.queuedSyncs -= retry.syncs;
+    }
     // The server may have said why itself (FATAL 57P01...); one error per statement.
     const message = `server connection lost: ${reason.message}`;
     const inTransaction = server.txStatus !== TxStatus.Idle;
-    if (inTransaction || this.isSessionMode || (server.unsynced && server.pending === 0)) {
-      if (server.errorForwarded) {
+    const errorShown = server.errorForwarded && !this.swallowedFatal;
+    // After FATAL a client expects the connection to end, as with Postgres.
+    if (inTransaction || this.isSessionMode || (server.unsynced && server.pending === 0) || (errorShown && server.fatal)) {
+      if (errorShown) {
         this.socket.end();
         this.end();
       } else {
@@ -450,7 +604,7 @@ export class ClientSession implements ServerOwner {
     }
     // An autocommit statement was in flight: answer it with an error and let
     // the client go on with another server.
-    const replies = server.errorForwarded ? [] : [errorResponse(SqlState.ConnectionFailure, message)];
+    const replies = errorShown ? [] : [errorResponse(SqlState.ConnectionFailure, message)];
     for (let i = 0; i < Math.max(server.pending, 1); i++) replies.push(readyForQuery(TxStatus.Idle));
     this.unsynced = false;
     this.socket.write(Buffer.concat(replies));
@@ -507,4 +661,9 @@ export class ClientSession implements ServerOwner {
     if (!this.socket.destroyed) this.socket.end();
     this.onEnd(this);
   }
+}
+
+/** The chunk is exactly one ErrorResponse. */
+function isLoneError(chunk: Buffer): boolean {
+  return chunk.length >= 5 && chunk[0] === 0x45 && 1 + chunk.readInt32BE(1) === chunk.length;
 }

@@ -155,6 +155,16 @@ export class Pool {
     this.pump();
   }
 
+  /**
+   * Close every connection (the server was banned: if one connection died,
+   * the others are dead or stuck too). Clients holding one see it close and
+   * recover: reads are retried elsewhere, transactions get an error.
+   */
+  purge(reason: string): void {
+    for (const conn of [...this.all]) conn.close(reason);
+    this.idle = [];
+  }
+
   /** Drop a connection that must not be reused. */
   discard(conn: ServerConnection, reason: string): void {
     conn.owner = null;

@@ -66,6 +66,8 @@ export class ServerConnection {
   dirty = false;
   /** An ErrorResponse reached the client since the last ReadyForQuery. */
   errorForwarded = false;
+  /** The server said FATAL (it is going away: shutdown, crash, terminate). */
+  fatal = false;
   /**
    * Prepared-statement bookkeeping (transaction mode with prepared
    * statements): replies the pooler caused are removed from the stream,
@@ -270,6 +272,7 @@ export class ServerConnection {
         break;
       }
       case Backend.ErrorResponse:
+        if (parseErrorFields(body).get('V') === 'FATAL') this.fatal = true;
         if (!this.internal) this.errorForwarded = true;
         else if (!this.internal.error) {
           const f = parseErrorFields(body);

@@ -7,21 +7,24 @@
 //   pgcat_servers_*    SHOW SERVERS per address    same labels
 //   pgcat_databases_*  SHOW DATABASES per address  same labels
 //   pgcat_pools_*      SHOW POOLS per (pool, user) labels pool, user
-// PgLynx routes each (pool, user) to one server (shard 0's primary), so
-// there is exactly one address per pool entry.
+// An address is one server of a (pool, user) cluster: every shard's
+// primary and replicas, labelled with the role in effect (an `auto` server
+// by what the probe found) and its index in the shard's server list.
 //
 // Nothing here runs on the hot path: values are read from the pools' own
 // counters when Prometheus scrapes, and set into fresh metrics right then.
 // Node's process metrics (CPU, memory, event loop lag...) come from
 // prom-client's default collectors, kept on a registry of their own.
+// The model engine adds pglynx_engine_* (engine/metrics.ts).
 
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Config } from '../../config/types.js';
+import { registerEngineMetrics } from '../../engine/metrics.js';
 import type { AdminContext } from '../admin/context.js';
+import { memberAddresses } from '../admin/format.js';
 import type { Logger } from '../logger.js';
-import type { Pool, PoolCounters } from '../pool/pool.js';
-import type { PoolEntry } from '../pools.js';
+import type { Cluster } from '../pool/cluster.js';
+import type { PoolCounters } from '../pool/pool.js';
 import type { TrafficAverages, TrafficTotals } from './traffic.js';
 
 const ADDRESS_LABELS = ['host', 'shard', 'role', 'pool', 'index', 'database', 'username'] as const;
@@ -30,26 +33,30 @@ const POOL_LABELS = ['pool', 'user'] as const;
 type AddressLabel = (typeof ADDRESS_LABELS)[number];
 type PoolLabel = (typeof POOL_LABELS)[number];
 
-/** What one scrape knows about one pool entry. */
-interface Sample {
-  address: Record<AddressLabel, string>;
-  pool: Record<PoolLabel, string>;
+/** What one scrape knows about one server (address) of a pool entry. */
+interface AddressSample {
+  labels: Record<AddressLabel, string>;
   totals: TrafficTotals;
   averages: TrafficAverages;
   counters: PoolCounters;
-  clients: { active: number; waiting: number; idle: number };
   size: number;
   paused: boolean;
+  banned: boolean;
 }
 
-interface MetricSpec {
+/** What one scrape knows about one (pool, user): its servers' counters summed. */
+interface PoolSample {
+  labels: Record<PoolLabel, string>;
+  counters: Pick<PoolCounters, 'idle' | 'active' | 'connecting' | 'maxWaitMs'>;
+  clients: { active: number; waiting: number; idle: number };
+}
+
+type MetricSpec = {
   /** Without the `pgcat_` prefix, as in PgCat's lookup table. */
   name: string;
   help: string;
   type: 'counter' | 'gauge';
-  labels: 'address' | 'pool';
-  value(s: Sample): number;
-}
+} & ({ labels: 'address'; value(s: AddressSample): number } | { labels: 'pool'; value(s: PoolSample): number });
 
 // Byte directions follow PgCat's definitions, which are the server's side:
 // "received" is what came back from Postgres (what PgLynx forwarded to
@@ -96,8 +103,7 @@ const SPECS: MetricSpec[] = [
   { name: 'servers_active_count', type: 'gauge', labels: 'address', help: 'Server connections active', value: (s) => s.counters.active },
   { name: 'servers_tested_count', type: 'gauge', labels: 'address', help: 'Server connections being health-checked (always 0 in PgLynx)', value: () => 0 },
   { name: 'servers_login_count', type: 'gauge', labels: 'address', help: 'Server connections logging in', value: (s) => s.counters.connecting },
-  // No replicas or failover yet, so nothing is ever banned.
-  { name: 'servers_is_banned', type: 'gauge', labels: 'address', help: '1 when the server is banned, else 0 (always 0 in PgLynx)', value: () => 0 },
+  { name: 'servers_is_banned', type: 'gauge', labels: 'address', help: '1 when the server is banned (BAN, failed health check or probe), else 0', value: (s) => (s.banned ? 1 : 0) },
   { name: 'servers_is_paused', type: 'gauge', labels: 'address', help: '1 when the pool is paused (PAUSE), else 0', value: (s) => (s.paused ? 1 : 0) },
 
   { name: 'databases_pool_size', type: 'gauge', labels: 'address', help: 'Most server connections the pool may open', value: (s) => s.size },
@@ -121,63 +127,57 @@ function register(registry: Registry): Bound[] {
   });
 }
 
-/**
- * Labels of the address a pool entry talks to, as PgCat names it: the
- * configured host (not the one an embedded backend resolved to), the shard
- * key, the server's role and its index in the shard's server list. Picks
- * the server as poolSettings() does: shard "0" (else the first), its primary
- * (else its first server).
- */
-function addressLabels(config: Config, e: PoolEntry): Record<AddressLabel, string> {
-  const pc = config.pools[e.poolName];
-  const shardKey = pc ? (pc.shards['0'] ? '0' : Object.keys(pc.shards)[0]) : undefined;
-  const shard = pc && shardKey !== undefined ? pc.shards[shardKey] : undefined;
-  const index = shard ? Math.max(0, shard.servers.findIndex((s) => s.role === 'primary')) : 0;
-  const server = shard?.servers[index];
-  return {
-    host: server?.host ?? e.pool.settings.server.host,
-    shard: shardKey ?? '0',
-    role: server?.role ?? 'primary',
-    pool: e.poolName,
-    index: String(index),
-    database: e.pool.settings.server.database,
-    username: e.user.username,
-  };
-}
-
-function samples(ctx: AdminContext): Sample[] {
-  // Clients are counted against the Pool object they use: it follows them
+function samples(ctx: AdminContext): { addresses: AddressSample[]; pools: PoolSample[] } {
+  // Clients are counted against the cluster they use: it follows them
   // across reloads, and identity strings would not.
-  const clients = new Map<Pool, Sample['clients']>();
+  const clients = new Map<Cluster, PoolSample['clients']>();
   for (const c of ctx.clients()) {
-    let n = clients.get(c.pool);
-    if (!n) clients.set(c.pool, (n = { active: 0, waiting: 0, idle: 0 }));
+    let n = clients.get(c.cluster);
+    if (!n) clients.set(c.cluster, (n = { active: 0, waiting: 0, idle: 0 }));
     n[c.state] += 1;
   }
   const config = ctx.config();
-  return ctx.pools().map((e) => ({
-    address: addressLabels(config, e),
-    pool: { pool: e.poolName, user: e.user.username },
-    totals: e.pool.stats.totals,
-    averages: e.pool.stats.averages,
-    counters: e.pool.counters,
-    clients: clients.get(e.pool) ?? { active: 0, waiting: 0, idle: 0 },
-    size: e.pool.settings.size,
-    paused: e.pool.isPaused,
-  }));
+  const addresses: AddressSample[] = [];
+  const pools: PoolSample[] = [];
+  for (const e of ctx.pools()) {
+    const sum = { idle: 0, active: 0, connecting: 0, maxWaitMs: 0 };
+    // As PgCat's: host as configured (not where an embedded backend
+    // resolved to), the shard key, the role and index in the shard's list.
+    for (const a of memberAddresses(config, e)) {
+      const { pool } = a.member;
+      const counters = pool.counters;
+      addresses.push({
+        labels: { host: a.host, shard: a.shard, role: a.member.role, pool: e.poolName, index: String(a.member.index), database: a.database, username: e.user.username },
+        totals: pool.stats.totals,
+        averages: pool.stats.averages,
+        counters,
+        size: pool.settings.size,
+        paused: pool.isPaused,
+        banned: a.member.banned,
+      });
+      sum.idle += counters.idle;
+      sum.active += counters.active;
+      sum.connecting += counters.connecting;
+      sum.maxWaitMs = Math.max(sum.maxWaitMs, counters.maxWaitMs);
+    }
+    pools.push({ labels: { pool: e.poolName, user: e.user.username }, counters: sum, clients: clients.get(e.cluster) ?? { active: 0, waiting: 0, idle: 0 } });
+  }
+  return { addresses, pools };
 }
 
 /** Reset every metric and set it from the pools: removed pools disappear, totals are exact. */
 function refresh(bound: Bound[], ctx: AdminContext): void {
-  const all = samples(ctx);
+  const { addresses, pools } = samples(ctx);
   for (const b of bound) {
-    const labelsOf = (s: Sample): Record<string, string> => (b.spec.labels === 'address' ? s.address : s.pool);
+    const spec = b.spec;
+    const values: [Record<string, string>, number][] =
+      spec.labels === 'address' ? addresses.map((s) => [s.labels, spec.value(s)]) : pools.map((s) => [s.labels, spec.value(s)]);
     if ('counter' in b) {
       b.counter.reset();
-      for (const s of all) b.counter.inc(labelsOf(s), b.spec.value(s));
+      for (const [labels, v] of values) b.counter.inc(labels, v);
     } else {
       b.gauge.reset();
-      for (const s of all) b.gauge.set(labelsOf(s), b.spec.value(s));
+      for (const [labels, v] of values) b.gauge.set(labels, v);
     }
   }
 }
@@ -207,10 +207,12 @@ export async function startPrometheusExporter(
 ): Promise<PrometheusExporter> {
   const registry = new Registry();
   const bound = register(registry);
+  const refreshEngine = registerEngineMetrics(registry, () => ctx.engine());
   const nodeRegistry = processMetrics();
 
   const scrape = async (): Promise<string> => {
     refresh(bound, ctx);
+    refreshEngine();
     return (await registry.metrics()) + (await nodeRegistry.metrics());
   };
 
