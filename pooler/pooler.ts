@@ -17,6 +17,7 @@ import { ClientSession } from './client/session.js';
 import { authQueryTarget, passthroughEntry, poolKey, reconcilePools, usesAuthQuery, type PoolEntry } from './pools.js';
 import { AuthQueryCache, decoyEntry, secretEntry } from './auth/auth-query.js';
 import { trackedName } from './server/params.js';
+import type { Pool } from './pool/pool.js';
 import type { EmbeddingProvider } from './pgml/rewrite.js';
 import { STATS_PERIOD_MS } from './stats/traffic.js';
 import { RoleProber, ROLE_PROBE_INTERVAL_MS } from './pool/role-probe.js';
@@ -91,11 +92,11 @@ export class Pooler implements AdminContext {
     this.embeddingProvider = Object.keys(config.models).length > 0 ? this.engineRef : null;
     this.applyPools(config);
     this.every(MAINTENANCE_INTERVAL_MS, () => {
-      for (const e of this.poolMap.values()) e.pool.maintain();
+      for (const pool of this.memberPools()) pool.maintain();
     });
     this.every(ROLE_PROBE_INTERVAL_MS, () => this.roleProber.tick(this.pools().map((e) => e.cluster), this.currentConfig.general.healthcheck_timeout));
     this.every(STATS_PERIOD_MS, () => {
-      for (const e of this.poolMap.values()) e.pool.stats.roll();
+      for (const pool of this.memberPools()) pool.stats.roll();
     });
     this.watchConfig(config);
     const { host, port } = config.general;
@@ -158,11 +159,11 @@ export class Pooler implements AdminContext {
   }
 
   async pause(database?: string, user?: string): Promise<void> {
-    await Promise.all(this.matching(database, user).map((e) => e.pool.pause()));
+    await Promise.all(this.matching(database, user).flatMap((e) => e.cluster.members.map((m) => m.pool.pause())));
   }
 
   resume(database?: string, user?: string): void {
-    for (const e of this.matching(database, user)) e.pool.resume();
+    for (const e of this.matching(database, user)) for (const m of e.cluster.members) m.pool.resume();
   }
 
   shutdown(): void {
@@ -186,11 +187,16 @@ export class Pooler implements AdminContext {
       }
     }
     for (const s of this.clients()) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
-    for (const e of this.poolMap.values()) e.pool.close();
+    for (const pool of this.memberPools()) pool.close();
     await this.syncExporter(null);
     await this.engineRef?.close();
     await this.embedded.stopAll();
     this.log.info('PgLynx stopped');
+  }
+
+  /** Every server's pool of every (pool, user): primaries and replicas. */
+  private memberPools(): Set<Pool> {
+    return new Set(this.pools().flatMap((e) => e.cluster.members.map((m) => m.pool)));
   }
 
   private matching(database?: string, user?: string): PoolEntry[] {

@@ -57,7 +57,11 @@ export class RoleProber {
           query_timeout: timeoutMs,
           application_name: 'pglynx role probe',
         });
-        client.on('error', () => {});
+        // A connection error between probes (the server went away) drops the client.
+        const own = client;
+        client.on('error', () => {
+          if (this.clients.get(m) === own) this.clients.delete(m);
+        });
         this.clients.set(m, client);
         await client.connect();
       }

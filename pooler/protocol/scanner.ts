@@ -15,6 +15,8 @@ export class BackendScanner {
   private type = 0;
   private body: Buffer | null = null;
   private bodyFill = 0;
+  /** During a callback: where the delivered message ends in the current chunk. */
+  messageEnd = 0;
 
   /** @param watched 256-entry table: watched[type] true to receive bodies. */
   constructor(private readonly watched: Uint8Array) {}
@@ -45,6 +47,7 @@ export class BackendScanner {
         if (this.remaining === 0 && this.body) {
           const body = this.body;
           this.body = null;
+          this.messageEnd = offset;
           onMessage(this.type, body);
         }
         continue;
@@ -57,6 +60,7 @@ export class BackendScanner {
         if (bodyLength < 0) throw new Error(`server sent invalid message length ${bodyLength + 4}`);
         if (this.watched[type]) {
           if (n - offset >= bodyLength) {
+            this.messageEnd = offset + bodyLength;
             onMessage(type, chunk.subarray(offset, offset + bodyLength));
             offset += bodyLength;
           } else {
@@ -64,7 +68,7 @@ export class BackendScanner {
             this.body = Buffer.allocUnsafe(bodyLength);
             this.bodyFill = 0;
             this.remaining = bodyLength;
-            if (bodyLength === 0) { this.body = null; onMessage(type, Buffer.alloc(0)); }
+            if (bodyLength === 0) { this.body = null; this.messageEnd = offset; onMessage(type, Buffer.alloc(0)); }
           }
         } else {
           const take = Math.min(bodyLength, n - offset);
@@ -85,6 +89,7 @@ export class BackendScanner {
       if (bodyLength < 0) throw new Error(`server sent invalid message length ${bodyLength + 4}`);
       this.remaining = bodyLength;
       if (this.watched[this.type]) {
+        this.messageEnd = offset;
         if (bodyLength === 0) onMessage(this.type, Buffer.alloc(0));
         else { this.body = Buffer.allocUnsafe(bodyLength); this.bodyFill = 0; }
       }

@@ -202,6 +202,8 @@ export class ServerConnection {
   }
 
   private becameQuiet = false;
+  /** Where in the current chunk the ReadyForQuery that made the connection quiet ends. */
+  private quietAt = 0;
 
   private onData(chunk: Buffer): void {
     this.becameQuiet = false;
@@ -224,8 +226,13 @@ export class ServerConnection {
     }
     const owner = this.owner;
     if (!owner) return; // async notices while pooled are dropped
-    if (chunk.length > 0) owner.onServerData(chunk);
+    // Bytes after the ReadyForQuery that ends the client's turn are not its
+    // reply (a dying server's FATAL, a late notice): they go to the client
+    // only if it still holds the connection.
+    const cut = this.becameQuiet && this.quietAt > 0 && this.quietAt < chunk.length ? this.quietAt : chunk.length;
+    if (cut > 0) owner.onServerData(cut === chunk.length ? chunk : chunk.subarray(0, cut));
     if (this.becameQuiet && !this.unsynced && this.owner === owner) owner.onServerIdle(this);
+    if (cut < chunk.length && this.owner === owner) owner.onServerData(chunk.subarray(cut));
   }
 
   /**
@@ -263,7 +270,10 @@ export class ServerConnection {
         this.txStatus = body[0];
         this.errorForwarded = false;
         if (this.pending > 0) this.pending -= 1;
-        if (this.pending === 0) this.becameQuiet = true;
+        if (this.pending === 0) {
+          this.becameQuiet = true;
+          this.quietAt = this.replies ? -1 : this.scanner.messageEnd;
+        }
         break;
       case Backend.ParameterStatus: {
         const [name, value] = parseParameterStatus(body);
