@@ -12,10 +12,11 @@
 // Env:    CORPUS            sentences in the corpus (default 2000; 8-30 words each, seeded)
 //         CLIENTS           concurrent SQL clients (default 64)
 //         ROUNDS            rounds of every measurement, interleaved; the table shows the median (default 3)
-//         VARIANTS          pooler configs, "<instances>x<intra_op_threads>@<max_batch_delay_ms>[:<load_balancing_mode>]",
-//                           space-separated; the first is the headline (default "2x1@2 2x1@5 1x2@2")
-//         BASELINE_THREADS  intra-op threads of the in-process baselines; the first must be the
-//                           pooler's thread budget, instances x intra_op_threads (default "2 1")
+//         VARIANTS          pooler configs, "<instances>x<intra_op_threads>@<max_batch_delay_ms>[:<load_balancing_mode>][/b<max_batch_size>]",
+//                           space-separated; the first is the headline
+//                           (default "2x1@2 2x1@5 2x1@2:loc 2x1@2:loc/b4 1x2@2")
+//         BASELINE_THREADS  intra-op threads of the in-process baselines; must include the headline's
+//                           thread budget, instances x intra_op_threads, the reference (default "2 1")
 //         BATCH             max_batch_size and the in-process batch size (default 32)
 //         RSS_CLIENTS       connected-client counts for RSS (default "10 1000")
 //         POOL_SIZE         server connections of the pooler's pool (default 20)
@@ -34,7 +35,9 @@
 //  2. In-process baselines: engine/runtime.ts's loadRuntime() in this process
 //     (the same tokenizer, padding, onnxruntime-node session and pooling code
 //     the engine's workers run, without worker threads or batching logic),
-//     one text per session.run and 32 per session.run, over the corpus.
+//     one text per session.run and 32 per session.run, over the corpus; and,
+//     as a diagnostic, 32 per run over the corpus sorted by token count
+//     (what batching gains without padding).
 //  3. Diagnostic: the Engine (worker threads, dynamic batching) in this
 //     process with the headline config, 64 concurrent callers of
 //     engine.embed(): the engine's cost without SQL.
@@ -85,16 +88,19 @@ interface Variant {
   threads: number;
   delay: number;
   lb: 'random' | 'loc' | 'round_robin';
+  maxBatch: number;
 }
 
 function parseVariant(s: string): Variant {
-  const m = /^(\d+)x(\d+)@(\d+)(?::(random|loc|round_robin))?$/.exec(s);
-  if (!m) throw new Error(`VARIANTS: cannot parse ${JSON.stringify(s)}; expected e.g. 2x1@2 or 2x1@2:loc`);
+  const m = /^(\d+)x(\d+)@(\d+)(?::(random|loc|round_robin))?(?:\/b(\d+))?$/.exec(s);
+  if (!m) throw new Error(`VARIANTS: cannot parse ${JSON.stringify(s)}; expected e.g. 2x1@2, 2x1@2:loc or 2x1@2:loc/b8`);
   const [instances, threads, delay] = [Number(m[1]), Number(m[2]), Number(m[3])];
   const lb = (m[4] ?? 'random') as Variant['lb'];
-  return { label: `${instances} inst x ${threads} thr, delay ${delay} ms${lb === 'random' ? '' : `, ${lb}`}`, instances, threads, delay, lb };
+  const maxBatch = m[5] === undefined ? BATCH : Number(m[5]);
+  const label = `${instances} inst x ${threads} thr, delay ${delay} ms${lb === 'random' ? '' : `, ${lb}`}${maxBatch === BATCH ? '' : `, max_batch_size ${maxBatch}`}`;
+  return { label, instances, threads, delay, lb, maxBatch };
 }
-const VARIANTS = env('VARIANTS', '2x1@2 2x1@5 1x2@2').split(/\s+/).filter(Boolean).map(parseVariant);
+const VARIANTS = env('VARIANTS', '2x1@2 2x1@5 2x1@2:loc 2x1@2:loc/b4 1x2@2').split(/\s+/).filter(Boolean).map(parseVariant);
 const HEADLINE = VARIANTS[0]!;
 const BUDGET = HEADLINE.instances * HEADLINE.threads;
 
@@ -340,7 +346,7 @@ function poolerToml(v: Variant, port: number, pgPort: number, modelDir: string):
           path: modelDir,
           instances: v.instances,
           intra_op_threads: v.threads,
-          max_batch_size: BATCH,
+          max_batch_size: v.maxBatch,
           max_batch_delay_ms: v.delay,
           cache_mb: 0,
         },
@@ -587,7 +593,7 @@ for (const th of BASELINE_THREADS) {
   runtimes.set(th, rt);
 }
 const engineLog = createLogger('warn');
-const engine = await Engine.start({ [MODEL]: modelConfig(modelDir, HEADLINE.threads, HEADLINE.instances, HEADLINE.delay) }, { log: engineLog, loadBalancing: HEADLINE.lb });
+const engine = await Engine.start({ [MODEL]: { ...modelConfig(modelDir, HEADLINE.threads, HEADLINE.instances, HEADLINE.delay), max_batch_size: HEADLINE.maxBatch } }, { log: engineLog, loadBalancing: HEADLINE.lb });
 await engineConcurrent(engine, corpus.slice(0, 256));
 
 // 3. Postgres and the poolers
@@ -629,8 +635,10 @@ for (let r = 1; r <= ROUNDS; r++) {
     log(`round ${r}/${ROUNDS}: in-process, ${th} thread(s), batch ${BATCH}`);
     add(K.batched(th), await inProcessBatched(runtimes.get(th)!, corpus));
   }
-  log(`round ${r}/${ROUNDS}: in-process, ${BUDGET} thread(s), batch ${BATCH} of length-sorted texts`);
-  add(K.sorted(BUDGET), await inProcessBatched(runtimes.get(BUDGET)!, sortedCorpus));
+  for (const th of BASELINE_THREADS) {
+    log(`round ${r}/${ROUNDS}: in-process, ${th} thread(s), batch ${BATCH} of length-sorted texts`);
+    add(K.sorted(th), await inProcessBatched(runtimes.get(th)!, sortedCorpus));
+  }
   log(`round ${r}/${ROUNDS}: Engine.embed in-process`);
   add(K.engine, await engineConcurrent(engine, corpus));
   for (const p of poolers) {
@@ -742,7 +750,7 @@ emit(`- In-process baselines: \`loadRuntime()\` of engine/runtime.ts in the benc
 emit(`- Engine.embed in-process (diagnostic): \`Engine.start()\` in the benchmark process with the headline config, ${CLIENTS} async callers each awaiting \`engine.embed('${MODEL}', [text])\` over its share of the corpus: worker threads and dynamic batching without SQL.`);
 emit(`- Through PgLynx: a throwaway Postgres 15 cluster (tests/harness/postgres.ts: fsync off, md5), PgLynx compiled with \`${build.command}\` (${build.note}) and started as \`${head.command}\`; ${CLIENTS} node-postgres clients (md5, transaction mode, pool_size ${POOL_SIZE}) each run \`${QUERY}\` (extended protocol, unnamed statement; the result is parsed as a 384-element real[]) over a strided share of the corpus, after one warm-up query each. Embeddings/s = ${CORPUS} / wall time from the first query to the last result. Cache disabled (cache_mb = 0).`);
 emit(`- Each measurement ran ${ROUNDS} time(s), interleaved (every baseline, the engine and every pooler config in each round); the tables show the median, with min-max.`);
-emit(`- Pooler config (headline):`);
+emit(`- Pooler configs: ${VARIANTS.map((v) => v.label).join('; ')}. They differ only in [models.minilm] instances, intra_op_threads, max_batch_delay_ms, max_batch_size and the pool's load_balancing_mode; all run at once (idle between their runs). The headline config:`);
 emit();
 emit('```toml');
 emit(head.configToml.trim());
@@ -752,7 +760,7 @@ emit('## Throughput');
 emit();
 const rowKeys: Key[] = [
   ...BASELINE_THREADS.flatMap((th) => [K.one(th), K.batched(th)]),
-  K.sorted(BUDGET),
+  ...BASELINE_THREADS.map((th) => K.sorted(th)),
   K.engine,
   ...VARIANTS.map((v) => K.sql(v)),
 ];
