@@ -59,6 +59,7 @@ import pg from 'pg';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { MODEL_DEFAULTS, type ModelConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
+import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import { loadRuntime, type Runtime } from '../engine/runtime.js';
 import { createLogger } from '../pooler/logger.js';
 import { onExitSync } from '../tests/harness/cleanup.js';
@@ -136,17 +137,6 @@ process.on('unhandledRejection', (err) => {
 });
 
 // ------------------------------------------------------------------ corpus
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `n` sentences of 8-30 words drawn (seeded) from the tokenizer's whole-word vocabulary. */
 function makeCorpus(n: number, seed: number, vocabFile: string): string[] {

@@ -101,7 +101,7 @@ export function bertParamCount(c: HfBertConfig): number {
 }
 
 /** mulberry32: a tiny, fast, well-mixed 32-bit PRNG; plenty for fake weights. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -7,6 +7,7 @@
 // the parser, so ordinary traffic pays one indexOf.
 
 import { loadModule, parseSync, scanSync } from 'libpg-query';
+import { memoizeByText } from '../util/text-cache.js';
 
 await loadModule();
 
@@ -47,8 +48,7 @@ export interface PgmlAnalysis {
 type Node = Record<string, unknown>;
 
 const MARKER = /pgml/i;
-const cache = new Map<string, PgmlAnalysis | null>();
-const CACHE_LIMIT = 1024;
+const analysisByText = memoizeByText<PgmlAnalysis | null>(1024, analyze);
 
 /** Quick test on raw bytes: could this statement call pgml at all? */
 export function mentionsPgml(buf: Buffer, start: number, end: number): boolean {
@@ -61,12 +61,7 @@ export function mentionsPgml(buf: Buffer, start: number, end: number): boolean {
 /** The pgml.embed calls of `sql`, or null when it has none. Throws PgmlError. */
 export function analyzePgml(sql: string): PgmlAnalysis | null {
   if (!MARKER.test(sql)) return null;
-  const hit = cache.get(sql);
-  if (hit !== undefined) return hit;
-  const result = analyze(sql);
-  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
-  cache.set(sql, result);
-  return result;
+  return analysisByText(sql);
 }
 
 function analyze(sql: string): PgmlAnalysis | null {

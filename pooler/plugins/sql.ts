@@ -9,47 +9,11 @@
 //   few texts over and over and a parse costs tens of microseconds.
 
 import { loadModule, parseSync, scanSync } from 'libpg-query';
+import { memoizeByText } from '../util/text-cache.js';
 
 await loadModule();
 
-/** A small least-recently-used cache (a Map keeps insertion order). */
-export class Lru<V> {
-  private readonly map = new Map<string, V>();
-
-  constructor(private readonly capacity: number) {}
-
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v === undefined) return undefined;
-    this.map.delete(key);
-    this.map.set(key, v);
-    return v;
-  }
-
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-}
-
-// Bounded memory: at most CACHE_ENTRIES texts of MAX_CACHED_TEXT characters
-// each; longer texts are analysed every time (they are rare and costly to keep).
 const CACHE_ENTRIES = 1024;
-const MAX_CACHED_TEXT = 8192;
-
-function cached<V>(cache: Lru<V>, sql: string, compute: (sql: string) => V): V {
-  if (sql.length > MAX_CACHED_TEXT) return compute(sql);
-  const hit = cache.get(sql);
-  if (hit !== undefined) return hit;
-  const v = compute(sql);
-  cache.set(sql, v);
-  return v;
-}
 
 // ------------------------------------------------------------ statements
 
@@ -83,7 +47,7 @@ function splitStatements(sql: string): string[] | null {
   return statements;
 }
 
-const statementCache = new Lru<string[] | null>(CACHE_ENTRIES);
+const statementsByText = memoizeByText<string[] | null>(CACHE_ENTRIES, splitStatements);
 
 /**
  * The statements of a query text in a canonical form: tokens, lower-cased
@@ -94,7 +58,7 @@ const statementCache = new Lru<string[] | null>(CACHE_ENTRIES);
  * tokenised.
  */
 export function canonicalStatements(sql: string): readonly string[] | null {
-  return cached(statementCache, sql, splitStatements);
+  return statementsByText(sql);
 }
 
 // ------------------------------------------------------------- relations
@@ -157,7 +121,7 @@ function parseRelations(sql: string): Relation[] | null {
   return out;
 }
 
-const relationCache = new Lru<Relation[] | null>(CACHE_ENTRIES);
+const relationsByText = memoizeByText<Relation[] | null>(CACHE_ENTRIES, parseRelations);
 
 /**
  * Every table-like name the query refers to (FROM, JOIN, subqueries, CTE
@@ -167,5 +131,5 @@ const relationCache = new Lru<Relation[] | null>(CACHE_ENTRIES);
  * the text does not parse.
  */
 export function relationsOf(sql: string): readonly Relation[] | null {
-  return cached(relationCache, sql, parseRelations);
+  return relationsByText(sql);
 }

@@ -5,6 +5,7 @@
 // Cached by statement text (applications send the same few texts).
 
 import { loadModule, parseSync } from 'libpg-query';
+import { memoizeByText } from '../util/text-cache.js';
 
 await loadModule();
 
@@ -29,17 +30,8 @@ const WRITING_FUNCTIONS = new Set([
 /** Statements that only read, whatever they contain. */
 const READ_STATEMENTS = new Set(['VariableShowStmt']);
 
-const cache = new Map<string, QueryKind>();
-const CACHE_LIMIT = 4096;
-
-export function classify(sql: string): QueryKind {
-  const hit = cache.get(sql);
-  if (hit) return hit;
-  const kind = classifyUncached(sql);
-  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
-  cache.set(sql, kind);
-  return kind;
-}
+/** Read or write, by statement text (remembered: the parse is the cost). */
+export const classify: (sql: string) => QueryKind = memoizeByText(4096, classifyUncached);
 
 function classifyUncached(sql: string): QueryKind {
   let stmts: { stmt: Node }[];
