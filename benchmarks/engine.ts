@@ -261,9 +261,10 @@ function inProcessOne(rt: Runtime, corpus: string[]): Promise<Measure> {
   });
 }
 
-function inProcessBatched(rt: Runtime, corpus: string[]): Promise<Measure> {
+/** `padded`: one session.run per 32 texts padded to the longest (plain batching); otherwise the engine's length-aware runs. */
+function inProcessBatched(rt: Runtime, corpus: string[], padded: boolean): Promise<Measure> {
   return timed(corpus.length, async () => {
-    for (let i = 0; i < corpus.length; i += BATCH) await rt.embed(corpus.slice(i, i + BATCH));
+    for (let i = 0; i < corpus.length; i += BATCH) await rt.embed(corpus.slice(i, i + BATCH), { padded });
   });
 }
 
@@ -614,6 +615,7 @@ const add = (k: Key, m: Measure): void => {
 const K = {
   one: (th: number) => `in-process one at a time, ${th} intra-op thread${th > 1 ? 's' : ''}`,
   batched: (th: number) => `in-process batch ${BATCH}, ${th} intra-op thread${th > 1 ? 's' : ''}`,
+  lengthAware: (th: number) => `(diagnostic) in-process batch ${BATCH} in PgLynx's length-aware runs, ${th} intra-op thread${th > 1 ? 's' : ''}`,
   sorted: (th: number) => `(diagnostic) in-process batch ${BATCH} of length-sorted texts, ${th} intra-op thread${th > 1 ? 's' : ''}`,
   engine: `Engine.embed in-process, ${HEADLINE.label}, ${CLIENTS} concurrent callers`,
   sql: (v: Variant) => `PgLynx SQL, ${v.label}, ${CLIENTS} clients`,
@@ -623,11 +625,13 @@ for (let r = 1; r <= ROUNDS; r++) {
     log(`round ${r}/${ROUNDS}: in-process, ${th} thread(s), one at a time`);
     add(K.one(th), await inProcessOne(runtimes.get(th)!, corpus));
     log(`round ${r}/${ROUNDS}: in-process, ${th} thread(s), batch ${BATCH}`);
-    add(K.batched(th), await inProcessBatched(runtimes.get(th)!, corpus));
+    add(K.batched(th), await inProcessBatched(runtimes.get(th)!, corpus, true));
+    log(`round ${r}/${ROUNDS}: in-process, ${th} thread(s), batch ${BATCH}, length-aware runs`);
+    add(K.lengthAware(th), await inProcessBatched(runtimes.get(th)!, corpus, false));
   }
   for (const th of BASELINE_THREADS) {
     log(`round ${r}/${ROUNDS}: in-process, ${th} thread(s), batch ${BATCH} of length-sorted texts`);
-    add(K.sorted(th), await inProcessBatched(runtimes.get(th)!, sortedCorpus));
+    add(K.sorted(th), await inProcessBatched(runtimes.get(th)!, sortedCorpus, true));
   }
   log(`round ${r}/${ROUNDS}: Engine.embed in-process`);
   add(K.engine, await engineConcurrent(engine, corpus));
@@ -736,7 +740,7 @@ emit();
 emit(`- Command: \`${Object.entries(process.env).filter(([k]) => ['CORPUS', 'CLIENTS', 'ROUNDS', 'VARIANTS', 'BASELINE_THREADS', 'BATCH', 'RSS_CLIENTS', 'POOL_SIZE', 'PROFILE', 'SEED'].includes(k)).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('')}node --import tsx benchmarks/engine.ts\``);
 emit(`- Model: \`node --import tsx bin/pglynx.ts models synth ${TOKENIZER_SRC} <tmp>/minilm\` (${synthOut.split('\n')[0]!.replace(modelDir, '<tmp>/minilm')})`);
 emit(`- Corpus: ${CORPUS} generated sentences (seed ${SEED}), ${Math.min(...words)}-${Math.max(...words)} words (mean ${fmt(words.reduce((s, x) => s + x, 0) / words.length, 1)}), drawn from the tokenizer's whole-word vocabulary, ${Math.min(...tokens)}-${Math.max(...tokens)} tokens with [CLS]/[SEP] (mean ${fmt(tokens.reduce((x, y) => x + y, 0) / tokens.length, 1)}); example: "${corpus[0]}". Padding in batches of ${BATCH}: ${fmt(padCorpusOrder * 100, 0)}% of the tokens run are padding in corpus order, ${fmt(padSorted * 100, 0)}% when sorted by length.`);
-emit(`- In-process baselines: \`loadRuntime()\` of engine/runtime.ts in the benchmark process: the tokenizer, right-padding, onnxruntime-node \`InferenceSession\` (sequential execution, graph optimisation "all", inter-op 1) and mean pooling + L2 normalisation the engine's workers run; no worker threads, no queue. "One at a time" is one text per \`session.run\`; "batch ${BATCH}" is ${BATCH} consecutive corpus texts per run, padded to the longest. Thread budget: the pooler's headline config runs ${HEADLINE.instances} instance(s) x ${HEADLINE.threads} intra-op thread(s) = ${BUDGET}, so the reference baselines use ${BUDGET} intra-op threads; ${BASELINE_THREADS.filter((t) => t !== BUDGET).map((t) => `${t}-thread`).join(', ') || 'no other'} baselines are shown for reference.`);
+emit(`- In-process baselines: \`loadRuntime()\` of engine/runtime.ts in the benchmark process: the tokenizer, right-padding, onnxruntime-node \`InferenceSession\` (sequential execution, graph optimisation "all", inter-op 1) and mean pooling + L2 normalisation the engine's workers run; no worker threads, no queue. "One at a time" is one text per \`session.run\`; "batch ${BATCH}" is ${BATCH} consecutive corpus texts per run, padded to the longest (plain batching, \`embed(texts, { padded: true })\`); the "length-aware runs" row is the same ${BATCH} texts as the engine's workers run them (sorted by token count and cut into the padded runs of least estimated cost, engine/sub-batches.ts). Thread budget: the pooler's headline config runs ${HEADLINE.instances} instance(s) x ${HEADLINE.threads} intra-op thread(s) = ${BUDGET}, so the reference baselines use ${BUDGET} intra-op threads; ${BASELINE_THREADS.filter((t) => t !== BUDGET).map((t) => `${t}-thread`).join(', ') || 'no other'} baselines are shown for reference.`);
 emit(`- Engine.embed in-process (diagnostic): \`Engine.start()\` in the benchmark process with the headline config, ${CLIENTS} async callers each awaiting \`engine.embed('${MODEL}', [text])\` over its share of the corpus: worker threads and dynamic batching without SQL.`);
 emit(`- Through PgLynx: a throwaway Postgres 15 cluster (tests/harness/postgres.ts: fsync off, md5), PgLynx compiled with \`${build.command}\` (${build.note}) and started as \`${head.command}\`; ${CLIENTS} node-postgres clients (md5, transaction mode, pool_size ${POOL_SIZE}) each run \`${QUERY}\` (extended protocol, unnamed statement; the result is parsed as a 384-element real[]) over a strided share of the corpus, after one warm-up query each. Embeddings/s = ${CORPUS} / wall time from the first query to the last result. Cache disabled (cache_mb = 0).`);
 emit(`- Each measurement ran ${ROUNDS} time(s), interleaved (every baseline, the engine and every pooler config in each round); the tables show the median, with min-max.`);
@@ -750,7 +754,7 @@ emit('## Throughput');
 emit();
 const rowKeys: Key[] = [
   ...BASELINE_THREADS.flatMap((th) => [K.one(th), K.batched(th)]),
-  ...BASELINE_THREADS.map((th) => K.sorted(th)),
+  ...BASELINE_THREADS.flatMap((th) => [K.lengthAware(th), K.sorted(th)]),
   K.engine,
   ...VARIANTS.map((v) => K.sql(v)),
 ];

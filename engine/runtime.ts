@@ -15,12 +15,18 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import type { ModelConfig } from './config.js';
 import type { ModelInfo } from './errors.js';
 import { buildHashModel, hashTokenize, HASH_MODEL_DIMS } from './onnx/hash-model.js';
+import { planSubBatches } from './sub-batches.js';
 import { TokenEncoder, poolAndNormalize } from './tokens.js';
 
 export interface Runtime {
   readonly info: ModelInfo;
-  /** `texts.length * info.dims` floats, in input order; a fresh buffer (transferable). */
-  embed(texts: readonly string[]): Promise<Float32Array>;
+  /**
+   * `texts.length * info.dims` floats, in input order; a fresh buffer
+   * (transferable). The texts run in length-aware sub-batches unless
+   * `padded` asks for one run padded to the longest (the plain way, kept
+   * for the benchmark's baseline).
+   */
+  embed(texts: readonly string[], options?: { padded?: boolean }): Promise<Float32Array>;
 }
 
 const BERT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
@@ -193,10 +199,18 @@ async function loadDirectory(c: ModelConfig): Promise<Runtime> {
   const info: ModelInfo = { dims, maxTokens, inputs, vocabSize: maxId + 1 };
   return {
     info,
-    async embed(texts) {
-      const batch = texts.map((t) => encoder.encode(t));
-      const out = await run(batch);
-      return poolAndNormalize(out.data, out.dims, batch.map((ids) => ids.length), c.pooling, c.normalize);
+    async embed(texts, options) {
+      const encoded = texts.map((t) => encoder.encode(t));
+      const vectors = new Float32Array(encoded.length * dims);
+      // Runs of similar lengths: a short text never pays for a long one's padding.
+      const groups = options?.padded ? [encoded.map((_, i) => i)] : planSubBatches(encoded.map((ids) => ids.length));
+      for (const group of groups) {
+        const rows = group.map((i) => encoded[i]!);
+        const out = await run(rows);
+        const pooled = poolAndNormalize(out.data, out.dims, rows.map((ids) => ids.length), c.pooling, c.normalize);
+        group.forEach((i, k) => vectors.set(pooled.subarray(k * dims, (k + 1) * dims), i * dims));
+      }
+      return vectors;
     },
   };
 }
