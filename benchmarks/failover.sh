@@ -21,6 +21,8 @@
 # Env:    RUNS        runs, each on fresh clusters (default 3)
 #         CLIENTS     reading clients in drill (a) (default 20)
 #         POOL_SIZE   PgLynx pool_size per server (default 10)
+#         LOG_LEVEL   PgLynx --log-level (default warn)
+#         KEEP_LOGS   a directory to keep each run's PgLynx log in
 #         WARMUP_MS   reading before the kill (default 2000)
 #         OBSERVE_MS  reading after the kill (default 5000)
 #         PG_BIN      Postgres binaries (default /usr/lib/postgresql/15/bin)
@@ -190,7 +192,7 @@ servers = [["127.0.0.1", $PRIMARY_PORT, "$role1"], ["127.0.0.1", $REPLICA1_PORT,
 EOF
     done
   } >"$LYNX_CONF"
-  LYNX_CMD=(node --import tsx bin/pglynx.ts "$LYNX_CONF" --log-level warn)
+  LYNX_CMD=(node --import tsx bin/pglynx.ts "$LYNX_CONF" --log-level "${LOG_LEVEL:-warn}")
   log "run $1: starting PgLynx: ${LYNX_CMD[*]}"
   (cd "$REPO_ROOT" && exec "${LYNX_CMD[@]}") >"$RUN_DIR/pglynx.log" 2>&1 &
   LYNX_PID=$!
@@ -216,6 +218,8 @@ for i in $(seq "$RUNS"); do
   RESULTS+=("$(tail -n 1 "$out")")
   WARNINGS_TAIL=$(tail -n 12 "$RUN_DIR/pglynx.log")
   stop_run
+  # KEEP_LOGS=DIR: keep each run's PgLynx log (a timeline of what it did).
+  if [[ -n ${KEEP_LOGS:-} ]]; then mkdir -p "$KEEP_LOGS" && cp "$RUN_DIR/pglynx.log" "$KEEP_LOGS/$(basename "$RUN_DIR").log"; fi
   rm -rf "$RUN_DIR"
   RUN_DIR=""
 done

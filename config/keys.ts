@@ -198,6 +198,7 @@ export const IMPLEMENTED: Set<string> = new Set([
   'pools.*.shards',
   'pools.*.shards.*.database',
   'pools.*.shards.*.servers',
+  'pools.*.shards.*.mirrors',
   // Every plugin and key under them (pooler/plugins/).
   'plugins',
   'pools.*.plugins',

@@ -155,7 +155,7 @@ function buildEntry(
     },
     healthcheck: { delayMs: config.general.healthcheck_delay, timeoutMs: config.general.healthcheck_timeout },
   };
-  const cluster = buildCluster(config, name, pc, serverUser, resolve, old?.cluster, credential !== null);
+  const cluster = buildCluster(config, name, pc, serverUser, resolve, old?.cluster, credential !== null, log);
   const first = cluster.primary(0) ?? cluster.shards[0][0];
   return { cluster, pool: first.pool, poolName: name, user, session, scram, authMethod: user.auth_type ?? config.general.auth_type, credential, dynamic };
 }
@@ -173,11 +173,18 @@ function buildCluster(
   resolve: ResolveAddress,
   old: Cluster | undefined,
   ignorePassword: boolean,
+  log?: Logger,
 ): Cluster {
   const shardKeys = Object.keys(pc.shards).sort((a, b) => Number(a) - Number(b));
   const shards = shardKeys.map((key, s) =>
     pc.shards[key].servers.map((server, i) => {
       const settings = poolSettings(config, name, pc, user, resolve, { shard: pc.shards[key], server });
+      const mirrors = pc.shards[key].mirrors.filter((m) => m.mirroring_target_index === i);
+      if (mirrors.length > 0) {
+        // Same database and credentials as the server mirrored (as PgCat); no mirrors of mirrors.
+        const targets = mirrors.map((m) => ({ ...settings.server, ...resolve(m.host, m.port), mirrors: undefined }));
+        settings.server.mirrors = { targets, log: log ?? null };
+      }
       const prev = old?.shards[s]?.[i];
       if (prev && prev.configuredRole === server.role && sameServer(prev.pool.settings, settings, ignorePassword)) {
         prev.pool.update(settings);

@@ -17,6 +17,8 @@ import { parseParameterStatus } from '../protocol/messages/status.js';
 import { login, type LoginTarget } from './login.js';
 import type { LookupFunction } from './dns-cache.js';
 import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
+import { MirrorLink } from './mirror.js';
+import type { Logger } from 'pino';
 
 /** Who receives a server's replies while it is checked out. */
 export interface ServerOwner {
@@ -37,6 +39,8 @@ export interface ServerOptions extends LoginTarget {
   lookup?: LookupFunction;
   /** general.server_tls / verify_server_certificate; plain text when absent. */
   tls?: ServerTlsSettings;
+  /** Where to copy this server's traffic (the shard's `mirrors` for it). */
+  mirrors?: { targets: ServerOptions[]; log: Logger | null };
 }
 
 /** Raised by an internal query the server answered with an ErrorResponse. */
@@ -81,6 +85,8 @@ export class ServerConnection {
   private readonly scanner = new BackendScanner(WATCHED);
   private internal: { resolve(): void; reject(e: Error): void; error: ServerQueryError | null } | null = null;
   private closeListeners: ((reason: Error) => void)[] = [];
+  /** Copies of this connection's traffic (empty unless the server has mirrors). */
+  private mirrorLinks: MirrorLink[] = [];
 
   private constructor(
     readonly options: ServerOptions,
@@ -106,6 +112,8 @@ export class ServerConnection {
       throw err;
     }
     conn.listen();
+    const mirrors = options.mirrors;
+    if (mirrors) conn.mirrorLinks = mirrors.targets.map((target) => new MirrorLink(target, mirrors.log));
     return conn;
   }
 
@@ -142,6 +150,7 @@ export class ServerConnection {
    * an extended-protocol batch is left open after them.
    */
   send(bytes: Buffer, syncs: number, unsynced: boolean): boolean {
+    if (this.mirrorLinks.length > 0) this.mirror(bytes, syncs, unsynced);
     this.pending += syncs;
     this.unsynced = unsynced;
     return this.socket.write(bytes);
@@ -155,8 +164,19 @@ export class ServerConnection {
       this.internal = { resolve, reject, error: null };
       this.pending += 1;
       this.replies?.synced(1);
-      this.socket.write(serialize.query(sql));
+      const bytes = serialize.query(sql);
+      if (this.mirrorLinks.length > 0) this.mirror(bytes, 1, false, this.txStatus === TxStatus.Idle);
+      this.socket.write(bytes);
     });
+  }
+
+  /** Bytes written but not yet handed to the kernel (a slow peer shows here). */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  private mirror(bytes: Buffer, syncs: number, unsynced: boolean, atBoundary = this.isIdle): void {
+    for (const link of this.mirrorLinks) link.copy(bytes, syncs, unsynced, atBoundary);
   }
 
   /** Ask the server to cancel what this connection is running (a new connection, as libpq does). */
@@ -295,6 +315,8 @@ export class ServerConnection {
   private teardown(reason: Error): void {
     if (this.closed) return;
     this.closed = true;
+    for (const link of this.mirrorLinks) link.close();
+    this.mirrorLinks = [];
     if (this.internal) {
       this.internal.reject(reason);
       this.internal = null;
