@@ -199,6 +199,12 @@ export const IMPLEMENTED: Set<string> = new Set([
   'pools.*.shards.*.database',
   'pools.*.shards.*.servers',
   'pools.*.shards.*.mirrors',
+  'pools.*.sharding_function',
+  'pools.*.automatic_sharding_key',
+  'pools.*.sharding_key_regex',
+  'pools.*.shard_id_regex',
+  'pools.*.regex_search_limit',
+  'pools.*.default_shard',
   // Every plugin and key under them (pooler/plugins/).
   'plugins',
   'pools.*.plugins',

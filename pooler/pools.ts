@@ -14,6 +14,7 @@ import { buildQueryPlugins, prewarmQueries } from './plugins/index.js';
 import type { Logger } from './logger.js';
 import { NO_SERVER_TLS } from './tls/server.js';
 import { hasAuthQuery, type AuthQueryTarget } from './auth/auth-query.js';
+import { shardingContext } from './sharding/context.js';
 
 /** Where a (pool, shard, server) lives once embedded backends are started. */
 export type ResolveAddress = (host: string, port: number) => { host: string; port: number };
@@ -154,6 +155,7 @@ function buildEntry(
       primaryReads: pc.primary_reads_enabled,
     },
     healthcheck: { delayMs: config.general.healthcheck_delay, timeoutMs: config.general.healthcheck_timeout },
+    sharding: shardingContext(pc),
   };
   const cluster = buildCluster(config, name, pc, serverUser, resolve, old?.cluster, credential !== null, log);
   const first = cluster.primary(0) ?? cluster.shards[0][0];

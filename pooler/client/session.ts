@@ -25,6 +25,8 @@ import { answerCustom, type ShardState } from '../router/custom-reply.js';
 import { classify } from '../router/classify.js';
 import { ClientStatements } from '../prepared/statements.js';
 import { defineDeferred, deferrableParses, rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+import type { ShardingContext } from '../sharding/context.js';
+import { ShardedExecutor, type ShardedClient } from '../sharding/executor.js';
 
 const PARSE_COMPLETE_MESSAGE = Buffer.from([0x31, 0, 0, 0, 4]);
 
@@ -51,6 +53,8 @@ export interface SessionSettings {
   routing: RoutingSettings;
   /** Health check of a connection idle longer than delayMs before reuse (PgCat's healthcheck_*). */
   healthcheck: { delayMs: number; timeoutMs: number };
+  /** Shard routing of a pool with several shards (null: one shard). */
+  sharding: ShardingContext | null;
 }
 
 export class ClientSession implements ServerOwner {
@@ -276,6 +280,34 @@ export class ClientSession implements ServerOwner {
   }
 
   private pendingDirty = false;
+  /** The executor of a sharded pool's client (created on first use). */
+  private sharded: ShardedExecutor | null = null;
+
+  private shardedClient(): ShardedClient {
+    const session = this;
+    return {
+      get cluster() {
+        return session.cluster;
+      },
+      get sharding() {
+        return session.settings.sharding!;
+      },
+      shardState: this.shardState,
+      params: this.params,
+      get statements() {
+        return session.pool.sharesPreparedStatements ? (session.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS)) : null;
+      },
+      role: (bytes) => this.routing.route(bytes, this.settings.routing),
+      write: (bytes) => {
+        this.pool.stats.totals.sent += bytes.length;
+        this.socket.write(bytes);
+      },
+      pause: (paused) => {
+        if (paused) this.socket.pause();
+        else if (this.transforming === 0 && !this.closed) this.socket.resume();
+      },
+    };
+  }
   /** The client's named statements, when its pool shares prepared statements. */
   private statements: ClientStatements | null = null;
 
@@ -289,12 +321,12 @@ export class ClientSession implements ServerOwner {
     try {
       const cmd = parseCustomCommand(sql);
       if (!cmd) return false;
-      reply = answerCustom(cmd, this.routing, this.shardState);
+      reply = answerCustom(cmd, this.routing, this.shardState, this.settings.sharding);
     } catch (err) {
       if (!(err instanceof CustomSqlError)) throw err;
       reply = errorResponse(err.code, err.message);
     }
-    const quiet = runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isQuiet);
+    const quiet = runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isQuiet) && !this.sharded?.busy;
     if (!quiet) {
       this.forward(raiseQuery(SqlState.FeatureNotSupported, 'PgCat commands cannot be pipelined behind other queries'), 1);
       return true;
@@ -338,6 +370,11 @@ export class ClientSession implements ServerOwner {
   }
 
   private forward(bytes: Buffer, syncs: number): void {
+    if (this.settings.sharding) {
+      // Several shards: units are routed and run by the sharded executor.
+      (this.sharded ??= new ShardedExecutor(this.shardedClient(), this.log)).push(bytes);
+      return;
+    }
     const server = this.server;
     if (server && !this.acquiring) {
       if (!this.sendToServer(server, bytes, syncs)) this.waitForServerDrain(server);
@@ -649,6 +686,7 @@ export class ClientSession implements ServerOwner {
   end(): void {
     if (this.closed) return;
     this.closed = true;
+    this.sharded?.close();
     this.clearIdleTxTimer();
     this.clearStatementTimer();
     const server = this.server;

@@ -32,6 +32,7 @@ export const Backend = {
   DataRow: 0x44, // 'D'
   CommandComplete: 0x43, // 'C'
   EmptyQueryResponse: 0x49, // 'I'
+  PortalSuspended: 0x73, // 's'
   CopyInResponse: 0x47, // 'G'
   CopyOutResponse: 0x48, // 'H'
   CopyBothResponse: 0x57, // 'W'
@@ -67,6 +68,7 @@ export const SqlState = {
   AdminShutdown: '57P01',
   IdleInTransactionTimeout: '25P03',
   FeatureNotSupported: '0A000',
+  InFailedTransaction: '25P02',
   SystemError: '58000',
   InternalError: 'XX000',
 } as const;

@@ -1,0 +1,136 @@
+// The client's messages cut into units for a sharded pool: one simple Query,
+// or an extended-protocol batch up to its Sync. A unit is routed and run as
+// a whole; what routing needs is read from it here (statement text, Bind
+// parameters in text form), nothing else is decoded.
+
+import { Frontend } from '../protocol/codes.js';
+
+export interface Unit {
+  /** The unit's messages, as the client sent them. */
+  readonly bytes: Buffer;
+  readonly kind: 'query' | 'extended';
+  /** The statement text: the Query's, or the Parse's (or the named statement's the Bind uses); null if none. */
+  sql: string | null;
+  /** Bind parameters as text (null: SQL NULL, or a binary value routing cannot read). */
+  params: (string | null)[];
+  /** The unit parses or binds a named statement (prepared earlier or here). */
+  named: boolean;
+}
+
+interface Message {
+  type: number;
+  start: number;
+  end: number;
+}
+
+function messages(bytes: Buffer): Message[] {
+  const out: Message[] = [];
+  let off = 0;
+  while (off + 5 <= bytes.length) {
+    const end = off + 1 + bytes.readInt32BE(off + 1);
+    out.push({ type: bytes[off], start: off, end });
+    off = end;
+  }
+  return out;
+}
+
+const cstring = (buf: Buffer, at: number): [string, number] => {
+  const zero = buf.indexOf(0, at);
+  return [buf.toString('utf8', at, zero), zero + 1];
+};
+
+/** Bind's parameter values, text where the client sent text. */
+function bindParams(buf: Buffer, m: Message): { statement: string; params: (string | null)[] } {
+  let at = m.start + 5;
+  [, at] = cstring(buf, at); // portal
+  let statement: string;
+  [statement, at] = cstring(buf, at);
+  const nFormats = buf.readInt16BE(at);
+  at += 2;
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++, at += 2) formats.push(buf.readInt16BE(at));
+  const n = buf.readInt16BE(at);
+  at += 2;
+  const params: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = buf.readInt32BE(at);
+    at += 4;
+    const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0] : formats[i];
+    params.push(len < 0 || format !== 0 ? null : buf.toString('utf8', at, at + len));
+    if (len > 0) at += len;
+  }
+  return { statement, params };
+}
+
+/**
+ * Cuts complete units off the front of `pending`; returns them and what is
+ * left (an extended batch still waiting for its Sync). `statements` maps the
+ * client's named statements to their text (Parse adds, Close removes).
+ */
+export function takeUnits(pending: Buffer, statements: Map<string, string>): { units: Unit[]; rest: Buffer } {
+  const units: Unit[] = [];
+  let unitStart = 0;
+  let sql: string | null = null;
+  let params: (string | null)[] = [];
+  let named = false;
+  for (const m of messages(pending)) {
+    switch (m.type) {
+      case Frontend.Query:
+        units.push({ bytes: pending.subarray(m.start, m.end), kind: 'query', sql: pending.toString('utf8', m.start + 5, m.end - 1), params: [], named: false });
+        unitStart = m.end;
+        continue;
+      case Frontend.Parse: {
+        const [name, at] = cstring(pending, m.start + 5);
+        const [text] = cstring(pending, at);
+        sql = text;
+        if (name !== '') {
+          named = true;
+          statements.set(name, text);
+        }
+        break;
+      }
+      case Frontend.Bind: {
+        const bind = bindParams(pending, m);
+        params = bind.params;
+        if (bind.statement !== '') {
+          named = true;
+          sql = statements.get(bind.statement) ?? sql;
+        }
+        break;
+      }
+      case Frontend.Close: {
+        if (pending[m.start + 5] === 0x53 /* S */) statements.delete(cstring(pending, m.start + 6)[0]);
+        break;
+      }
+      case Frontend.Sync:
+        units.push({ bytes: pending.subarray(unitStart, m.end), kind: 'extended', sql, params, named });
+        unitStart = m.end;
+        sql = null;
+        params = [];
+        named = false;
+        continue;
+    }
+  }
+  return { units, rest: pending.subarray(unitStart) };
+}
+
+/** The unit with its (one) Parse's statement text replaced; other messages as they were. */
+export function withStatementText(unit: Unit, text: string): Buffer {
+  const parts: Buffer[] = [];
+  for (const m of messages(unit.bytes)) {
+    if (unit.bytes[m.start] !== Frontend.Parse) {
+      parts.push(unit.bytes.subarray(m.start, m.end));
+      continue;
+    }
+    const nameEnd = unit.bytes.indexOf(0, m.start + 5) + 1;
+    const textEnd = unit.bytes.indexOf(0, nameEnd);
+    const name = unit.bytes.subarray(m.start + 5, nameEnd);
+    const tail = unit.bytes.subarray(textEnd + 1, m.end); // parameter types
+    const body = Buffer.byteLength(text) + 1;
+    const head = Buffer.alloc(5);
+    head[0] = Frontend.Parse;
+    head.writeInt32BE(4 + name.length + body + tail.length, 1);
+    parts.push(head, name, Buffer.from(`${text}\0`), tail);
+  }
+  return Buffer.concat(parts);
+}
