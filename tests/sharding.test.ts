@@ -93,6 +93,7 @@ t.test('sharding', async (t) => {
           query_parser_enabled: true,
           automatic_sharding_key: 'docs.id',
           sharding_function: 'pg_bigint_hash',
+          prepared_statements_cache_size: 100,
           users: [user],
           shards: shardList,
         },
@@ -192,6 +193,13 @@ t.test('sharding', async (t) => {
     t.same(await rows(shop2, `SELECT id FROM docs WHERE id IN (${some.join(', ')}) ORDER BY id`), expected, 'IN list over several shards');
     const upd = await shop2.query('UPDATE docs SET score = score WHERE id = $1', [String(d.id)]);
     t.equal(upd.rowCount, 1, 'UPDATE with its key');
+  });
+
+  await t.test('routing: a named prepared statement follows its key to each shard', async (t) => {
+    for (const d of docs.slice(20, 40)) {
+      const r = await shop2.query({ name: 'by_id', text: 'SELECT body FROM docs WHERE id = $1', values: [String(d.id)], rowMode: 'array' });
+      t.same(r.rows, [[d.body]], `by_id(${d.id})`);
+    }
   });
 
   await t.test('routing: comments and default_shard (no query parser)', async (t) => {

@@ -73,7 +73,11 @@ export class ShardedExecutor {
   /** Client bytes (whole messages). */
   push(bytes: Buffer): void {
     this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
-    const { units, rest } = takeUnits(this.pending, this.named);
+    const { units, rest } = takeUnits(this.pending, this.named, (name) => {
+      // Parsed earlier and answered by the pooler (shared prepared statements).
+      const tail = this.client.statements?.get(name)?.parseTail;
+      return tail ? tail.toString('utf8', 0, tail.indexOf(0)) : undefined;
+    });
     this.pending = rest;
     this.queue.push(...units);
     if (!this.running && this.queue.length > 0) void this.drain();

@@ -67,7 +67,12 @@ function bindParams(buf: Buffer, m: Message): { statement: string; params: (stri
  * left (an extended batch still waiting for its Sync). `statements` maps the
  * client's named statements to their text (Parse adds, Close removes).
  */
-export function takeUnits(pending: Buffer, statements: Map<string, string>): { units: Unit[]; rest: Buffer } {
+export function takeUnits(
+  pending: Buffer,
+  statements: Map<string, string>,
+  /** Statements defined elsewhere (prepared by the pooler's shared statements). */
+  lookup: (name: string) => string | undefined = () => undefined,
+): { units: Unit[]; rest: Buffer } {
   const units: Unit[] = [];
   let unitStart = 0;
   let sql: string | null = null;
@@ -94,7 +99,7 @@ export function takeUnits(pending: Buffer, statements: Map<string, string>): { u
         params = bind.params;
         if (bind.statement !== '') {
           named = true;
-          sql = statements.get(bind.statement) ?? sql;
+          sql = statements.get(bind.statement) ?? lookup(bind.statement) ?? sql;
         }
         break;
       }
