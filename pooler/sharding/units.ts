@@ -4,6 +4,7 @@
 // parameters in text form), nothing else is decoded.
 
 import { Frontend } from '../protocol/codes.js';
+import { parseBind } from '../protocol/messages/bind.js';
 
 export interface Unit {
   /** The unit's messages, as the client sent them. */
@@ -39,27 +40,11 @@ const cstring = (buf: Buffer, at: number): [string, number] => {
   return [buf.toString('utf8', at, zero), zero + 1];
 };
 
-/** Bind's parameter values, text where the client sent text. */
+/** Bind's statement, and its parameter values as text where the client sent text. */
 function bindParams(buf: Buffer, m: Message): { statement: string; params: (string | null)[] } {
-  let at = m.start + 5;
-  [, at] = cstring(buf, at); // portal
-  let statement: string;
-  [statement, at] = cstring(buf, at);
-  const nFormats = buf.readInt16BE(at);
-  at += 2;
-  const formats: number[] = [];
-  for (let i = 0; i < nFormats; i++, at += 2) formats.push(buf.readInt16BE(at));
-  const n = buf.readInt16BE(at);
-  at += 2;
-  const params: (string | null)[] = [];
-  for (let i = 0; i < n; i++) {
-    const len = buf.readInt32BE(at);
-    at += 4;
-    const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0] : formats[i];
-    params.push(len < 0 || format !== 0 ? null : buf.toString('utf8', at, at + len));
-    if (len > 0) at += len;
-  }
-  return { statement, params };
+  const bind = parseBind(buf.subarray(m.start, m.end));
+  const format = (i: number): number => (bind.formats.length === 0 ? 0 : bind.formats.length === 1 ? bind.formats[0]! : bind.formats[i]!);
+  return { statement: bind.statement, params: bind.values.map((v, i) => (v === null || format(i) !== 0 ? null : v.toString('utf8'))) };
 }
 
 /**
