@@ -136,19 +136,3 @@ export function bareName(node: Node): string | undefined {
   const fields = (node.ColumnRef as { fields?: Node[] } | undefined)?.fields;
   return fields?.length === 1 ? (fields[0].String as { sval?: string } | undefined)?.sval : undefined;
 }
-
-export type LimitValue = { const: bigint } | { param: number } | null;
-
-/** A LIMIT or OFFSET value: a constant, a parameter, or none (absent, ALL, NULL). */
-export function limitValue(node: Node | undefined, what: 'LIMIT' | 'OFFSET'): LimitValue {
-  if (!node) return null;
-  const c = node.A_Const as { isnull?: boolean; ival?: { ival?: number }; fval?: { fval?: string } } | undefined;
-  if (c?.isnull) return null;
-  if (c?.ival) return { const: BigInt(c.ival.ival ?? 0) };
-  if (c?.fval?.fval && /^-?\d+$/.test(c.fval.fval)) return { const: BigInt(c.fval.fval) };
-  const p = node.ParamRef as { number?: number } | undefined;
-  if (p?.number) return { param: p.number };
-  const cast = node.TypeCast as { arg?: Node } | undefined;
-  if (cast?.arg) return limitValue(cast.arg, what);
-  throw unsupported(`${what} values other than integer constants and parameters`);
-}

@@ -25,49 +25,15 @@
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 import { memoizeByText } from '../util/text-cache.js';
 import { SqlText, type Item, type ScanToken } from './sql-text.js';
-import { aggregateOf, bareName, exprKey, implicitName, isStar, limitValue, PlanError, rejectUnsupported, type LimitValue, type Node } from './plan-tree.js';
+import { limitValue, shardLimitClause, type LimitValue } from './plan-limit.js';
+import type { AggKind, ColumnPlan, CrossShardPlan } from './plan-types.js';
+import { aggregateOf, bareName, exprKey, implicitName, isStar, PlanError, rejectUnsupported, type Node } from './plan-tree.js';
 
 await loadModule();
 
-export { PlanError, type LimitValue } from './plan-tree.js';
-
-export type AggKind = 'count' | 'sum' | 'min' | 'max' | 'avg';
-
-/** One output column of the shard query. */
-export interface ColumnPlan {
-  /** Added by the planner: the client never sees it. */
-  hidden: boolean;
-  /** How the shards' values combine (null: a group key or a plain value). */
-  agg: AggKind | null;
-  /** For avg (sent as sum): the column holding the matching count. */
-  avgCountColumn?: number;
-}
-
-export interface SortKey {
-  column: number;
-  desc: boolean;
-  nullsFirst: boolean;
-}
-
-export interface CrossShardPlan {
-  shardSql: string;
-  /**
-   * Output columns the client sees; null when the select list has a `*`
-   * (then: the shards' field count minus the hidden ones, and `columns`
-   * describes only the hidden tail, whose indices below are negative,
-   * counted from the end of the row: -1 is the last column).
-   */
-  visibleCount: number | null;
-  columns: ColumnPlan[];
-  /** Rows are combined per group (any aggregate or GROUP BY); empty groupBy: one row. */
-  aggregate: boolean;
-  groupBy: number[];
-  /** Applied after combining groups when aggregate. */
-  orderBy: SortKey[];
-  limit: LimitValue;
-  offset: LimitValue;
-  distinct: boolean;
-}
+export { PlanError } from './plan-tree.js';
+export type { LimitValue } from './plan-limit.js';
+export type { AggKind, ColumnPlan, CrossShardPlan, SortKey } from './plan-types.js';
 
 interface Col {
   hidden: boolean;
@@ -334,20 +300,9 @@ class Planner {
     if (limit === null && offset === null) return;
     const section = this.text.limitSection(listEnd);
     if (!section) throw internal('LIMIT/OFFSET');
-    // A negative constant: leave it for the shards to reject, as Postgres does.
-    if ((limit && 'const' in limit && limit.const < 0n) || (offset && 'const' in offset && offset.const < 0n)) return;
-    const shardLimit = pushable ? limitSum(limit, offset) : null;
-    this.text.replace(section[0], section[1], shardLimit === null ? '' : `LIMIT ${shardLimit}`);
+    const clause = shardLimitClause(limit, offset, pushable);
+    if (clause !== null) this.text.replace(section[0], section[1], clause);
   }
-}
-
-/** The shard-side LIMIT: enough rows for the client's OFFSET + LIMIT; null: none. */
-function limitSum(limit: LimitValue, offset: LimitValue): string | null {
-  if (limit === null) return null;
-  const term = (v: NonNullable<LimitValue>, cast: boolean): string => ('param' in v ? `$${v.param}${cast ? '::int8' : ''}` : String(v.const));
-  if (offset === null || ('const' in offset && offset.const === 0n)) return term(limit, false);
-  if ('const' in limit && 'const' in offset) return String(limit.const + offset.const);
-  return `(${term(limit, true)} + ${term(offset, true)})`;
 }
 
 /**
