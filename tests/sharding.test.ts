@@ -12,6 +12,7 @@ import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
+import { errorFields, frame, RawClient } from './harness/raw-client.js';
 
 // Plain SQL stand-ins for pgvector's operators on real[] (Postgres 15 here has no pgvector).
 const SCHEMA = `
@@ -259,6 +260,19 @@ t.test('sharding', async (t) => {
     for (let s = 0; s < 3; s++) {
       t.equal((await shards[s]!.query("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'docs_score'"))[0].n, 1, `index on shard ${s}`);
     }
+  });
+
+  await t.test('a malformed Bind closes only that client', async (t) => {
+    const c = await RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'pw', database: 'shop' });
+    // Bind claiming one 1000-byte parameter that is not there.
+    const body = Buffer.concat([Buffer.from('\0\0'), Buffer.from([0, 0, 0, 1]), Buffer.from([0, 0, 3, 0xe8])]);
+    const parse = Buffer.concat([Buffer.from('\0SELECT 1\0'), Buffer.from([0, 0])]);
+    c.send(frame('P', parse), frame('B', body), frame('S'));
+    const got = await c.readMessages('Z', 5000);
+    const e = got.find((m) => m.type === 'E');
+    t.equal(e ? errorFields(e.body).get('C') : null, '08P01', `protocol violation (${e ? errorFields(e.body).get('M') : 'no error'})`);
+    c.end();
+    t.ok(Number((await rows(shop2, 'SELECT count(*) FROM docs'))[0]![0]) > 0, 'the pooler and other clients go on');
   });
 
   await t.test('a dead shard fails the statement, naming it', async (t) => {

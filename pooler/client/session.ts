@@ -306,6 +306,7 @@ export class ClientSession implements ServerOwner {
         if (paused) this.socket.pause();
         else if (this.transforming === 0 && !this.closed) this.socket.resume();
       },
+      terminate: (code, message) => this.terminate(code, message),
     };
   }
   /** The client's named statements, when its pool shares prepared statements. */

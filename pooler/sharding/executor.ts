@@ -41,6 +41,8 @@ export interface ShardedClient {
   write(bytes: Buffer): void;
   /** Stop or restart reading from the client while units run. */
   pause(paused: boolean): void;
+  /** Fatal error and disconnect (malformed messages). */
+  terminate(code: string, message: string): void;
 }
 
 interface Transaction {
@@ -73,11 +75,19 @@ export class ShardedExecutor {
   /** Client bytes (whole messages). */
   push(bytes: Buffer): void {
     this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
-    const { units, rest } = takeUnits(this.pending, this.named, (name) => {
-      // Parsed earlier and answered by the pooler (shared prepared statements).
-      const tail = this.client.statements?.get(name)?.parseTail;
-      return tail ? tail.toString('utf8', 0, tail.indexOf(0)) : undefined;
-    });
+    let cut: ReturnType<typeof takeUnits>;
+    try {
+      cut = takeUnits(this.pending, this.named, (name) => {
+        // Parsed earlier and answered by the pooler (shared prepared statements).
+        const tail = this.client.statements?.get(name)?.parseTail;
+        return tail ? tail.toString('utf8', 0, tail.indexOf(0)) : undefined;
+      });
+    } catch {
+      // A Bind or Parse whose insides do not add up: the client is broken, not the pooler.
+      this.client.terminate(SqlState.ProtocolViolation, 'invalid message format');
+      return;
+    }
+    const { units, rest } = cut;
     this.pending = rest;
     this.queue.push(...units);
     if (!this.running && this.queue.length > 0) void this.drain();

@@ -117,7 +117,10 @@ export class ShardLink implements ServerOwner {
   onServerClosed(_server: ServerConnection, reason: Error): void {
     const w = this.waiting;
     this.waiting = null;
-    w?.reject(new ShardError(this.shard, '08006', `${this.member.address}: server connection lost: ${reason.message}`));
+    // The server may have said why before closing (FATAL: a malformed message, a shutdown).
+    const said = replyError(Buffer.concat(this.chunks));
+    this.chunks = [];
+    w?.reject(new ShardError(this.shard, said?.[0] ?? '08006', `${this.member.address}: ${said?.[1] ?? `server connection lost: ${reason.message}`}`));
   }
 
   onServerParameter(name: string, value: string): void {
