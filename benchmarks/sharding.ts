@@ -4,9 +4,10 @@
 // across the 3 shards against one node holding every row. Everything runs
 // side by side in one run, in interleaved rounds.
 //
-// Not part of CI: it takes about 3-4 minutes, needs the Postgres 15 binaries
-// and the `cube` contrib extension (run as root, like the test harness, whose
-// startPostgres/startPglynx it reuses), and its numbers depend on the machine.
+// Not part of CI: it takes about 2 minutes on a quiet 2-CPU machine, needs
+// the Postgres 15 binaries and the `cube` contrib extension (run as root,
+// like the test harness, whose startPostgres/startPglynx it reuses), and its
+// numbers depend on the machine.
 //
 // Usage:  node --import tsx benchmarks/sharding.ts
 // Env:    ROWS           rows in `docs` (default 30000), spread over 3 shards by PgLynx's pg_bigint_hash
@@ -384,6 +385,9 @@ async function throughputRun(t: Target, q: QueryDef, seed: number): Promise<{ qp
 // ------------------------------------------------------------------ main
 
 const started = new Date();
+// The code under test is the working tree at the start (others may commit meanwhile).
+const commit = sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']);
+const dirty = sh('git', ['-C', REPO, 'status', '--porcelain']).length > 0;
 const report: string[] = [];
 const emit = (line = ''): void => {
   report.push(line);
@@ -578,8 +582,6 @@ const ratio = (x: number, ref: number): string => (Number.isFinite(x) && Number.
 
 const pkgVersion = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const pgClientVersion = (JSON.parse(readFileSync(path.join(REPO, 'node_modules', 'pg', 'package.json'), 'utf8')) as { version: string }).version;
-const commit = sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']);
-const dirty = sh('git', ['-C', REPO, 'status', '--porcelain']).length > 0;
 const cpuModel = (/model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown').trim();
 const osName = (/PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'unknown').trim();
 const idleAfter = await cpuIdleFraction(1000);
