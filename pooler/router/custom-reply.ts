@@ -43,14 +43,15 @@ export function answerCustom(cmd: CustomCommand, routing: RoutingState, shards: 
       shards.shard = cmd.shard;
       shards.shardingKey = null;
       return commandComplete('SET');
-    case 'set_sharding_key': {
-      // PgCat: the key picks the shard for the statements that follow.
-      const shard = sharding ? sharding.keyToShard(cmd.key) : 0;
-      if (shard === null) throw new CustomSqlError(`sharding key "${cmd.key}" cannot be hashed with this pool's sharding_function`);
-      shards.shard = sharding ? shard : shards.shard;
+    case 'set_sharding_key':
+      if (sharding) {
+        // PgCat: the key picks the shard for the statements that follow.
+        const shard = sharding.keyToShard(cmd.key);
+        if (shard === null) throw new CustomSqlError(`sharding key "${cmd.key}" cannot be hashed with this pool's sharding_function`);
+        shards.shard = shard;
+      }
       shards.shardingKey = cmd.key;
       return commandComplete('SET');
-    }
     case 'show_shard':
       return show('shard', shards.shard === null ? 'default' : String(shards.shard));
   }

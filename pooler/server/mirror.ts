@@ -24,16 +24,6 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** Pause before connecting again to a mirror that failed or fell behind. */
 const RECONNECT_DELAY_MS = 1000;
 
-export interface MirrorStats {
-  /** Statements and batches copied to mirrors. */
-  copied: number;
-  /** Times a mirror connection was dropped for failing or falling behind. */
-  dropped: number;
-}
-
-/** Process-wide counters (logs, tests). */
-export const mirrorStats: MirrorStats = { copied: 0, dropped: 0 };
-
 type State = 'connecting' | 'waiting' | 'copying' | 'closed';
 
 export class MirrorLink {
@@ -66,7 +56,6 @@ export class MirrorLink {
       return;
     }
     conn.send(bytes, syncs, unsynced);
-    mirrorStats.copied += 1;
   }
 
   close(): void {
@@ -99,7 +88,6 @@ export class MirrorLink {
   }
 
   private drop(reason: string): void {
-    mirrorStats.dropped += 1;
     this.log?.warn({ mirror: this.address, reason }, 'mirror dropped; reconnecting');
     const conn = this.conn;
     this.conn = null;

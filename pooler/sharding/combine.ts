@@ -3,7 +3,7 @@
 
 import { Backend } from '../protocol/codes.js';
 import { commandComplete } from '../protocol/messages/rows.js';
-import { mergeShardResults } from './merge.js';
+import { mergeShardReplies } from './merge.js';
 import type { CrossShardPlan } from './plan.js';
 import { readMessages, type BackendMessage } from './wire.js';
 
@@ -43,10 +43,12 @@ export function combineWrites(replies: readonly Buffer[]): Buffer {
   return Buffer.concat(out);
 }
 
-/** A cross-shard SELECT: the first shard's Parse/Bind replies, then the merged result. */
+/**
+ * A cross-shard SELECT: the first shard's Parse/Bind replies, then the
+ * merged result (a RowDescription, if the shards sent one, starts the result).
+ */
 export function mergeSelect(plan: CrossShardPlan, replies: readonly Buffer[], params: readonly (string | null)[]): Buffer {
   const parts = replies.map(split);
   const results = parts.map((p) => Buffer.concat(raw(p.result)));
-  const describedBefore = parts[0]?.prefix.some((m) => m.type === Backend.RowDescription) ?? false;
-  return Buffer.concat([...raw(parts[0]?.prefix ?? []), mergeShardResults(plan, results, params, describedBefore)]);
+  return Buffer.concat([...raw(parts[0]?.prefix ?? []), mergeShardReplies(plan, results, { includeRowDescription: true, params })]);
 }

@@ -132,20 +132,6 @@ export function mergeShardReplies(plan: CrossShardPlan, replies: readonly Buffer
   return Buffer.concat(out);
 }
 
-/**
- * Positional form (used by combine.ts): `describedBefore` means the client
- * already has the RowDescription, so the result carries none.
- */
-export function mergeShardResults(
-  plan: CrossShardPlan,
-  results: readonly Buffer[],
-  params: readonly (string | bigint | null)[],
-  describedBefore: boolean,
-  rowDescription?: Buffer,
-): Buffer {
-  return mergeShardReplies(plan, results, { includeRowDescription: !describedBefore, params, rowDescription });
-}
-
 function* shardCells(shards: readonly ShardReply[]): Iterable<Cell[]> {
   for (const s of shards) for (const r of s.rows) yield r.cells;
 }

@@ -4,7 +4,7 @@
 // merge replies before the client sees any of them.
 
 import { serialize } from 'pg-protocol';
-import { Backend, TxStatus } from '../protocol/codes.js';
+import { Backend } from '../protocol/codes.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import type { ServerConnection, ServerOwner } from '../server/connection.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
@@ -128,5 +128,3 @@ export class ShardLink implements ServerOwner {
     if (tracked) this.params.set(tracked, value);
   }
 }
-
-export const IDLE = TxStatus.Idle;

@@ -5,6 +5,7 @@
 
 import { Frontend } from '../protocol/codes.js';
 import { parseBind } from '../protocol/messages/bind.js';
+import { MessageWriter } from '../protocol/messages/writer.js';
 
 export interface Unit {
   /** The unit's messages, as the client sent them. */
@@ -114,13 +115,9 @@ export function withStatementText(unit: Unit, text: string): Buffer {
     }
     const nameEnd = unit.bytes.indexOf(0, m.start + 5) + 1;
     const textEnd = unit.bytes.indexOf(0, nameEnd);
-    const name = unit.bytes.subarray(m.start + 5, nameEnd);
-    const tail = unit.bytes.subarray(textEnd + 1, m.end); // parameter types
-    const body = Buffer.byteLength(text) + 1;
-    const head = Buffer.alloc(5);
-    head[0] = Frontend.Parse;
-    head.writeInt32BE(4 + name.length + body + tail.length, 1);
-    parts.push(head, name, Buffer.from(`${text}\0`), tail);
+    const name = unit.bytes.subarray(m.start + 5, nameEnd); // with its NUL
+    const types = unit.bytes.subarray(textEnd + 1, m.end);
+    parts.push(new MessageWriter().raw(name).cstring(text).raw(types).finish(Frontend.Parse));
   }
   return Buffer.concat(parts);
 }

@@ -91,7 +91,7 @@ const SPECS: MetricSpec[] = [
   { name: 'pools_sv_idle', type: 'gauge', labels: 'pool', help: 'Server connections idle in the pool', value: (s) => s.counters.idle },
   { name: 'pools_sv_active', type: 'gauge', labels: 'pool', help: 'Server connections checked out (or being reset)', value: (s) => s.counters.active },
   { name: 'pools_sv_login', type: 'gauge', labels: 'pool', help: 'Server connections being opened', value: (s) => s.counters.connecting },
-  // PgLynx runs no checkout health checks, so no connection is ever in the tested state.
+  // Checkout health checks (healthcheck_delay) are not counted apart from active connections.
   { name: 'pools_sv_tested', type: 'gauge', labels: 'pool', help: 'Server connections being health-checked (always 0 in PgLynx)', value: () => 0 },
 
   { name: 'servers_bytes_received', type: 'counter', labels: 'address', help: 'Bytes received from the server', value: (s) => s.totals.sent },
