@@ -256,6 +256,12 @@ t.test('sharding', async (t) => {
         t.match(err.message, /sharding key \(docs\.id\)/);
       },
     );
+    // Several statements in one Query: refused whole, not cut after its BEGIN.
+    await shop2.query(`BEGIN; INSERT INTO docs (id, body) VALUES (424242, 'x'); COMMIT`).then(
+      () => t.fail('a multi-statement Query ran on a sharded pool'),
+      (err: Error & { code?: string }) => t.equal(err.code, '0A000', err.message),
+    );
+    t.same(await rows(shop2, 'SELECT id FROM docs WHERE id = 424242'), [], 'nothing of it was inserted');
     await shop2.query('CREATE INDEX docs_score ON docs (score)');
     for (let s = 0; s < 3; s++) {
       t.equal((await shards[s]!.query("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'docs_score'"))[0].n, 1, `index on shard ${s}`);

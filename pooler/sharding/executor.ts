@@ -25,6 +25,7 @@ import type { ShardState } from '../router/custom-reply.js';
 import type { ClientStatements } from '../prepared/statements.js';
 import type { ShardingContext } from './context.js';
 import { ShardError, ShardLink, replyError, withoutReady } from './shard-link.js';
+import { classify } from '../router/classify.js';
 import { takeUnits, type Unit } from './units.js';
 import { routeUnit, type ShardRoute } from './route-unit.js';
 import { combineWrites, mergeSelect } from './combine.js';
@@ -51,7 +52,6 @@ interface Transaction {
   failed: boolean;
 }
 
-const BEGIN = /^\s*(begin|start\s+transaction)\b/i;
 const COMMIT = /^\s*(commit|end)\s*(transaction|work)?\s*;?\s*$/i;
 const ROLLBACK = /^\s*(rollback|abort)\s*(transaction|work)?\s*;?\s*$/i;
 
@@ -134,7 +134,8 @@ export class ShardedExecutor {
 
   private async runUnit(unit: Unit): Promise<void> {
     const sql = unit.sql ?? '';
-    if (unit.kind === 'query' && BEGIN.test(sql)) return this.begin(sql);
+    const kind = unit.kind === 'query' ? classify(sql) : null;
+    if (kind === 'begin' || kind === 'begin_read_only') return this.begin(sql);
     if (unit.kind === 'query' && COMMIT.test(sql)) return this.finish(this.tx?.failed ? 'ROLLBACK' : 'COMMIT');
     if (unit.kind === 'query' && ROLLBACK.test(sql)) return this.finish('ROLLBACK');
     if (this.tx?.failed) {
