@@ -60,6 +60,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { MODEL_DEFAULTS, type ModelConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { mulberry32 } from '../engine/onnx/bert-synth.js';
+import { CLK_TCK, cpuIdleFraction, fmt, median, sh, sleep, writeReport } from './lib/report.js';
 import { loadRuntime, type Runtime } from '../engine/runtime.js';
 import { createLogger } from '../pooler/logger.js';
 import { onExitSync } from '../tests/harness/cleanup.js';
@@ -108,20 +109,6 @@ const BUDGET = HEADLINE.instances * HEADLINE.threads;
 const log = (msg: string): void => {
   process.stderr.write(`[engine.ts ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-};
-const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const sh = (cmd: string, args: string[]): string => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    return `(${cmd} failed: ${(err as Error).message.split('\n')[0]})`;
-  }
-};
 
 // ------------------------------------------------------------------ temp dirs, cleanup
 
@@ -156,7 +143,6 @@ function makeCorpus(n: number, seed: number, vocabFile: string): string[] {
 
 // ------------------------------------------------------------------ /proc readings
 
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK'])) || 100;
 
 /** CPU seconds of one live thread or process: /proc/.../schedstat (ns on CPU), plus reaped children's cutime+cstime when asked. */
 function statCpu(dir: string, withChildren = false): number {
@@ -219,16 +205,6 @@ function machineBusy(): number {
   return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLK_TCK;
 }
 
-function cpuIdleFraction(ms: number): Promise<number> {
-  const read = (): number[] => readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  const a = read();
-  return sleep(ms).then(() => {
-    const b = read();
-    const d = b.map((x, i) => x - a[i]!);
-    const total = d.reduce((s, x) => s + x, 0);
-    return total === 0 ? NaN : (d[3]! + d[4]!) / total;
-  });
-}
 
 // ------------------------------------------------------------------ in-process measurements
 
@@ -856,11 +832,6 @@ if (profile) {
   }
 }
 
-const text = report.join('\n') + '\n';
-process.stdout.write(text);
-const resultsDir = path.join(REPO, 'benchmarks', 'results');
-mkdirSync(resultsDir, { recursive: true });
-const outFile = path.join(resultsDir, `engine-${stamp}.md`);
-writeFileSync(outFile, text);
+const outFile = writeReport(REPO, 'engine', stamp, report);
 log(`report written to ${path.relative(REPO, outFile)}`);
 process.exit(0);

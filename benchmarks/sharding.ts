@@ -50,14 +50,15 @@
 //     clients in a closed loop for THROUGHPUT_MS (queries/s), with the CPU of
 //     the pooler and of the Postgres clusters read from /proc around it.
 
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import { pgBigintHash } from '../pooler/sharding/hash.js';
+import { CLK_TCK, cpuIdleFraction, fmt, median, sh, writeReport } from './lib/report.js';
 import { configToml, startPglynx, type PglynxProcess } from '../tests/harness/pglynx.js';
 import { freePort } from '../tests/harness/ports.js';
 import { PG_BIN, startPostgres, type PgCluster } from '../tests/harness/postgres.js';
@@ -87,26 +88,12 @@ for (const [k, v] of Object.entries({ ROWS, DIM, ROUNDS, QUERIES, CLIENTS, THROU
 const log = (msg: string): void => {
   process.stderr.write(`[sharding.ts ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-};
 /** Nearest-rank percentile. */
 const percentile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
-const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const sh = (cmd: string, args: string[]): string => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    return `(${cmd} failed: ${(err as Error).message.split('\n')[0]})`;
-  }
-};
 
 process.on('unhandledRejection', (err) => {
   log(`error: ${err instanceof Error ? err.stack : String(err)}`);
@@ -115,16 +102,6 @@ process.on('unhandledRejection', (err) => {
 
 // ------------------------------------------------------------------ data
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CATEGORIES = ['books', 'garden', 'kitchen', 'music', 'sports', 'tools', 'toys', 'travel'];
 const WORDS = ['quick', 'brown', 'fox', 'lazy', 'dog', 'postgres', 'shard', 'vector', 'pooler', 'search', 'index', 'merge', 'scatter', 'gather'];
@@ -139,7 +116,7 @@ interface Doc {
 }
 
 function makeDocs(n: number, seed: number): Doc[] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const ids = new Set<bigint>();
   while (ids.size < n) ids.add(BigInt.asIntN(64, (BigInt(Math.floor(r() * 2 ** 32)) << 32n) | BigInt(Math.floor(r() * 2 ** 32))));
   return [...ids].map((id, i) => {
@@ -179,7 +156,6 @@ async function load(cluster: PgCluster, docs: Doc[]): Promise<void> {
 
 // ------------------------------------------------------------------ /proc readings
 
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK'])) || 100;
 
 /** CPU seconds a task has run (schedstat, ns), 0 when gone. */
 function schedCpu(dir: string): number {
@@ -238,16 +214,6 @@ function machineBusy(): { tasks: number; irq: number; steal: number } {
   return { tasks: (f[0]! + f[1]! + f[2]!) / CLK_TCK, irq: (f[5]! + f[6]!) / CLK_TCK, steal: f[7]! / CLK_TCK };
 }
 
-function cpuIdleFraction(ms: number): Promise<number> {
-  const read = (): number[] => readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  const a = read();
-  return sleep(ms).then(() => {
-    const b = read();
-    const d = b.map((x, i) => x - a[i]!);
-    const total = d.reduce((s, x) => s + x, 0);
-    return total === 0 ? NaN : (d[3]! + d[4]!) / total;
-  });
-}
 
 interface CpuSnapshot {
   pooler: number;
@@ -371,7 +337,7 @@ async function throughputRun(t: Target, q: QueryDef, seed: number): Promise<{ qp
   const deadline = t0 + THROUGHPUT_MS;
   await Promise.all(
     t.clients.map(async (c, i) => {
-      const r = rng(seed * 1000 + i);
+      const r = mulberry32(seed * 1000 + i);
       while (performance.now() < deadline) {
         await c.query(q.sql, q.params(r));
         n++;
@@ -473,7 +439,7 @@ const check = (ok: boolean, what: string): void => {
 };
 {
   const shop = targets.lynx3.clients[0]!;
-  const r = rng(SEED + 7);
+  const r = mulberry32(SEED + 7);
   const sample = Array.from({ length: 20 }, () => docs[Math.floor(r() * docs.length)]!);
   let found = 0;
   for (const d of sample) if ((await rawRows(shop, `SELECT id FROM docs WHERE id = ${d.id}`)).length === 1 && (await rawRows(shop, 'SELECT id FROM docs WHERE id = $1', [String(d.id)])).length === 1) found++;
@@ -489,7 +455,7 @@ const check = (ok: boolean, what: string): void => {
     check(JSON.stringify(a) === JSON.stringify(b), `\`${q.sql}\`: 3-shard answer through PgLynx ${JSON.stringify(a) === JSON.stringify(b) ? 'equals' : 'differs from'} the single node's (${b.length} rows)`);
   }
   const knn = QUERY_DEFS.find((x) => x.key === 'knn')!;
-  const pr = rng(SEED + 99);
+  const pr = mulberry32(SEED + 99);
   let same = 0;
   for (let i = 0; i < CHECK_PROBES; i++) {
     const probe = knn.params(pr);
@@ -505,7 +471,7 @@ const check = (ok: boolean, what: string): void => {
 log('warm-up');
 await Promise.all(
   Object.values(targets).map(async (t) => {
-    const r = rng(SEED + 5);
+    const r = mulberry32(SEED + 5);
     for (const q of QUERY_DEFS) for (const c of t.clients) await c.query(q.sql, q.params(r));
   }),
 );
@@ -522,7 +488,7 @@ for (let round = 0; round < ROUNDS; round++) {
     for (const tk of order) {
       const t = targets[tk];
       // The same probe sequence for every target within a round.
-      const times = await latencyRun(t, q, rng(SEED * 7919 + round));
+      const times = await latencyRun(t, q, mulberry32(SEED * 7919 + round));
       const tp = await throughputRun(t, q, SEED + round);
       const s: Sample = {
         p50: percentile(times, 50),
@@ -679,11 +645,6 @@ if (tail) {
   emit();
 }
 
-const text = report.join('\n') + '\n';
-process.stdout.write(text);
-const resultsDir = path.join(REPO, 'benchmarks', 'results');
-mkdirSync(resultsDir, { recursive: true });
-const outFile = path.join(resultsDir, `sharding-${stamp}.md`);
-writeFileSync(outFile, text);
+const outFile = writeReport(REPO, 'sharding', stamp, report);
 log(`report written to ${path.relative(REPO, outFile)}${checkFailures ? ` (${checkFailures} check(s) FAILED)` : ''}`);
 process.exit(checkFailures ? 1 : 0);

@@ -7,6 +7,7 @@
 // pgml.embed as the probe), refused key-less writes, DDL on every shard, and
 // a dead shard failing the statement by name.
 import t from 'tap';
+import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
@@ -32,15 +33,6 @@ GRANT CREATE ON SCHEMA public TO app;
 
 const WORDS = ['quick', 'brown', 'fox', 'lazy', 'dog', 'postgres', 'shard', 'vector', 'pooler', 'café', 'naïve', 'über', 'search', 'index'];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Doc {
   id: bigint;
@@ -51,7 +43,7 @@ interface Doc {
 }
 
 function makeDocs(n: number): Doc[] {
-  const r = rng(11);
+  const r = mulberry32(11);
   const ids = new Set<bigint>([0n, -1n, 1n, 9223372036854775807n, -9223372036854775808n]);
   while (ids.size < n) ids.add(BigInt(Math.floor((r() - 0.5) * 2 ** 53)) * (r() < 0.3 ? 1000n : 1n));
   return [...ids].map((id, i) => ({
