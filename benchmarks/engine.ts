@@ -67,9 +67,10 @@ import { onExitSync } from '../tests/harness/cleanup.js';
 import { configToml } from '../tests/harness/pglynx.js';
 import { freePort, waitForPort } from '../tests/harness/ports.js';
 import { startPostgres, type PgCluster } from '../tests/harness/postgres.js';
+import { MINILM_TOKENIZER } from '../tests/harness/fixtures.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
-const TOKENIZER_SRC = '/work/shared/models/all-MiniLM-L6-v2-tokenizer';
+const TOKENIZER_SRC = MINILM_TOKENIZER;
 const MODEL = 'minilm';
 const QUERY = `SELECT pgml.embed('${MODEL}', $1)`;
 
@@ -714,7 +715,7 @@ emit();
 emit('## Setup');
 emit();
 emit(`- Command: \`${Object.entries(process.env).filter(([k]) => ['CORPUS', 'CLIENTS', 'ROUNDS', 'VARIANTS', 'BASELINE_THREADS', 'BATCH', 'RSS_CLIENTS', 'POOL_SIZE', 'PROFILE', 'SEED'].includes(k)).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('')}node --import tsx benchmarks/engine.ts\``);
-emit(`- Model: \`node --import tsx bin/pglynx.ts models synth ${TOKENIZER_SRC} <tmp>/minilm\` (${synthOut.split('\n')[0]!.replace(modelDir, '<tmp>/minilm')})`);
+emit(`- Model: \`node --import tsx bin/pglynx.ts models synth ${path.relative(REPO, TOKENIZER_SRC)} <tmp>/minilm\` (${synthOut.split('\n')[0]!.replace(modelDir, '<tmp>/minilm')})`);
 emit(`- Corpus: ${CORPUS} generated sentences (seed ${SEED}), ${Math.min(...words)}-${Math.max(...words)} words (mean ${fmt(words.reduce((s, x) => s + x, 0) / words.length, 1)}), drawn from the tokenizer's whole-word vocabulary, ${Math.min(...tokens)}-${Math.max(...tokens)} tokens with [CLS]/[SEP] (mean ${fmt(tokens.reduce((x, y) => x + y, 0) / tokens.length, 1)}); example: "${corpus[0]}". Padding in batches of ${BATCH}: ${fmt(padCorpusOrder * 100, 0)}% of the tokens run are padding in corpus order, ${fmt(padSorted * 100, 0)}% when sorted by length.`);
 emit(`- In-process baselines: \`loadRuntime()\` of engine/runtime.ts in the benchmark process: the tokenizer, right-padding, onnxruntime-node \`InferenceSession\` (sequential execution, graph optimisation "all", inter-op 1) and mean pooling + L2 normalisation the engine's workers run; no worker threads, no queue. "One at a time" is one text per \`session.run\`; "batch ${BATCH}" is ${BATCH} consecutive corpus texts per run, padded to the longest (plain batching, \`embed(texts, { padded: true })\`); the "length-aware runs" row is the same ${BATCH} texts as the engine's workers run them (sorted by token count and cut into the padded runs of least estimated cost, engine/sub-batches.ts). Thread budget: the pooler's headline config runs ${HEADLINE.instances} instance(s) x ${HEADLINE.threads} intra-op thread(s) = ${BUDGET}, so the reference baselines use ${BUDGET} intra-op threads; ${BASELINE_THREADS.filter((t) => t !== BUDGET).map((t) => `${t}-thread`).join(', ') || 'no other'} baselines are shown for reference.`);
 emit(`- Engine.embed in-process (diagnostic): \`Engine.start()\` in the benchmark process with the headline config, ${CLIENTS} async callers each awaiting \`engine.embed('${MODEL}', [text])\` over its share of the corpus: worker threads and dynamic batching without SQL.`);

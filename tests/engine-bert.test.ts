@@ -13,8 +13,9 @@ import { parseModels } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { createLogger } from '../pooler/logger.js';
 import { REPO_ROOT } from './harness/pglynx.js';
+import { MINILM_TOKENIZER } from './harness/fixtures.js';
 
-const MINILM = '/work/shared/models/all-MiniLM-L6-v2-tokenizer';
+const MINILM = MINILM_TOKENIZER;
 const out = mkdtempSync(path.join(tmpdir(), 'pglynx-minilm-'));
 
 // The CLI as a user runs it (without tap's loaders in the environment).

@@ -16,10 +16,11 @@ import { buildHashModel } from '../engine/onnx/hash-model.js';
 import { synthesizeBert, type HfBertConfig } from '../engine/onnx/bert-synth.js';
 import { TEST_HOOK_PREFIX, TEST_HOOKS_ENV } from '../engine/test-hooks.js';
 import { createLogger } from '../pooler/logger.js';
+import { MINILM_TOKENIZER } from './harness/fixtures.js';
 
 process.env[TEST_HOOKS_ENV] = '1';
 const log = createLogger('silent');
-const MINILM = '/work/shared/models/all-MiniLM-L6-v2-tokenizer';
+const MINILM = MINILM_TOKENIZER;
 const FILE = '/etc/pglynx/pgcat.toml';
 const dir = mkdtempSync(path.join(tmpdir(), 'pglynx-engine-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -12,8 +12,9 @@ import ort from 'onnxruntime-node';
 import t from 'tap';
 import { buildHashModel } from '../engine/onnx/hash-model.js';
 import { REPO_ROOT } from './harness/pglynx.js';
+import { MINILM_TOKENIZER } from './harness/fixtures.js';
 
-const MINILM = '/work/shared/models/all-MiniLM-L6-v2-tokenizer';
+const MINILM = MINILM_TOKENIZER;
 const dir = mkdtempSync(path.join(tmpdir(), 'pglynx-models-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -9,8 +9,9 @@ import ort from 'onnxruntime-node';
 import t, { type Test } from 'tap';
 import { BERT_OUTPUT, readHfConfig, synthesizeBert, type HfBertConfig } from '../engine/onnx/bert-synth.js';
 import { HASH_MODEL_DIMS, buildHashModel, hashTokenize } from '../engine/onnx/hash-model.js';
+import { MINILM_TOKENIZER } from './harness/fixtures.js';
 
-const MINILM = '/work/shared/models/all-MiniLM-L6-v2-tokenizer';
+const MINILM = MINILM_TOKENIZER;
 // One intra-op thread: tap runs two test files at once on two shared cores.
 const SESSION: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
 
