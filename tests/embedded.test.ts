@@ -3,7 +3,7 @@
 // multiplexer behaviour the pooler relies on (see pooler/embedded/pglite-backend.ts).
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,9 +44,10 @@ async function psql(be: EmbeddedBackend, sql: string): Promise<string> {
   return stdout.trim();
 }
 
-function portOpen(port: number): Promise<boolean> {
+/** Does anything accept connections on the backend's Unix socket? */
+function socketOpen(be: EmbeddedBackend): Promise<boolean> {
   return new Promise((res) => {
-    const s = connect(port, '127.0.0.1');
+    const s = connect(join(be.host, `.s.PGSQL.${be.port}`));
     s.once('connect', () => {
       s.destroy();
       res(true);
@@ -54,6 +55,27 @@ function portOpen(port: number): Promise<boolean> {
     s.once('error', () => res(false));
   });
 }
+
+/** TCP ports this process listens on (from /proc/net/tcp, state 0A = LISTEN, by socket inode). */
+async function listeningTcpPorts(): Promise<number[]> {
+  const { readdirSync, readlinkSync } = await import('node:fs');
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {}
+  }
+  const ports: number[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':')[1], 16));
+    }
+  }
+  return ports.sort((a, b) => a - b);
+}
+const tcpBefore = await listeningTcpPorts();
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -71,8 +93,10 @@ t.test('pgvector over the wire, persisting across restarts', async (t) => {
   let started = performance.now();
   const be = await startEmbeddedBackend(dataDir, { log });
   t.comment(`first start (initdb + pgvector): ${Math.round(performance.now() - started)} ms`);
-  t.equal(be.host, '127.0.0.1');
-  t.ok(be.port > 0);
+  t.ok(be.host.startsWith('/'), `a Unix socket directory: ${be.host}`);
+  t.equal(statSync(be.host).mode & 0o777, 0o700, 'only this OS user may reach the socket');
+  t.equal(statSync(join(be.host, `.s.PGSQL.${be.port}`)).isSocket(), true, 'libpq-style socket file');
+  t.same(await listeningTcpPorts(), tcpBefore, 'no TCP port opened by the embedded backend');
   t.equal(be.dataDir, dataDir);
   t.ok(existsSync(join(dataDir, '.pglynx.lock')), 'data dir is locked while running');
 
@@ -92,9 +116,9 @@ t.test('pgvector over the wire, persisting across restarts', async (t) => {
   t.equal(await psql(be, "SELECT string_agg(id::text, ',' ORDER BY emb <-> '[1,2,3]') FROM items"), '1,3,2', 'psql');
   t.equal(await psql(be, "SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'vector'"), 't');
 
-  const port = be.port;
   await be.stop();
-  t.notOk(await portOpen(port), 'port closed after stop');
+  t.notOk(await socketOpen(be), 'socket closed after stop');
+  t.notOk(existsSync(be.host), 'socket directory removed');
   t.notOk(existsSync(join(dataDir, '.pglynx.lock')), 'lock released');
 
   started = performance.now();
@@ -115,13 +139,13 @@ t.test('pgvector over the wire, persisting across restarts', async (t) => {
 t.test('two pools naming one data dir share one instance', async (t) => {
   const a = await startEmbeddedBackend(dataDir, { log });
   const b = await startEmbeddedBackend(dataDir, { log });
-  t.equal(a.port, b.port, 'same server');
+  t.equal(a.host, b.host, 'same server');
   await a.stop();
   await a.stop(); // idempotent: must not release b's reference
-  t.ok(await portOpen(b.port), 'still serving while a handle remains');
+  t.ok(await socketOpen(b), 'still serving while a handle remains');
   t.equal(await psql(b, 'SELECT count(*) FROM items'), '3');
   await b.stop();
-  t.notOk(await portOpen(b.port), 'last release stops it');
+  t.notOk(await socketOpen(b), 'last release stops it');
 });
 
 t.test('a data dir locked by another live process is refused', async (t) => {
@@ -212,7 +236,7 @@ t.test('a StartupMessage with an empty user does not wedge the other sockets', a
   const body = Buffer.from('\0\x03\0\0user\0\0database\0postgres\0\0', 'latin1');
   const len = Buffer.alloc(4);
   len.writeInt32BE(body.length + 4);
-  const raw = connect(be.port, be.host);
+  const raw = connect(join(be.host, `.s.PGSQL.${be.port}`));
   const reply = await new Promise<Buffer>((res, rej) => {
     raw.once('data', res);
     raw.once('error', rej);

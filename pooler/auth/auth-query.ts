@@ -18,6 +18,7 @@ import { MessageFramer } from '../protocol/framer.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import type { ServerOptions } from '../server/connection.js';
 import { login } from '../server/login.js';
+import { openServerSocket } from '../server/address.js';
 import { negotiateServerTls } from '../tls/server.js';
 import { isMd5Secret } from './md5.js';
 import { parseScramSecret, type ScramSecret } from './scram-server.js';
@@ -62,7 +63,7 @@ export function parseStoredSecret(text: string): StoredSecret | null {
  */
 export async function fetchSecret(target: AuthQueryTarget, user: string): Promise<StoredSecret | null> {
   const { server } = target;
-  const plain = await openSocket(server.host, server.port, server.connectTimeout);
+  const plain = await openServerSocket(server.host, server.port, server.connectTimeout);
   let socket = plain;
   try {
     if (server.tls?.enabled) socket = await negotiateServerTls(plain, server.host, server.port, server.tls, server.connectTimeout);
@@ -82,23 +83,6 @@ export async function fetchSecret(target: AuthQueryTarget, user: string): Promis
   }
 }
 
-function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(new Error(`could not connect to server ${host}:${port}: ${err.message}`));
-    };
-    const timer = setTimeout(() => fail(new Error(`timeout after ${timeoutMs} ms`)), timeoutMs);
-    socket.once('error', fail);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeListener('error', fail);
-      resolve(socket);
-    });
-  });
-}
 
 /** Runs one simple Query; resolves with its first row's text values (null for NULL), or null without rows. */
 function firstRow(socket: net.Socket, sql: string, timeoutMs: number): Promise<(string | null)[] | null> {

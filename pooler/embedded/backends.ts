@@ -23,7 +23,7 @@ export class EmbeddedBackends {
           if (!dir) continue;
           const backend = await startEmbeddedBackend(dir, { log: this.log });
           this.byHost.set(s.host, backend);
-          this.log.info({ dataDir: backend.dataDir, port: backend.port }, 'embedded PGlite backend started');
+          this.log.info({ dataDir: backend.dataDir, socketDir: backend.host }, 'embedded PGlite backend started');
         }
       }
     }

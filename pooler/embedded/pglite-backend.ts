@@ -1,7 +1,7 @@
 // Embedded Postgres backend: PGlite (WASM Postgres) run in-process and served
 // over the Postgres wire protocol by @electric-sql/pglite-socket, so that
 // `npm start` works with no Postgres installed. A pool names it with the server
-// host `pglite:<data dir>`; the pooler then connects to host/port like to any
+// host `pglite:<data dir>`; the pooler then connects to its private Unix socket like to any
 // other server (StartupMessage, Authentication, ...).
 //
 // What PGlite over pglite-socket is, as observed with PGlite 0.5.14 /
@@ -54,8 +54,8 @@
 // PGlite runs on this thread: while it executes a query the event loop is
 // blocked (a `pg_sleep(1)` freezes all pooler I/O for a second).
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
@@ -79,9 +79,14 @@ export interface EmbeddedBackendOptions {
 }
 
 export interface EmbeddedBackend {
-  /** Always 127.0.0.1. */
+  /**
+   * The directory of its Unix socket (`<host>/.s.PGSQL.<port>`, as libpq
+   * names sockets): created mode 0700, so only this OS user can connect.
+   * PGlite asks no password and makes every connection superuser; a TCP
+   * port would let any local user bypass the pooler's authentication.
+   */
   readonly host: string;
-  /** Random free port picked by the OS. */
+  /** The number in the socket's file name (no TCP port is opened). */
   readonly port: number;
   /** Absolute data directory, or a `memory://` URL. */
   readonly dataDir: string;
@@ -90,7 +95,8 @@ export interface EmbeddedBackend {
   stop(): Promise<void>;
 }
 
-const HOST = '127.0.0.1';
+/** The socket file is `.s.PGSQL.5432` in a private directory, as a local Postgres's would be. */
+const SOCKET_PORT = 5432;
 const DEFAULT_MAX_CONNECTIONS = 64;
 const PREFIX = 'pglite:';
 const LOCK_FILE = '.pglynx.lock';
@@ -121,7 +127,7 @@ export function isEmbeddedHost(host: string): boolean {
 interface Instance {
   db: PGlite;
   server: PGLiteSocketServer;
-  port: number;
+  socketDir: string;
   maxConnections: number;
   unlock: () => void;
 }
@@ -168,8 +174,8 @@ export async function startEmbeddedBackend(
   const shared = entry;
   let stopped: Promise<void> | null = null;
   return {
-    host: HOST,
-    port: inst.port,
+    host: inst.socketDir,
+    port: SOCKET_PORT,
     dataDir: key,
     maxConnections: inst.maxConnections,
     stop: () => (stopped ??= release(key, shared)),
@@ -216,12 +222,14 @@ async function open(key: string, opts: EmbeddedBackendOptions): Promise<Instance
   log?.info({ dataDir: key, fresh }, fresh ? 'initialising embedded PGlite (first start takes a few seconds)' : 'opening embedded PGlite');
 
   let db: PGlite | undefined;
+  // mkdtemp creates the directory with mode 0700.
+  const socketDir = mkdtempSync(join(tmpdir(), 'pglynx-pglite-'));
   try {
     // pgvector ships as a separate bundle; registering it here is what makes
     // `CREATE EXTENSION vector` work for clients.
     db = await PGlite.create({ dataDir: key, extensions: { vector } });
     guardQueue(db, key, log);
-    const server = new PGLiteSocketServer({ db, host: HOST, port: 0, maxConnections });
+    const server = new PGLiteSocketServer({ db, path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`), maxConnections });
     server.addEventListener('error', (ev) => {
       log?.warn({ dataDir: key, err: (ev as CustomEvent<unknown>).detail }, 'embedded PGlite socket error');
     });
@@ -229,12 +237,12 @@ async function open(key: string, opts: EmbeddedBackendOptions): Promise<Instance
       log?.debug({ dataDir: key, client: (ev as CustomEvent<unknown>).detail }, 'embedded PGlite connection');
     });
     await server.start();
-    const port = portOf(server.getServerConn());
     const ms = Math.round(performance.now() - started);
-    log?.info({ dataDir: key, host: HOST, port, ms, maxConnections }, 'embedded PGlite listening');
-    return { db, server, port, maxConnections, unlock };
+    log?.info({ dataDir: key, socket: server.getServerConn(), ms, maxConnections }, 'embedded PGlite listening');
+    return { db, server, socketDir, maxConnections, unlock };
   } catch (err) {
     await db?.close().catch(() => undefined);
+    rmSync(socketDir, { recursive: true, force: true });
     unlock();
     throw err;
   }
@@ -255,6 +263,7 @@ async function closeInstance(key: string, inst: Instance, log: EmbeddedLogger | 
     await inst.db.close();
     log?.info({ dataDir: key }, 'embedded PGlite stopped');
   } finally {
+    rmSync(inst.socketDir, { recursive: true, force: true });
     inst.unlock();
   }
 }
@@ -273,12 +282,6 @@ function guardQueue(db: PGlite, dataDir: string, log: EmbeddedLogger | undefined
       log?.error({ dataDir, err: detail }, 'embedded PGlite failed on a protocol message; restart it if new connections hang');
     }
   };
-}
-
-function portOf(conn: string): number {
-  const port = Number(conn.slice(conn.lastIndexOf(':') + 1));
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`unexpected PGlite server address "${conn}"`);
-  return port;
 }
 
 // PGlite takes no lock of its own: two processes opening one dir both write

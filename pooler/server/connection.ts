@@ -18,6 +18,7 @@ import { login, type LoginTarget } from './login.js';
 import type { LookupFunction } from './dns-cache.js';
 import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
 import { MirrorLink } from './mirror.js';
+import { connectOptions, isSocketDir, openServerSocket } from './address.js';
 import type { Logger } from 'pino';
 
 /** Who receives a server's replies while it is checked out. */
@@ -94,11 +95,12 @@ export class ServerConnection {
   ) {}
 
   static async connect(options: ServerOptions): Promise<ServerConnection> {
-    const plain = await openSocket(options.host, options.port, options.connectTimeout, options.lookup);
+    const plain = await openServerSocket(options.host, options.port, options.connectTimeout, options.lookup);
     plain.setNoDelay(true);
     if (options.keepAliveIdleMs > 0) plain.setKeepAlive(true, options.keepAliveIdleMs);
-    // Before the StartupMessage, as libpq does; the rest runs over whichever socket results.
-    const socket = options.tls?.enabled
+    // Before the StartupMessage, as libpq does; the rest runs over whichever
+    // socket results. Never over a Unix socket (libpq does not either).
+    const socket = options.tls?.enabled && !isSocketDir(options.host)
       ? await negotiateServerTls(plain, options.host, options.port, options.tls, options.connectTimeout)
       : plain;
     const conn = new ServerConnection(options, socket);
@@ -182,7 +184,7 @@ export class ServerConnection {
   /** Ask the server to cancel what this connection is running (a new connection, as libpq does). */
   cancel(): Promise<void> {
     return new Promise((resolve) => {
-      const s = net.connect({ host: this.options.host, port: this.options.port });
+      const s = net.connect(connectOptions(this.options.host, this.options.port));
       const done = (): void => {
         s.destroy();
         resolve();
@@ -327,23 +329,4 @@ export class ServerConnection {
     for (const l of this.closeListeners) l(reason);
     this.closeListeners = [];
   }
-}
-
-function openSocket(host: string, port: number, timeoutMs: number, lookup?: LookupFunction): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(lookup ? { host, port, lookup } : { host, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`timeout connecting to server ${host}:${port} after ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not connect to server ${host}:${port}: ${err.message}`));
-    });
-  });
 }
