@@ -9,6 +9,8 @@ import { createLogger, LOG_LEVELS } from '../pooler/logger.js';
 import { Pooler } from '../pooler/pooler.js';
 
 const USAGE = `Usage: pglynx [CONFIG_PATH] [--log-level LEVEL]
+       pglynx models synth SRC_DIR OUT_DIR [--seed N]
+       pglynx models pull REPO_ID DIR [--revision REV] [--endpoint URL]
 
 A PostgreSQL connection pooler, drop-in for PgCat.
 
@@ -19,6 +21,9 @@ Options:
   -l, --log-level LEVEL  one of ${LOG_LEVELS.join(', ')} (default: info, or $PGLYNX_LOG_LEVEL)
   -h, --help             print this help
   -V, --version          print the version
+
+Models: "pglynx models --help" for the model commands (a graph with seeded
+weights from a Hugging Face config.json, or a download of an ONNX export).
 
 Signals: SIGINT shuts down gracefully (in-flight transactions finish, up to
 shutdown_timeout); SIGTERM shuts down at once.`;

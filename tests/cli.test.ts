@@ -52,6 +52,8 @@ t.test('--help and --version', async (t) => {
   const help = await pglynx(['--help']);
   t.equal(help.code, 0);
   t.match(help.stdout, /Usage: pglynx \[CONFIG_PATH\] \[--log-level LEVEL\]/);
+  t.match(help.stdout, /pglynx models synth SRC_DIR OUT_DIR/, 'the model commands are listed');
+  t.match(help.stdout, /pglynx models pull REPO_ID DIR/);
   const version = await pglynx(['--version']);
   t.equal(version.code, 0);
   t.match(version.stdout, /^pglynx \d+\.\d+\.\d+/);
