@@ -82,19 +82,25 @@ export function routeUnit(unit: Unit, ctx: ShardingContext, state: ShardState, c
     if (shards !== 'all') {
       if (shards.length === 0) return fallback();
       if (shards.length === 1) return single(shards[0]!);
-      return spread(unit, sql, shards, ctx);
+      return spread(unit, sql, shards, ctx, () => defaultShard(ctx.settings, pick));
     }
   }
-  return spread(unit, sql, Array.from({ length: count }, (_, i) => i), ctx);
+  return spread(unit, sql, Array.from({ length: count }, (_, i) => i), ctx, () => defaultShard(ctx.settings, pick));
 }
 
-/** A statement for several shards. */
-function spread(unit: Unit, sql: string, shards: number[], ctx: ShardingContext): ShardRoute | RouteError {
+/** A statement for several shards; `pickDefault` is the pool's default_shard choice. */
+function spread(unit: Unit, sql: string, shards: number[], ctx: ShardingContext, pickDefault: () => number | null): ShardRoute | RouteError {
   const kind = statementKind(sql);
   if (kind === 'SelectStmt') {
-    // No table at all (SELECT 1, SELECT now()): any one shard answers it.
+    // No table at all (SELECT 1, SELECT inet_server_port()): one shard
+    // answers it, the default_shard as in PgCat, where a statement with no
+    // key goes there. With default_shard = "fail" (a PgLynx addition) such a
+    // statement is still answered, by the first candidate: it reads no data.
     const relations = relationsOf(sql);
-    if (relations !== null && relations.length === 0) return { kind: 'single', shards: [shards[0]!] };
+    if (relations !== null && relations.length === 0) {
+      const d = pickDefault();
+      return { kind: 'single', shards: [d !== null && shards.includes(d) ? d : shards[0]!] };
+    }
     const plan = planCrossShard(sql);
     if (plan instanceof PlanError) return refuse(plan.code, plan.message);
     if (unit.named) return refuse(SqlState.FeatureNotSupported, 'cross-shard queries cannot use named prepared statements: use unnamed statements (or SET SHARD TO)');
