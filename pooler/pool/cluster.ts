@@ -72,7 +72,8 @@ export class Cluster {
 
   /**
    * Choose a server for `role` on `shard`, skipping `exclude` (servers that
-   * just failed this query). Null when none can take it.
+   * just failed this query). `replica` takes the primary too only with
+   * `primaryReads` (PgCat's role None); null when none can take it.
    */
   choose(shard: number, role: RoleTarget, primaryReads = this.options.primaryReadsEnabled, exclude?: ReadonlySet<ClusterMember>): ClusterMember | null {
     const servers = this.shards[shard] ?? [];
@@ -91,11 +92,8 @@ export class Cluster {
         candidates = servers.filter(eligible);
       }
     }
-    if (candidates.length === 0 && role === 'replica') {
-      // No replica at all: reads go to the primary rather than fail.
-      const p = servers.find((m) => m.role === 'primary' && !exclude?.has(m));
-      return p ?? null;
-    }
+    // No replica left for a replica-only read: fail it, as PgCat does. An
+    // operator who pins reads to replicas is protecting the primary.
     const i = this.balancer.pick(candidates);
     return i < 0 ? null : candidates[i];
   }

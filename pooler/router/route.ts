@@ -27,8 +27,11 @@ export class RoutingState {
   route(buf: Buffer, settings: RoutingSettings): { role: RoleTarget; primaryReads: boolean } {
     const primaryReads = this.primaryReads === 'default' ? settings.primaryReads : this.primaryReads === 'on';
     const parse = settings.queryParser && settings.readWriteSplitting;
-    if (this.role === 'primary' || this.role === 'replica' || this.role === 'any') return { role: this.role, primaryReads };
-    if (!parse && this.role !== 'auto') return { role: settings.defaultRole, primaryReads };
+    // A role the client or default_role names is taken as is, as in PgCat:
+    // 'replica' means replicas only. primary_reads_enabled (and SET PRIMARY
+    // READS) only let the primary take the reads the parser classifies.
+    if (this.role === 'primary' || this.role === 'replica' || this.role === 'any') return { role: this.role, primaryReads: false };
+    if (!parse && this.role !== 'auto') return { role: settings.defaultRole, primaryReads: false };
     const kind = this.firstKind(buf);
     return { role: kind === 'read' || kind === 'begin_read_only' ? 'replica' : 'primary', primaryReads };
   }
