@@ -2,7 +2,7 @@
 // real Postgres parser, PgCat's custom SQL, and load-balancing choices.
 import t from 'tap';
 import { classify } from '../pooler/router/classify.js';
-import { CustomSqlError, parseCustomCommand } from '../pooler/router/custom-sql.js';
+import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../pooler/router/custom-sql.js';
 import { Balancer } from '../pooler/pool/balancer.js';
 
 t.test('read/write classification', async (t) => {
@@ -62,4 +62,18 @@ t.test('load balancing', async (t) => {
   for (let i = 0; i < 3000; i++) counts[random.pick(three)]++;
   for (const c of counts) t.ok(Math.abs(c - 1000) <= 150, `random within ±15% of a third (${c})`);
   t.equal(random.pick([]), -1, 'no candidate');
+});
+
+t.test('mayBeCustom: only short SET / SHOW statements are decoded', async (t) => {
+  const at = (sql: string): boolean => {
+    const b = Buffer.from(sql);
+    return mayBeCustom(b, 0, b.length);
+  };
+  t.ok(at('SET SHARD TO 1'));
+  t.ok(at('  show server role'));
+  t.ok(at('set\tsharding key to 5'));
+  t.notOk(at('SELECT 1'), 'a SELECT is not decoded');
+  t.notOk(at('SETTINGS'));
+  t.notOk(at('SHOWING'));
+  t.notOk(at(`SET application_name = '${'x'.repeat(2000)}'`), 'a long statement is not decoded');
 });

@@ -228,7 +228,7 @@ export class ClientSession implements ServerOwner {
           this.end();
           return;
         case Frontend.Query:
-          if (mayBeCustom(buffer, start + 5) && this.answerCustomSql(buffer.toString('utf8', start + 5, end - 1), runStart)) {
+          if (mayBeCustom(buffer, start + 5, end - 1) && this.answerCustomSql(buffer.toString('utf8', start + 5, end - 1), runStart)) {
             if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
             runStart = -1;
             syncs = 0;

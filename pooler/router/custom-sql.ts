@@ -26,12 +26,27 @@ const SHOW_ROLE = new RegExp(String.raw`^\s*show\s+server\s+role${END}`, 'i');
 const SET_PRIMARY_READS = new RegExp(String.raw`^\s*set\s+primary\s+reads\s+to\s+${VALUE}${END}`, 'i');
 const SHOW_PRIMARY_READS = new RegExp(String.raw`^\s*show\s+primary\s+reads${END}`, 'i');
 
-/** Quick reject on raw bytes before decoding: these all start with SET or SHOW. */
-export function mayBeCustom(buf: Buffer, start: number): boolean {
+/** Longer than any PgCat command (a sharding key is a number or a short string). */
+const MAX_CUSTOM_LENGTH = 1024;
+
+function isBlank(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+}
+
+/**
+ * Quick reject on raw bytes before decoding: these all start with SET or
+ * SHOW followed by a blank and are short, so a SELECT (or a large
+ * statement) is never turned into a string here.
+ */
+export function mayBeCustom(buf: Buffer, start: number, end: number): boolean {
+  if (end - start > MAX_CUSTOM_LENGTH) return false;
   let i = start;
-  while (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d) i++;
-  const c = buf[i] | 0x20;
-  return c === 0x73; // 's'
+  while (i < end && isBlank(buf[i])) i++;
+  if ((buf[i] | 0x20) !== 0x73) return false; // 's'
+  const e = buf[i + 1] | 0x20;
+  const third = buf[i + 2] | 0x20;
+  if (e === 0x65 && third === 0x74) return isBlank(buf[i + 3]); // "set "
+  return e === 0x68 && third === 0x6f && (buf[i + 3] | 0x20) === 0x77 && isBlank(buf[i + 4]); // "show "
 }
 
 /** The command, null when `sql` is not PgCat SQL; throws on a bad value. */
