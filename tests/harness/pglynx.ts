@@ -68,7 +68,7 @@ export async function startPglynx(configToml: string, opts: StartPglynxOptions =
 
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', ENTRY, configPath, '--log-level', opts.logLevel ?? 'info'],
+    [...(process.env.PGLYNX_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', ENTRY, configPath, '--log-level', opts.logLevel ?? 'info'],
     { cwd: REPO_ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
