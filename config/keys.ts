@@ -301,11 +301,16 @@ export function unknownKeys(config: Pick<Config, 'unsupported'>): string[] {
 // Keys already warned about in this process, so a reload does not repeat them.
 const warned = new Set<string>();
 
-/** Logs each unsupported or unknown key once per process. */
+/** Logs each unsupported or unknown key, and each load warning, once per process. */
 export function logUnsupported(
-  config: Pick<Config, 'path' | 'unsupported'>,
+  config: Pick<Config, 'path' | 'unsupported' | 'warnings'>,
   log: { warn(obj: object, msg: string): void },
 ): void {
+  for (const warning of config.warnings ?? []) {
+    if (warned.has(warning)) continue;
+    warned.add(warning);
+    log.warn({ file: config.path }, warning);
+  }
   for (const entry of config.unsupported) {
     if (warned.has(entry)) continue;
     warned.add(entry);

@@ -354,7 +354,27 @@ export function parseConfig(text: string, path: string): Config {
   for (const [key, v] of Object.entries(raw)) if (!PGCAT_SECTIONS.has(key)) extra[key] = plain(v);
   // `models` is a leaf in the key catalogue; typos inside it are found by the engine's own key list.
   const unsupported = [...reportKeys(raw), ...unknownModelKeys(rawModels).map((k) => UNKNOWN_PREFIX + k)];
-  return { path: file, general, plugins, pools, models, extra, unsupported };
+  const warnings = preparedStatementsWarnings(raw, general, pools);
+  return { path: file, general, plugins, pools, models, extra, unsupported, ...(warnings.length > 0 ? { warnings } : {}) };
+}
+
+/**
+ * PgCat 1.1 turns the cache on with [general] prepared_statements = true
+ * only; its prepared_statements_cache_size alone does nothing (PgCat 1.2
+ * ignores both [general] keys and reads the pool's size). A file that sets
+ * the size without the switch most likely meant to turn the cache on.
+ */
+function preparedStatementsWarnings(raw: Table, general: GeneralConfig, pools: Record<string, PoolConfig>): string[] {
+  const rawGeneral = raw['general'] as Table;
+  if (general.prepared_statements || !Object.hasOwn(rawGeneral, 'prepared_statements_cache_size')) return [];
+  if (general.prepared_statements_cache_size === 0) return [];
+  const affected = Object.keys(pools).filter((name) => pools[name].prepared_statements_cache_size === null);
+  if (affected.length === 0) return [];
+  return [
+    `general.prepared_statements_cache_size = ${general.prepared_statements_cache_size} without general.prepared_statements = true: ` +
+      `prepared statements stay off (as in PgCat) for pool(s) ${affected.join(', ')}; ` +
+      'set general.prepared_statements = true, or pools.<name>.prepared_statements_cache_size',
+  ];
 }
 
 function describeFsError(e: unknown): string {

@@ -148,6 +148,8 @@ export interface Config {
   extra: Record<string, unknown>;
   /** Dotted key paths present in the file that PgLynx does not implement yet. */
   unsupported: string[];
+  /** Settings that load but do not do what they seem to (logged with `unsupported`). */
+  warnings?: string[];
 }
 
 /** A config that could not be loaded; `message` is the one line printed to the operator. */

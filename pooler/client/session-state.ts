@@ -1,8 +1,11 @@
 // Spots statements that leave state on a server connection beyond the
 // transaction (SET, PREPARE, LISTEN, temp tables, WITH HOLD cursors...), so
 // the pooler resets that connection before another client gets it
-// (PgCat's cleanup_server_connections). Only the first keyword is read:
+// (PgCat's cleanup_server_connections). Only the first keywords are read:
 // this runs on every Query and Parse, so it must not decode the statement.
+// What was changed is kept apart (Dirty bits) so the reset undoes only that.
+
+import { Dirty } from '../server/reset.js';
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -37,30 +40,41 @@ function word(buf: Buffer, i: number, end: number): [string, number] {
   return [buf.toString('latin1', start, i).toLowerCase(), i];
 }
 
-const STATEFUL = new Set(['set', 'reset', 'prepare', 'listen', 'declare', 'load', 'discard']);
+// DISCARD is not here: it only removes state.
+const STATEFUL = new Map<string, number>([
+  ['set', Dirty.Params],
+  ['reset', Dirty.Params],
+  ['prepare', Dirty.Statements],
+  ['listen', Dirty.Listen],
+  ['declare', Dirty.Cursors],
+  ['load', Dirty.Other],
+]);
 const TRANSACTION_SCOPED_SET = new Set(['local', 'transaction', 'constraints', 'session']);
 
-/** Does the SQL text in buf[start, end) change session state? */
-export function changesSessionState(buf: Buffer, start: number, end: number): boolean {
+/** What session state the SQL text in buf[start, end) changes (Dirty bits; 0: none). */
+export function changesSessionState(buf: Buffer, start: number, end: number): number {
   const i = skipBlanks(buf, start, end);
   const [first, next] = word(buf, i, end);
   if (first === 'create') {
     const [second, after] = word(buf, skipBlanks(buf, next, end), end);
-    if (second === 'temp' || second === 'temporary') return true;
+    if (second === 'temp' || second === 'temporary') return Dirty.Temp;
     if (second === 'local' || second === 'global') {
       const [third] = word(buf, skipBlanks(buf, after, end), end);
-      return third === 'temp' || third === 'temporary';
+      return third === 'temp' || third === 'temporary' ? Dirty.Temp : 0;
     }
-    return false;
+    return 0;
   }
-  if (!STATEFUL.has(first)) return false;
+  const dirt = STATEFUL.get(first);
+  if (dirt === undefined) return 0;
   if (first === 'set') {
     const [second, after] = word(buf, skipBlanks(buf, next, end), end);
     if (second === 'session') {
-      // SET SESSION CHARACTERISTICS / SET SESSION AUTHORIZATION / SET SESSION x = y all persist.
-      return true;
+      // SET SESSION CHARACTERISTICS / SET SESSION x = y persist; RESET ALL
+      // does not undo SET SESSION AUTHORIZATION.
+      const [third] = word(buf, skipBlanks(buf, after, end), end);
+      return third === 'authorization' ? Dirty.Other : Dirty.Params;
     }
-    return !TRANSACTION_SCOPED_SET.has(second) || after === next;
+    return !TRANSACTION_SCOPED_SET.has(second) || after === next ? Dirty.Params : 0;
   }
-  return true;
+  return dirt;
 }

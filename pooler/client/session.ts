@@ -14,9 +14,11 @@ import type { ServerConnection, ServerOwner } from '../server/connection.js';
 import { PoolError, type Pool } from '../pool/pool.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
+import { Dirty } from '../server/reset.js';
 import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
+import { replyContext } from '../pgml/describe-replies.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
 import type { Cluster, ClusterMember } from '../pool/cluster.js';
 import { RoutingState, type RoutingSettings } from '../router/route.js';
@@ -168,10 +170,12 @@ export class ClientSession implements ServerOwner {
       return;
     }
     const { buffer, messages } = batch;
-    if (this.transforming > 0 || (this.settings.pgml && (this.pgml ??= new PgmlTransformer(this.settings.pgml)).involved(buffer, messages))) {
+    const pgml = this.settings.pgml ? (this.pgml ??= this.pgmlTransformer(this.settings.pgml)) : null;
+    if (this.transforming > 0 || pgml?.involved(buffer, messages)) {
       this.transformThenProcess(buffer, messages);
       return;
     }
+    pgml?.observe(buffer, messages);
     this.processBatch(buffer, messages);
   }
 
@@ -184,13 +188,23 @@ export class ClientSession implements ServerOwner {
   private transformChain: Promise<void> = Promise.resolve();
   private pgml: PgmlTransformer | null = null;
 
+  /** The client's pgml rewriter; replies are edited against what it records (see describe-replies.ts). */
+  private pgmlTransformer(engine: EmbeddingProvider): PgmlTransformer {
+    return new PgmlTransformer(engine, () => (this.settings.sharding ? null : replyContext(this.server, this.queuedSyncs)));
+  }
+
   private transformThenProcess(buffer: Buffer, messages: number[]): void {
     this.transforming += 1;
     this.socket.pause();
     this.transformChain = this.transformChain.then(async () => {
       try {
-        const pgml = (this.pgml ??= new PgmlTransformer(this.settings.pgml!));
-        const out = pgml.involved(buffer, messages) ? await pgml.transform(buffer, messages) : buffer.subarray(messages[1], messages[messages.length - 1]);
+        const pgml = (this.pgml ??= this.pgmlTransformer(this.settings.pgml!));
+        let out: Buffer;
+        if (pgml.involved(buffer, messages)) out = await pgml.transform(buffer, messages);
+        else {
+          pgml.observe(buffer, messages);
+          out = buffer.subarray(messages[1], messages[messages.length - 1]);
+        }
         if (this.closed || out.length === 0) return;
         const framed = new MessageFramer().push(out);
         this.processBatch(framed.buffer, framed.messages);
@@ -245,7 +259,7 @@ export class ClientSession implements ServerOwner {
             }
           }
           syncs += 1;
-          if (changesSessionState(buffer, start + 5, end)) this.markDirty();
+          this.markDirty(changesSessionState(buffer, start + 5, end));
           break;
         case Frontend.FunctionCall:
           syncs += 1;
@@ -255,7 +269,9 @@ export class ClientSession implements ServerOwner {
           this.unsynced = false;
           break;
         case Frontend.Parse:
-          if (changesSessionState(buffer, buffer.indexOf(0, start + 5) + 1, end)) this.markDirty();
+          this.markDirty(changesSessionState(buffer, buffer.indexOf(0, start + 5) + 1, end));
+          // A named statement kept under the client's name outlives the transaction (PgCat marks it too).
+          if (buffer[start + 5] !== 0 && !this.pool.sharesPreparedStatements) this.markDirty(Dirty.Statements);
           this.unsynced = true;
           break;
         case Frontend.Bind:
@@ -279,7 +295,8 @@ export class ClientSession implements ServerOwner {
     if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
   }
 
-  private pendingDirty = false;
+  /** Dirty bits (server/reset.ts) seen before a server was attached. */
+  private pendingDirty = 0;
   /** The executor of a sharded pool's client (created on first use). */
   private sharded: ShardedExecutor | null = null;
 
@@ -365,9 +382,10 @@ export class ClientSession implements ServerOwner {
     if (verdict.kind === 'error') this.forward(raiseQuery(verdict.code, verdict.message), 1);
   }
 
-  private markDirty(): void {
-    if (this.server) this.server.dirty = true;
-    else this.pendingDirty = true;
+  private markDirty(dirt: number): void {
+    if (dirt === 0) return;
+    if (this.server) this.server.dirty |= dirt;
+    else this.pendingDirty |= dirt;
   }
 
   private forward(bytes: Buffer, syncs: number): void {
@@ -492,8 +510,8 @@ export class ClientSession implements ServerOwner {
   private bind(server: ServerConnection): boolean {
     this.server = server;
     server.owner = this;
-    if (this.pendingDirty) server.dirty = true;
-    this.pendingDirty = false;
+    server.dirty |= this.pendingDirty;
+    this.pendingDirty = 0;
     const bytes = this.queued.length === 1 ? this.queued[0] : Buffer.concat(this.queued);
     const syncs = this.queuedSyncs;
     this.queued = [];
@@ -536,7 +554,7 @@ export class ClientSession implements ServerOwner {
     if (server.replies) {
       // Prepared statements shared across servers: names rewritten for this one.
       this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS);
-      bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies);
+      bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies, server.isIdle);
     }
     if (syncs > 0) {
       this.armStatementTimer();
@@ -548,12 +566,29 @@ export class ClientSession implements ServerOwner {
     return server.send(bytes, syncs, this.unsynced);
   }
 
+  /**
+   * No server for the queued requests: answer them with the error, then
+   * apply PgCat's checkout_failure_limit, failures over the client's life
+   * (PgCat never resets its count), so a client stuck on an overloaded
+   * pooler reconnects, maybe to another one behind the load balancer.
+   */
+  private checkoutFailures = 0;
+  private checkoutFailed(code: string, message: string): void {
+    this.failQueued(code, message);
+    this.checkoutFailures += 1;
+    const limit = this.settings.checkoutFailureLimit;
+    if (limit > 0 && this.checkoutFailures >= limit) {
+      this.terminate(SqlState.TooManyConnections, `checkout failure limit reached (${this.checkoutFailures} / ${limit})`);
+    }
+  }
+
   /** Answer queued requests with an error, as the server would have. */
   private failQueued(code: string, message: string): void {
     const syncs = this.queuedSyncs;
     this.queued = [];
     this.queuedSyncs = 0;
     this.unsynced = false;
+    this.pgml?.replies.reset();
     if (this.closed) return;
     const replies = [errorResponse(code, message)];
     // One ReadyForQuery per Sync/Query the client is waiting on; an open
@@ -572,6 +607,10 @@ export class ClientSession implements ServerOwner {
     if (this.retryable && !this.repliedSinceSend && this.server?.fatal && isLoneError(chunk)) {
       this.swallowedFatal = true;
       return;
+    }
+    if (this.pgml?.replies.active) {
+      chunk = this.pgml.replies.edit(chunk);
+      if (chunk.length === 0) return;
     }
     this.pool.stats.totals.sent += chunk.length;
     this.repliedSinceSend = true;
@@ -611,6 +650,7 @@ export class ClientSession implements ServerOwner {
 
   onServerClosed(server: ServerConnection, reason: Error): void {
     this.clearStatementTimer();
+    this.pgml?.replies.reset();
     this.pool.stats.totals.errors += 1;
     this.busyStart = 0;
     this.xactStart = 0;

@@ -119,19 +119,47 @@ function walk(value: unknown, parent: Node | null, visit: (node: Node, parent: N
 
 function toCall(call: Node, bare: boolean, tokens: { start: number; end: number; text: string }[]): PgmlCall {
   const start = call.location as number;
-  const args = (call.args as Node[] | undefined) ?? [];
-  if (args.length < 2 || args.length > 3) {
-    throw new PgmlError('42883', 'pgml.embed takes (model text, input text | text[] [, kwargs jsonb])');
-  }
   if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.embed is not an aggregate or window function');
+  const { model, input, inputs } = signatureArgs((call.args as Node[] | undefined) ?? []);
   return {
     start,
     end: closingParen(tokens, start),
-    model: toArg(args[0]),
-    input: toArg(args[1]),
+    model: toArg(model),
+    input: toArg(input),
     needsAlias: bare,
-    inputIsArray: isArrayTyped(args[1]),
+    inputIsArray: inputs || isArrayTyped(input),
   };
+}
+
+const SIGNATURE = 'pgml.embed takes (transformer text, text text | inputs text[] [, kwargs jsonb])';
+
+/**
+ * The arguments in PostgresML's signature order, positional or named
+ * (`transformer => ..., text => ... | inputs => ..., kwargs => ...`), as
+ * Postgres resolves them: positional first, then named. `inputs` names the
+ * text[] overload. kwargs is accepted and not used (the pooler's models take none).
+ */
+function signatureArgs(args: Node[]): { model: Node; input: Node; inputs: boolean } {
+  const slots: (Node | undefined)[] = [];
+  let inputs = false;
+  args.forEach((node, i) => {
+    const named = node.NamedArgExpr as { name?: string; arg?: Node } | undefined;
+    let slot = i;
+    let value = node;
+    if (named) {
+      const name = named.name?.toLowerCase();
+      slot = name === 'transformer' ? 0 : name === 'text' || name === 'inputs' ? 1 : name === 'kwargs' ? 2 : -1;
+      if (slot < 0) throw new PgmlError('42883', `${SIGNATURE}: no argument named "${named.name ?? ''}"`);
+      if (name === 'inputs') inputs = true;
+      value = named.arg as Node;
+    }
+    if (slot > 2) throw new PgmlError('42883', SIGNATURE);
+    if (slots[slot]) throw new PgmlError('42601', `${SIGNATURE}: argument ${slot + 1} is given twice`);
+    slots[slot] = value;
+  });
+  const [model, input] = slots;
+  if (!model || !input) throw new PgmlError('42883', SIGNATURE);
+  return { model, input, inputs };
 }
 
 /** End (exclusive) of the call starting at `start`: its matching ")". */

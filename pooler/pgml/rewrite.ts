@@ -29,19 +29,30 @@ export const TEXT_OID = 25;
 export const REAL_ARRAY_OID = 1021;
 export const TEXT_ARRAY_OID = 1009;
 
+/** The client's own parameter count: as Postgres counts it, declared types or highest $n. */
+export function clientParamCount(declared: number[], analysis: PgmlAnalysis): number {
+  return Math.max(declared.length, analysis.maxParam);
+}
+
+/** Type of each parameter the rewrite adds, in order (what the server reports for them). */
+export function addedParamTypes(calls: PgmlCall[]): number[] {
+  return calls.map((call) => (call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID));
+}
+
 /**
- * Parameter type OIDs for the rewritten Parse: the client's, then `text`
- * for parameters only the calls used (the server no longer sees them and
- * could not infer a type), then the added ones (real[] or text[]).
+ * Parameter type OIDs for the rewritten Parse: the client's, then the
+ * added ones (real[] or text[]). A parameter only the calls used gets the
+ * type PostgresML's signature gives it (text, or text[] for `inputs`): the
+ * server no longer sees it and could not infer one.
  */
 export function parseParamTypes(declared: number[], analysis: PgmlAnalysis): number[] {
+  const arrayInputs = new Set(analysis.calls.filter((c) => c.inputIsArray && c.input.kind === 'param').map((c) => (c.input as { index: number }).index));
   const types: number[] = [];
-  for (let n = 1; n <= analysis.maxParam; n++) {
+  for (let n = 1; n <= clientParamCount(declared, analysis); n++) {
     const t = declared[n - 1] ?? 0;
-    types.push(t === 0 && !analysis.usedOutside.has(n) ? TEXT_OID : t);
+    types.push(t === 0 && !analysis.usedOutside.has(n) ? (arrayInputs.has(n) ? TEXT_ARRAY_OID : TEXT_OID) : t);
   }
-  for (const call of analysis.calls) types.push(call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID);
-  return types;
+  return [...types, ...addedParamTypes(analysis.calls)];
 }
 
 /** Parameter values of one Bind, as the server would decode them (text). */
@@ -166,9 +177,12 @@ export async function rewriteSimple(sql: string, analysis: PgmlAnalysis, engine:
   return splice(sql, analysis.calls, computed.map((c, i) => replacement(c, analysis.calls[i])));
 }
 
-/** Extended protocol, at Parse: each call becomes an added parameter. */
-export function rewriteParseSql(sql: string, analysis: PgmlAnalysis): { sql: string; plan: PgmlPlan } {
-  const firstParam = analysis.maxParam + 1;
+/**
+ * Extended protocol, at Parse: each call becomes an added parameter,
+ * numbered after the client's `clientParams` (declared types or highest $n).
+ */
+export function rewriteParseSql(sql: string, analysis: PgmlAnalysis, clientParams = analysis.maxParam): { sql: string; plan: PgmlPlan } {
+  const firstParam = clientParams + 1;
   const texts = analysis.calls.map((call, i) => {
     const alias = call.needsAlias ? ' AS embed' : '';
     return call.inputIsArray ? `unnest($${firstParam + i}::text[])::real[]${alias}` : `$${firstParam + i}::real[]${alias}`;

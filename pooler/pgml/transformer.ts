@@ -6,13 +6,19 @@
 // turned into a server-raised error at the same point of the stream: the
 // failing message and the rest of its extended-protocol batch, up to and
 // including Sync, are replaced by one Query that raises it.
+//
+// What the client sees back is its own statement's: the transformer records
+// the messages whose replies must be edited (describe-replies.ts).
 
 import { Frontend } from '../protocol/codes.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
 import { MessageWriter } from '../protocol/messages/writer.js';
 import { analyzePgml, mentionsPgml, PgmlError } from './analyze.js';
+import { DescribeReplies, type DescribeEdit, type ReplyContext } from './describe-replies.js';
 import {
+  addedParamTypes,
   appendParams,
+  clientParamCount,
   computeBindValues,
   paramTexts,
   parseBind,
@@ -30,13 +36,58 @@ function errorOf(err: unknown): { code: string; message: string } {
   return { code: typeof code === 'string' ? code : 'XX000', message: (err as Error).message };
 }
 
+interface Planned {
+  plan: PgmlPlan;
+  /** Its Describe (statement) replies, cut back to the client's parameters. */
+  describe: DescribeEdit;
+}
+
 export class PgmlTransformer {
   /** Statements (by client name, '' = unnamed) whose Parse carried pgml calls. */
-  private readonly plans = new Map<string, PgmlPlan>();
+  private readonly plans = new Map<string, Planned>();
   /** A failed extended batch: drop client messages through the next Sync. */
   private skipping = false;
+  /** Replies to edit before the client sees them (fed by observe(); the session applies edit()). */
+  readonly replies = new DescribeReplies();
 
-  constructor(private readonly engine: EmbeddingProvider) {}
+  /**
+   * @param context what the session knows about the reply stream when an
+   * edit is first recorded; null (sharded pools, unit tests) records none.
+   */
+  constructor(
+    private readonly engine: EmbeddingProvider,
+    private readonly context: () => ReplyContext | null = () => null,
+  ) {}
+
+  /**
+   * Record a batch about to be forwarded as it is (one that needed no
+   * rewriting): Describes of rewritten statements, and what their replies
+   * are ordered against. Integer compares only, unless a Describe names a
+   * statement.
+   */
+  observe(buffer: Buffer, messages: number[]): void {
+    let syncs = 0;
+    for (let i = 0; i < messages.length; i += 3) syncs = this.note(messages[i], buffer, messages[i + 1], false, syncs);
+  }
+
+  /** One outgoing message (at `start` in `buf`); returns the ReadyForQuery-owing messages so far in its batch. */
+  private note(type: number, buf: Buffer, start: number, raise: boolean, syncs: number): number {
+    switch (type) {
+      case Frontend.Describe: {
+        if (buf[start + 5] !== STATEMENT) return syncs;
+        const planned = this.plans.size > 0 ? this.plans.get(buf.toString('utf8', start + 6, buf.indexOf(0, start + 6))) : undefined;
+        this.replies.describe(planned?.describe ?? null, syncs, this.context);
+        return syncs;
+      }
+      case Frontend.Query:
+      case Frontend.Sync:
+      case Frontend.FunctionCall:
+        this.replies.sync(raise, syncs, this.context);
+        return syncs + 1;
+      default:
+        return syncs;
+    }
+  }
 
   /** Cheap check: does this batch need rewriting? */
   involved(buffer: Buffer, messages: number[]): boolean {
@@ -59,6 +110,8 @@ export class PgmlTransformer {
   /** The batch's messages, rewritten. */
   async transform(buffer: Buffer, messages: number[]): Promise<Buffer> {
     const out: Buffer[] = [];
+    // Each message is recorded as it is produced (the plans it names are those of that point).
+    let syncs = 0;
     for (let i = 0; i < messages.length; i += 3) {
       const type = messages[i];
       const msg = buffer.subarray(messages[i + 1], messages[i + 2]);
@@ -67,10 +120,14 @@ export class PgmlTransformer {
         continue;
       }
       try {
-        out.push(await this.rewrite(type, msg));
+        const m = await this.rewrite(type, msg);
+        out.push(m);
+        syncs = this.note(type, m, 0, false, syncs);
       } catch (err) {
         const { code, message } = errorOf(err);
-        out.push(raiseQuery(code, message));
+        const raise = raiseQuery(code, message);
+        out.push(raise);
+        syncs = this.note(Frontend.Query, raise, 0, true, syncs);
         if (type !== Frontend.Query) {
           // The raise stands for the rest of this batch and its Sync.
           const rest = messages.slice(i + 3);
@@ -107,11 +164,12 @@ export class PgmlTransformer {
             throw new PgmlError('42704', `pgml.embed: model "${call.model.value}" does not exist (declare it as [models.${call.model.value}] in pgcat.toml)`);
           }
         }
-        const { sql: rewritten, plan } = rewriteParseSql(sql, analysis);
-        this.plans.set(name, plan);
         const declared: number[] = [];
         const count = msg.readInt16BE(sqlEnd + 1);
         for (let k = 0; k < count; k++) declared.push(msg.readInt32BE(sqlEnd + 3 + 4 * k));
+        const keep = clientParamCount(declared, analysis);
+        const { sql: rewritten, plan } = rewriteParseSql(sql, analysis, keep);
+        this.plans.set(name, { plan, describe: { keep, added: addedParamTypes(analysis.calls) } });
         const types = parseParamTypes(declared, analysis);
         const w = new MessageWriter().cstring(name).cstring(rewritten).int16(types.length);
         for (const oid of types) w.int32(oid);
@@ -119,9 +177,9 @@ export class PgmlTransformer {
       }
       case Frontend.Bind: {
         const bind = parseBind(msg);
-        const plan = this.plans.get(bind.statement);
-        if (!plan) return msg;
-        return appendParams(bind, await computeBindValues(plan, paramTexts(bind), this.engine));
+        const planned = this.plans.get(bind.statement);
+        if (!planned) return msg;
+        return appendParams(bind, await computeBindValues(planned.plan, paramTexts(bind), this.engine));
       }
       case Frontend.Close:
         if (msg[5] === STATEMENT) this.plans.delete(msg.toString('utf8', 6, msg.indexOf(0, 6)));

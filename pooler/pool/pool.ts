@@ -10,6 +10,7 @@ import { SqlState } from '../protocol/codes.js';
 import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
 import { ServerStatements } from '../prepared/statements.js';
+import { resetQuery } from '../server/reset.js';
 
 export interface PoolSettings {
   /** Pool name as clients give it (the `database` startup parameter). */
@@ -141,11 +142,16 @@ export class Pool {
     if (!conn.isQuiet) return this.discard(conn, 'released with a query in flight');
     try {
       if (conn.txStatus !== 0x49) await conn.query('ROLLBACK');
-      if (opts.sessionReset || (conn.dirty && this.settings.cleanupConnections)) {
+      if (opts.sessionReset) {
         await conn.query('DISCARD ALL');
         conn.replies?.statements.clear();
+      } else if (conn.dirty && this.settings.cleanupConnections) {
+        // Only what the client changed: the pooler's shared statements survive a SET.
+        const reset = resetQuery(conn.dirty);
+        await conn.query(reset.sql);
+        if (reset.dropsStatements) conn.replies?.statements.clear();
       }
-      conn.dirty = false;
+      conn.dirty = 0;
     } catch {
       return this.discard(conn, 'reset failed');
     }
@@ -257,10 +263,25 @@ export class Pool {
         conn.close('server_lifetime reached');
         this.all.delete(conn);
       } else {
+        this.trackStatements(conn);
         return conn;
       }
     }
     return null;
+  }
+
+  /**
+   * Shared prepared statements need a ReplyFilter on every connection a
+   * client gets. Set at checkout (the connection is idle, nothing in
+   * flight), not only at connect: a reload that turns the cache on or
+   * resizes it reaches connections opened before it. A filter stays once
+   * set (its statements live on the server), whatever a later reload says.
+   */
+  private trackStatements(conn: ServerConnection): void {
+    if (!this.sharesPreparedStatements) return;
+    const size = this.settings.preparedCacheSize;
+    if (!conn.replies) conn.replies = new ReplyFilter(new ServerStatements(size));
+    else conn.replies.statements.capacity = size;
   }
 
   private forget(conn: ServerConnection): void {
@@ -321,7 +342,7 @@ export class Pool {
   /** Open and prewarm one connection. */
   private async connect(): Promise<ServerConnection> {
     const conn = await ServerConnection.connect(this.settings.server);
-    if (this.sharesPreparedStatements) conn.replies = new ReplyFilter(new ServerStatements(this.settings.preparedCacheSize));
+    this.trackStatements(conn);
     try {
       for (const sql of this.settings.prewarm) await conn.query(sql);
     } catch (err) {

@@ -78,22 +78,25 @@ function closeMessage(name: string): Buffer {
   return new MessageWriter().byte(DESCRIBE_STATEMENT).cstring(name).finish(Frontend.Close);
 }
 
-/** Does this simple Query drop the server's prepared statements (DEALLOCATE / DISCARD)? */
-function dropsStatements(bytes: Buffer): boolean {
-  const head = bytes.toString('latin1', 5, Math.min(bytes.length, 5 + 64)).trimStart().toLowerCase();
-  return head.startsWith('deallocate') || head.startsWith('discard');
-}
-
 /**
  * The bytes to send for `messages` on a server whose replies `filter` tracks.
  * Must run at send time: what the server holds decides what is added.
+ * `atIdleBoundary`: the messages are one whole unit (ending in its only
+ * Sync) sent to an idle server, so if a statement the pooler believes
+ * prepared turns out missing, the unit can be healed and run again.
  */
-export function rewriteForServer(messages: ClientMessage[], client: ClientStatements, filter: ReplyFilter): Buffer {
+export function rewriteForServer(messages: ClientMessage[], client: ClientStatements, filter: ReplyFilter, atIdleBoundary = false): Buffer {
   const out: Buffer[] = [];
   const statements = filter.statements;
+  /** A statement believed prepared is used: the server may have lost it. */
+  let relies = false;
+  const last = messages.at(-1);
 
   const ensurePrepared = (def: StatementDef): void => {
-    if (statements.has(def.globalName)) return;
+    if (statements.has(def.globalName)) {
+      relies = true;
+      return;
+    }
     out.push(parseMessage(def.globalName, def.parseTail));
     filter.expect(PARSE_COMPLETE, true, def.globalName);
     for (const name of statements.evictions()) {
@@ -169,12 +172,16 @@ export function rewriteForServer(messages: ClientMessage[], client: ClientStatem
         break;
       }
       case Frontend.Query:
-        if (dropsStatements(bytes)) statements.clear();
+      case Frontend.FunctionCall:
+        // Statements dropped by SQL (DEALLOCATE, DISCARD) are seen in the
+        // server's reply (ReplyFilter.onCommandComplete).
+        atIdleBoundary = false;
         out.push(bytes);
         filter.synced(1);
         break;
       case Frontend.Sync:
-      case Frontend.FunctionCall:
+        // Only a unit that ends with its one Sync can run again.
+        if (bytes !== last?.bytes) atIdleBoundary = false;
         out.push(bytes);
         filter.synced(1);
         break;
@@ -182,5 +189,7 @@ export function rewriteForServer(messages: ClientMessage[], client: ClientStatem
         out.push(bytes);
     }
   }
+  const unit = atIdleBoundary && relies && last?.type === Frontend.Sync;
+  filter.sending(client, unit ? { messages, client } : null);
   return out.length === 1 ? out[0] : Buffer.concat(out);
 }

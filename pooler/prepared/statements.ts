@@ -54,7 +54,8 @@ export class ServerStatements {
   private readonly prepared = new Map<string, true>();
   private readonly pending = new Set<string>();
 
-  constructor(readonly capacity: number) {}
+  /** Mutable: a reload may resize the cache of live connections. */
+  constructor(public capacity: number) {}
 
   has(name: string): boolean {
     if (this.prepared.has(name)) {
@@ -79,6 +80,12 @@ export class ServerStatements {
   /** The Parse failed or was skipped after an error. */
   failed(name: string): void {
     this.pending.delete(name);
+  }
+
+  /** The server said the statement does not exist (dropped behind the pooler's back). */
+  lost(name: string): void {
+    this.pending.delete(name);
+    this.prepared.delete(name);
   }
 
   /** Names to Close so the cache stays within capacity (oldest first). */

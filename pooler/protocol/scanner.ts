@@ -32,6 +32,11 @@ export class BackendScanner {
     return this.headerFill === 0 && this.remaining === 0;
   }
 
+  /** Between chunks: the header bytes of the current message already read, and its body bytes still to come. */
+  get position(): { header: Buffer; remaining: number } {
+    return { header: Buffer.from(this.header.subarray(0, this.headerFill)), remaining: this.remaining };
+  }
+
   scan(chunk: Buffer, onMessage: ScannedMessage): void {
     let offset = 0;
     const n = chunk.length;

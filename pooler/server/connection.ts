@@ -11,7 +11,8 @@ import { serialize } from 'pg-protocol';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/scanner.js';
 import { MessageFramer } from '../protocol/framer.js';
-import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter } from '../prepared/replies.js';
+import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter, type RetryableUnit } from '../prepared/replies.js';
+import { rewriteForServer } from '../prepared/rewrite.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { parseParameterStatus } from '../protocol/messages/status.js';
 import { login, type LoginTarget } from './login.js';
@@ -67,8 +68,8 @@ export class ServerConnection {
   pending = 0;
   /** Extended-protocol messages were sent with no Sync after them yet. */
   unsynced = false;
-  /** Session state a client changed (SET, PREPARE...) that a reset must undo. */
-  dirty = false;
+  /** Session state a client changed (SET, PREPARE...) that a reset must undo: Dirty bits (server/reset.ts). */
+  dirty = 0;
   /** An ErrorResponse reached the client since the last ReadyForQuery. */
   errorForwarded = false;
   /** The server said FATAL (it is going away: shutdown, crash, terminate). */
@@ -140,6 +141,12 @@ export class ServerConnection {
   /** Nothing in flight; possibly inside a transaction. */
   get isQuiet(): boolean {
     return !this.closed && this.pending === 0 && !this.unsynced;
+  }
+
+  /** Where the reply stream passed to the owner stands between chunks (a reply editor starting mid-stream resumes from here). */
+  get replyPosition(): { header: Buffer; remaining: number } {
+    // The framed path hands over whole messages only.
+    return this.replies ? { header: Buffer.alloc(0), remaining: 0 } : this.scanner.position;
   }
 
   onClose(listener: (reason: Error) => void): void {
@@ -259,31 +266,51 @@ export class ServerConnection {
 
   /**
    * Framed path: whole messages only (a partial one waits for the next
-   * chunk), minus the ParseComplete/CloseComplete replies the pooler caused.
+   * chunk), minus the ParseComplete/CloseComplete replies the pooler caused
+   * and the failed attempt of a unit healed after its server lost a pooled
+   * statement (see ReplyFilter).
    */
   private filterReplies(chunk: Buffer, replies: ReplyFilter): Buffer {
     this.framer ??= new MessageFramer();
     const { buffer, messages } = this.framer.push(chunk);
     if (messages.length === 0) return buffer.subarray(0, 0);
     const kept: Buffer[] = [];
+    const client = this.internal === null;
+    let rerun: RetryableUnit | null = null;
     let pieceStart = messages[1];
     for (let i = 0; i < messages.length; i += 3) {
       const type = messages[i];
       const start = messages[i + 1];
       const end = messages[i + 2];
-      if (type === PARSE_COMPLETE || type === CLOSE_COMPLETE) {
-        if (replies.onReply(type)) {
-          if (start > pieceStart) kept.push(buffer.subarray(pieceStart, start));
-          pieceStart = end;
+      let drop = false;
+      if (replies.healing) {
+        drop = true;
+        if (type === Backend.ReadyForQuery) {
+          replies.onReady();
+          rerun = replies.takeRetry();
         }
-      } else if (WATCHED[type]) {
+      } else if (type === PARSE_COMPLETE || type === CLOSE_COMPLETE) {
+        drop = replies.onReply(type);
+      } else if (type === Backend.CommandComplete) {
+        replies.onCommandComplete(buffer, start, end, client);
+      } else if (type === Backend.ErrorResponse && client && replies.onError(buffer.subarray(start + 5, end))) {
+        drop = true;
+      }
+      if (!drop && WATCHED[type]) {
         this.onMessage(type, buffer.subarray(start + 5, end));
         if (type === Backend.ReadyForQuery) replies.onReady();
+      }
+      if (!drop && client) drop = replies.onKept(type);
+      if (drop) {
+        if (start > pieceStart) kept.push(buffer.subarray(pieceStart, start));
+        pieceStart = end;
       }
     }
     const last = messages[messages.length - 1];
     if (last > pieceStart) kept.push(buffer.subarray(pieceStart, last));
-    return kept.length === 1 ? kept[0] : Buffer.concat(kept);
+    // The swallowed ReadyForQuery still counts as owed: the rerun answers it.
+    if (rerun) this.socket.write(rewriteForServer(rerun.messages, rerun.client, replies));
+    return kept.length === 1 ? kept[0] : kept.length === 0 ? buffer.subarray(0, 0) : Buffer.concat(kept);
   }
 
   private readonly onMessage = (type: number, body: Buffer): void => {

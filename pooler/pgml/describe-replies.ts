@@ -1,0 +1,198 @@
+// Server replies edited so a client sees answers to ITS statements, not to
+// the pgml rewrite of them:
+// - Describe (statement) of a rewritten statement: the server's
+//   ParameterDescription lists the added `$K::real[]` parameters; the client
+//   must see only its own (pgx and asyncpg check the count against what they
+//   bind). The RowDescription needs no edit: the rewrite keeps PostgresML's
+//   column (`embed`, real[]).
+// - The error the pooler had the server raise (raise.ts, a DO block): the
+//   server adds `CONTEXT: PL/pgSQL function inline_code_block ...` and its
+//   own source location; the client gets the pooler's ErrorResponse instead.
+//
+// Replies come back in request order. Every Describe (statement) produces
+// one ParameterDescription or is skipped by an error (the server then skips
+// to the next Sync); every Query/Sync/FunctionCall produces one
+// ReadyForQuery. So the outgoing messages are recorded in order from the
+// first one that needs an edit until the replies catch up: Describes
+// (edited or not) and ReadyForQuery-owing messages, preceded by what was
+// already owed. The reply stream is framed only while something is
+// recorded; otherwise chunks pass untouched (no cost for other traffic).
+
+import { MessageFramer } from '../protocol/framer.js';
+import { errorResponse, parseErrorFields } from '../protocol/messages/error.js';
+import { MessageWriter } from '../protocol/messages/writer.js';
+
+const PARAMETER_DESCRIPTION = 0x74; // 't'
+const ERROR_RESPONSE = 0x45; // 'E'
+const READY_FOR_QUERY = 0x5a; // 'Z'
+
+/** Where the server's reply stream stands between chunks (see ServerConnection.replyPosition). */
+export interface ReplyPosition {
+  /** Header bytes of the current message already passed on (0 to 4). */
+  header: Buffer;
+  /** Body bytes of the current message still to come. */
+  remaining: number;
+}
+
+export const AT_BOUNDARY: ReplyPosition = { header: Buffer.alloc(0), remaining: 0 };
+
+/** What the session knows when the first edit is recorded. */
+export interface ReplyContext {
+  /** ReadyForQuery messages owed to the client for what was already forwarded. */
+  owed: number;
+  /** Where the attached server's reply stream stands (AT_BOUNDARY with none attached). */
+  position: ReplyPosition;
+}
+
+/** A ParameterDescription to cut back to the client's parameters. */
+export interface DescribeEdit {
+  /** The client's parameter count. */
+  keep: number;
+  /** Types of the parameters the rewrite added (checked before cutting). */
+  added: number[];
+}
+
+type Entry = { sync: true; raise: boolean } | { sync: false; edit: DescribeEdit | null };
+
+export class DescribeReplies {
+  private queue: Entry[] = [];
+  /** Describe (statement) messages sent since the last ReadyForQuery-owing one, while nothing is recorded. */
+  private open = 0;
+  private framer: MessageFramer | null = null;
+  /** Partial header of a message already passed on, when editing started mid-message. */
+  private carry: Buffer | null = null;
+  /** Bytes of a message already started to pass on before framing. */
+  private skip = 0;
+
+  /** Replies must go through edit(). */
+  get active(): boolean {
+    return this.framer !== null;
+  }
+
+  /**
+   * An outgoing Describe (statement). `syncsBefore` counts the
+   * ReadyForQuery-owing messages earlier in the same not-yet-forwarded batch.
+   */
+  describe(edit: DescribeEdit | null, syncsBefore: number, context: () => ReplyContext | null): void {
+    if (this.queue.length === 0) {
+      if (!edit) {
+        this.open += 1;
+        return;
+      }
+      if (!this.start(syncsBefore, context)) return;
+    }
+    this.queue.push({ sync: false, edit });
+  }
+
+  /** An outgoing Query/Sync/FunctionCall; `raise` marks a Query from raise.ts. */
+  sync(raise: boolean, syncsBefore: number, context: () => ReplyContext | null): void {
+    if (this.queue.length === 0) {
+      if (!raise) {
+        this.open = 0;
+        return;
+      }
+      if (!this.start(syncsBefore, context)) return;
+    }
+    this.queue.push({ sync: true, raise });
+  }
+
+  /** The server is gone or the recorded messages were answered by the pooler: forget everything. */
+  reset(): void {
+    this.queue = [];
+    this.open = 0;
+    this.framer = null;
+    this.carry = null;
+    this.skip = 0;
+  }
+
+  private start(syncsBefore: number, context: () => ReplyContext | null): boolean {
+    const ctx = context();
+    if (!ctx) return false;
+    // Replies still due for earlier requests come first and pass unedited.
+    for (let i = 0; i < ctx.owed + syncsBefore; i++) this.queue.push({ sync: true, raise: false });
+    for (let i = 0; i < this.open; i++) this.queue.push({ sync: false, edit: null });
+    this.open = 0;
+    if (!this.framer) {
+      this.framer = new MessageFramer();
+      this.carry = ctx.position.header.length > 0 ? Buffer.from(ctx.position.header) : null;
+      this.skip = ctx.position.remaining;
+    }
+    return true;
+  }
+
+  /** A chunk of server replies on its way to the client, edited (partial messages are held back). */
+  edit(chunk: Buffer): Buffer {
+    const framer = this.framer;
+    if (!framer) return chunk;
+    const out: Buffer[] = [];
+    let offset = 0;
+    // First the rest of a message that started before editing did.
+    if (this.carry) {
+      const take = Math.min(5 - this.carry.length, chunk.length);
+      this.carry = Buffer.concat([this.carry, chunk.subarray(0, take)]);
+      offset = take;
+      if (this.carry.length === 5) {
+        this.skip = this.carry.readInt32BE(1) - 4;
+        this.carry = null;
+      }
+    }
+    if (this.skip > 0 && offset < chunk.length) {
+      const take = Math.min(this.skip, chunk.length - offset);
+      offset += take;
+      this.skip -= take;
+    }
+    if (offset > 0) out.push(chunk.subarray(0, offset));
+    if (offset < chunk.length && !this.carry && this.skip === 0) {
+      const { buffer, messages } = framer.push(offset === 0 ? chunk : chunk.subarray(offset));
+      for (let i = 0; i < messages.length; i += 3) out.push(this.reply(messages[i], buffer.subarray(messages[i + 1], messages[i + 2])));
+    }
+    if (this.queue.length === 0 && framer.pendingBytes === 0 && !this.carry && this.skip === 0) this.framer = null;
+    return out.length === 1 ? out[0] : Buffer.concat(out);
+  }
+
+  private reply(type: number, msg: Buffer): Buffer {
+    const front = this.queue[0];
+    switch (type) {
+      case PARAMETER_DESCRIPTION:
+        // With a ReadyForQuery-owing entry in front, this answers an earlier batch.
+        if (!front || front.sync) return msg;
+        this.queue.shift();
+        return front.edit ? cut(msg, front.edit) : msg;
+      case ERROR_RESPONSE:
+        if (front?.sync) return front.raise ? asPoolerError(msg) : msg;
+        // The server skips the rest of the batch: its Describes get no reply.
+        while (this.queue.length > 0 && !this.queue[0].sync) this.queue.shift();
+        return msg;
+      case READY_FOR_QUERY:
+        while (this.queue.length > 0 && !this.queue[0].sync) this.queue.shift();
+        this.queue.shift();
+        return msg;
+      default:
+        return msg;
+    }
+  }
+}
+
+/** The ParameterDescription with only the client's parameters (unchanged if it is not the rewrite's). */
+function cut(msg: Buffer, edit: DescribeEdit): Buffer {
+  const count = msg.readInt16BE(5);
+  if (count !== edit.keep + edit.added.length || msg.length !== 7 + 4 * count) return msg;
+  for (let i = 0; i < edit.added.length; i++) {
+    if (msg.readInt32BE(7 + 4 * (edit.keep + i)) !== edit.added[i]) return msg;
+  }
+  return new MessageWriter()
+    .int16(edit.keep)
+    .raw(msg.subarray(7, 7 + 4 * edit.keep))
+    .finish(PARAMETER_DESCRIPTION);
+}
+
+/** The server-raised error as the pooler's own: no PL/pgSQL CONTEXT, no server source location. */
+function asPoolerError(msg: Buffer): Buffer {
+  const f = parseErrorFields(msg.subarray(5));
+  return errorResponse(f.get('C') ?? 'XX000', f.get('M') ?? '');
+}
+
+/** The context for a client whose attached server (if any) owes `server.pending` ReadyForQuery, with `queuedSyncs` more not yet sent. */
+export function replyContext(server: { pending: number; replyPosition: ReplyPosition } | null, queuedSyncs: number): ReplyContext {
+  return server ? { owed: server.pending + queuedSyncs, position: server.replyPosition } : { owed: queuedSyncs, position: AT_BOUNDARY };
+}
