@@ -71,6 +71,7 @@ export const POOL_DEFAULTS: Readonly<Omit<PoolConfig, 'users' | 'shards'>> = Obj
   connect_timeout: null,
   idle_timeout: null,
   server_lifetime: null,
+  checkout_failure_limit: null,
   sharding_function: 'pg_bigint_hash',
   automatic_sharding_key: null,
   sharding_key_regex: null,

@@ -262,6 +262,7 @@ function readPool(r: Reader, t: Table, p: Path, general: GeneralConfig): PoolCon
     connect_timeout: r.optInt(t, 'connect_timeout', p),
     idle_timeout: r.optInt(t, 'idle_timeout', p),
     server_lifetime: r.optInt(t, 'server_lifetime', p),
+    checkout_failure_limit: r.optInt(t, 'checkout_failure_limit', p, 0),
     sharding_function: r.oneOf(t, 'sharding_function', p, SHARDING_FUNCTIONS, P.sharding_function),
     automatic_sharding_key: os('automatic_sharding_key'),
     sharding_key_regex: os('sharding_key_regex'),

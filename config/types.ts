@@ -116,6 +116,8 @@ export interface PoolConfig {
   connect_timeout: number | null;
   idle_timeout: number | null;
   server_lifetime: number | null;
+  /** PgCat 1.2: checkout failures after which a client is disconnected; null or 0: never. */
+  checkout_failure_limit: number | null;
   sharding_function: ShardingFunction;
   automatic_sharding_key: string | null;
   sharding_key_regex: string | null;

@@ -57,6 +57,8 @@ export interface SessionSettings {
   healthcheck: { delayMs: number; timeoutMs: number };
   /** Shard routing of a pool with several shards (null: one shard). */
   sharding: ShardingContext | null;
+  /** PgCat's checkout_failure_limit: disconnect after this many failed checkouts (0: never). */
+  checkoutFailureLimit: number;
 }
 
 export class ClientSession implements ServerOwner {
@@ -420,7 +422,7 @@ export class ClientSession implements ServerOwner {
   private async attachServer(): Promise<void> {
     const member = this.chooseMember();
     if (!member) {
-      this.failQueued(SqlState.ConnectionFailure, 'no server available for this query (all candidates are down or banned)');
+      this.checkoutFailed(SqlState.ConnectionFailure, 'no server available for this query (all candidates are down or banned)');
       return;
     }
     this.member = member;
@@ -452,7 +454,7 @@ export class ClientSession implements ServerOwner {
       // A server that cannot be reached is banned and the batch placed elsewhere (once).
       const unreachable = !(err instanceof PoolError) || err.code === SqlState.ConnectionFailure;
       if (unreachable && this.tryElsewhere(member, (err as Error).message)) return;
-      this.failQueued(err instanceof PoolError ? err.code : SqlState.ConnectionFailure, (err as Error).message);
+      this.checkoutFailed(err instanceof PoolError ? err.code : SqlState.ConnectionFailure, (err as Error).message);
       return;
     }
     this.acquiring = false;
