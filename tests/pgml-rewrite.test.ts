@@ -3,7 +3,21 @@
 // protocol's added parameters, Bind re-encoding, and errors.
 import t from 'tap';
 import { analyzePgml, PgmlError } from '../pooler/pgml/analyze.js';
-import { appendParams, computeBindValues, parseBind, rewriteParseSql, rewriteSimple, vectorLiteral, type EmbeddingProvider } from '../pooler/pgml/rewrite.js';
+import {
+  appendParams,
+  computeBindValues,
+  parseBind,
+  parseParamTypes,
+  REAL_ARRAY_OID,
+  rewriteParseSql,
+  rewriteSimple,
+  TEXT_ARRAY_OID,
+  TEXT_OID,
+  vectorLiteral,
+  type EmbeddingProvider,
+} from '../pooler/pgml/rewrite.js';
+import { DescribeReplies } from '../pooler/pgml/describe-replies.js';
+import { errorResponse } from '../pooler/protocol/messages/error.js';
 import { PgmlTransformer } from '../pooler/pgml/transformer.js';
 import { MessageFramer } from '../pooler/protocol/framer.js';
 import { serialize } from '../pooler/auth/pg-sasl.js';
@@ -81,4 +95,84 @@ t.test('transformer: Parse rewritten, Bind computed, failure raised in order', a
     'Parse+Sync replaced by one raising Query; the next Query kept',
   );
   t.match(failed.toString('latin1'), /ERRCODE = '42704'/);
+});
+
+t.test("PostgresML's named arguments", async (t) => {
+  const named = analyzePgml("SELECT pgml.embed(transformer => 'minilm', text => $1, kwargs => '{}')")!;
+  t.same(named.calls[0].model, { kind: 'const', value: 'minilm' });
+  t.same(named.calls[0].input, { kind: 'param', index: 1 });
+  t.equal(named.calls[0].inputIsArray, false);
+  const mixed = analyzePgml("SELECT pgml.embed('minilm', kwargs => '{}', text => 'x')")!;
+  t.same(mixed.calls[0].input, { kind: 'const', value: 'x' }, 'positional first, then named');
+  const inputs = analyzePgml("SELECT pgml.embed(transformer => 'minilm', inputs => $1)")!;
+  t.equal(inputs.calls[0].inputIsArray, true, 'inputs => names the text[] overload');
+  t.same(parseParamTypes([], inputs), [TEXT_ARRAY_OID, TEXT_ARRAY_OID], 'the client parameter is text[], as in PostgresML');
+  t.throws(() => analyzePgml("SELECT pgml.embed(model => 'minilm', text => 'x')"), { code: '42883' }, 'unknown name');
+  t.throws(() => analyzePgml("SELECT pgml.embed('minilm', 'x', text => 'y')"), { code: '42601' }, 'given twice');
+  t.throws(() => analyzePgml("SELECT pgml.embed(transformer => 'minilm')"), { code: '42883' }, 'no input');
+  t.equal(await rewriteSimple("SELECT pgml.embed(text => 'ab', transformer => 'minilm')", analyzePgml("SELECT pgml.embed(text => 'ab', transformer => 'minilm')")!, engine), "SELECT '{2.00000000,97.0000000}'::real[] AS embed");
+});
+
+t.test('declared parameter types beyond the highest $n are kept; added ones follow', async (t) => {
+  const sql = "SELECT pgml.embed('minilm', $1)";
+  const a = analyzePgml(sql)!;
+  t.same(parseParamTypes([0, 23], a), [TEXT_OID, 23, REAL_ARRAY_OID]);
+  t.equal(rewriteParseSql(sql, a, 2).sql, 'SELECT $3::real[] AS embed');
+});
+
+// ------------------------------------------------------------ reply edits
+
+const be = (type: string, body: Buffer): Buffer => {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+};
+const paramDesc = (oids: number[]): Buffer => {
+  const b = Buffer.alloc(2 + 4 * oids.length);
+  b.writeInt16BE(oids.length, 0);
+  oids.forEach((o, i) => b.writeInt32BE(o, 2 + 4 * i));
+  return be('t', b);
+};
+const ready = be('Z', Buffer.from('I'));
+const rowDesc = be('T', Buffer.from([0, 0]));
+
+t.test('DescribeReplies: cuts the rewrite parameters, mid-message start, skipped Describes, raised errors', async (t) => {
+  const edit = { keep: 1, added: [REAL_ARRAY_OID] };
+  const dataRow = be('D', Buffer.alloc(40, 7));
+  // The stream is 3 bytes into a DataRow's header when the Describe goes out, with one ReadyForQuery owed before it.
+  const position = { header: dataRow.subarray(0, 3), remaining: 0 };
+  const r = new DescribeReplies();
+  r.describe(null, 0, () => null); // an earlier Describe in a group already closed: not counted
+  r.sync(false, 0, () => null);
+  r.describe(edit, 0, () => ({ owed: 1, position }));
+  r.sync(false, 1, () => null);
+  t.ok(r.active);
+  const stream = Buffer.concat([dataRow.subarray(3), be('C', Buffer.from('SELECT 1\0')), ready, paramDesc([25, REAL_ARRAY_OID]), rowDesc, ready]);
+  // Byte by byte: every split point of every message.
+  const out = Buffer.concat([...stream].map((byte) => r.edit(Buffer.from([byte]))));
+  const expected = Buffer.concat([dataRow.subarray(3), be('C', Buffer.from('SELECT 1\0')), ready, paramDesc([25]), rowDesc, ready]);
+  t.same(out, expected, 'the continuation passes through, the rewrite parameter is cut');
+  t.notOk(r.active, 'inactive once the replies caught up');
+  t.same(r.edit(paramDesc([25, REAL_ARRAY_OID])), paramDesc([25, REAL_ARRAY_OID]), 'nothing recorded: untouched');
+
+  // An error skips the rest of the batch: its Describes are dropped, the next batch's one is cut.
+  const s = new DescribeReplies();
+  const ctx = () => ({ owed: 0, position: { header: Buffer.alloc(0), remaining: 0 } });
+  s.describe(null, 0, ctx); // counted: the open group's plain Describe
+  s.describe(edit, 0, ctx);
+  s.sync(false, 0, ctx);
+  s.describe(edit, 1, ctx);
+  s.sync(false, 1, ctx);
+  const err = be('E', Buffer.from('SERROR\0C42601\0Msyntax\0\0'));
+  const out2 = s.edit(Buffer.concat([err, ready, paramDesc([25, REAL_ARRAY_OID]), rowDesc, ready]));
+  t.same(out2, Buffer.concat([err, ready, paramDesc([25]), rowDesc, ready]));
+
+  // The pooler's raise: CONTEXT and the server's source location are dropped.
+  const q = new DescribeReplies();
+  q.sync(true, 0, ctx);
+  const raised = be('E', Buffer.from('SERROR\0VERROR\0C42704\0Mno model\0WPL/pgSQL function inline_code_block line 1 at RAISE\0Fpl_exec.c\0L3911\0Rexec_stmt_raise\0\0'));
+  const out3 = q.edit(Buffer.concat([raised, ready]));
+  t.same(out3, Buffer.concat([errorResponse('42704', 'no model'), ready]));
+  t.notOk(q.active);
 });
