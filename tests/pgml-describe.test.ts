@@ -40,6 +40,7 @@ function only(ms: RawMessage[], type: string): RawMessage[] {
 
 t.test('pgml.embed as drivers see it', async (t) => {
   const pg = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'pw' }], t });
+  await pg.query('CREATE TABLE secret (x int)');
   const port = await freePort();
   // Named statements outlive a transaction only in session mode or with prepared statements on.
   const pool = (mode: string, cache: number) => ({
@@ -52,8 +53,8 @@ t.test('pgml.embed as drivers see it', async (t) => {
     configToml({
       port,
       general: { prepared_statements: true },
-      pools: { plain: pool('session', 0), prepared: pool('transaction', 100) },
-      extra: { models: { lexical: { builtin: 'hash-384' } } },
+      pools: { plain: pool('session', 0), prepared: pool('transaction', 100), guarded: { ...pool('transaction', 0), query_parser_enabled: true } },
+      extra: { models: { lexical: { builtin: 'hash-384' } }, plugins: { table_access: { enabled: true, tables: ['secret'] } } },
     }),
     { t, logLevel: 'warn' },
   );
@@ -174,5 +175,19 @@ t.test('pgml.embed as drivers see it', async (t) => {
     t.equal(err.where, undefined, 'no CONTEXT');
     await t.rejects(c.query('SELECT 1'), { code: '25P02' }, 'the transaction is aborted, as by a server error');
     await c.query('ROLLBACK');
+  });
+
+  await t.test('a plugin refusal inside a transaction also reads as the pooler error', async (t) => {
+    const c = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'guarded' });
+    t.teardown(() => c.end());
+    await c.query('BEGIN');
+    const err = await c.query('SELECT * FROM secret').catch((e: unknown) => e as { code?: string; where?: string; file?: string });
+    t.equal(err.code, '42501');
+    t.equal(err.where, undefined, 'no CONTEXT');
+    t.equal(err.file, undefined, 'no server source file');
+    await t.rejects(c.query('SELECT 1'), { code: '25P02' }, 'the transaction is aborted');
+    await c.query('ROLLBACK');
+    const ok = await c.query('SELECT 1 AS one');
+    t.equal(ok.rows[0].one, 1);
   });
 });

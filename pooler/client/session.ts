@@ -18,7 +18,7 @@ import { Dirty } from '../server/reset.js';
 import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
-import { replyContext } from '../pgml/describe-replies.js';
+import { DescribeReplies, replyContext, type ReplyContext } from '../pgml/describe-replies.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
 import type { Cluster, ClusterMember } from '../pool/cluster.js';
 import { RoutingState, type RoutingSettings } from '../router/route.js';
@@ -192,7 +192,17 @@ export class ClientSession implements ServerOwner {
 
   /** The client's pgml rewriter; replies are edited against what it records (see describe-replies.ts). */
   private pgmlTransformer(engine: EmbeddingProvider): PgmlTransformer {
-    return new PgmlTransformer(engine, () => (this.settings.sharding ? null : replyContext(this.server, this.queuedSyncs)));
+    return new PgmlTransformer(engine, this.replyEdits, this.replyContext);
+  }
+
+  /** Server replies to edit before the client sees them: pgml Describes, errors raised for the pooler. */
+  private readonly replyEdits = new DescribeReplies();
+  private readonly replyContext = (): ReplyContext | null => (this.settings.sharding ? null : replyContext(this.server, this.queuedSyncs));
+
+  /** Have the server raise an error for the pooler (raise.ts), in order; the client gets it as the pooler's. */
+  private forwardRaise(code: string, message: string): void {
+    this.replyEdits.sync(true, 0, this.replyContext);
+    this.forward(raiseQuery(code, message), 1);
   }
 
   private transformThenProcess(buffer: Buffer, messages: number[]): void {
@@ -348,7 +358,7 @@ export class ClientSession implements ServerOwner {
     }
     const quiet = runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isQuiet) && !this.sharded?.busy;
     if (!quiet) {
-      this.forward(raiseQuery(SqlState.FeatureNotSupported, 'PgCat commands cannot be pipelined behind other queries'), 1);
+      this.forwardRaise(SqlState.FeatureNotSupported, 'PgCat commands cannot be pipelined behind other queries');
       return true;
     }
     const status = this.server ? this.server.txStatus : TxStatus.Idle;
@@ -381,7 +391,7 @@ export class ClientSession implements ServerOwner {
       this.socket.write(Buffer.concat([body, readyForQuery(TxStatus.Idle)]));
       return;
     }
-    if (verdict.kind === 'error') this.forward(raiseQuery(verdict.code, verdict.message), 1);
+    if (verdict.kind === 'error') this.forwardRaise(verdict.code, verdict.message);
   }
 
   private markDirty(dirt: number): void {
@@ -590,7 +600,7 @@ export class ClientSession implements ServerOwner {
     this.queued = [];
     this.queuedSyncs = 0;
     this.unsynced = false;
-    this.pgml?.replies.reset();
+    this.replyEdits.reset();
     if (this.closed) return;
     const replies = [errorResponse(code, message)];
     // One ReadyForQuery per Sync/Query the client is waiting on; an open
@@ -610,8 +620,8 @@ export class ClientSession implements ServerOwner {
       this.swallowedFatal = true;
       return;
     }
-    if (this.pgml?.replies.active) {
-      chunk = this.pgml.replies.edit(chunk);
+    if (this.replyEdits.active) {
+      chunk = this.replyEdits.edit(chunk);
       if (chunk.length === 0) return;
     }
     this.pool.stats.totals.sent += chunk.length;
@@ -652,7 +662,7 @@ export class ClientSession implements ServerOwner {
 
   onServerClosed(server: ServerConnection, reason: Error): void {
     this.clearStatementTimer();
-    this.pgml?.replies.reset();
+    this.replyEdits.reset();
     this.pool.stats.totals.errors += 1;
     this.busyStart = 0;
     this.xactStart = 0;

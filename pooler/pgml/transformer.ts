@@ -47,15 +47,14 @@ export class PgmlTransformer {
   private readonly plans = new Map<string, Planned>();
   /** A failed extended batch: drop client messages through the next Sync. */
   private skipping = false;
-  /** Replies to edit before the client sees them (fed by observe(); the session applies edit()). */
-  readonly replies = new DescribeReplies();
-
   /**
+   * @param replies the client's reply edits (the session applies edit() to server replies)
    * @param context what the session knows about the reply stream when an
    * edit is first recorded; null (sharded pools, unit tests) records none.
    */
   constructor(
     private readonly engine: EmbeddingProvider,
+    readonly replies: DescribeReplies = new DescribeReplies(),
     private readonly context: () => ReplyContext | null = () => null,
   ) {}
 

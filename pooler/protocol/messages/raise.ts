@@ -3,6 +3,10 @@
 // amid an extended-protocol batch), the error has to come from the server,
 // in order with the replies before it and with the same effect on the
 // transaction (aborted) as a real error would have.
+//
+// The server adds the DO block's PL/pgSQL CONTEXT and its own source
+// location to the error; the session records each raise it forwards and
+// hands the client the pooler's ErrorResponse instead (pgml/describe-replies.ts).
 
 import { Frontend } from '../codes.js';
 import { MessageWriter } from './writer.js';
