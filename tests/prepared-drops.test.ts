@@ -45,9 +45,14 @@ const named = { name: 'count_q', text: 'SELECT $1::int + 1 AS v' };
 t.test('DEALLOCATE ALL through the extended protocol after a failed transaction', async (t) => {
   const a = await client('shared');
   t.equal((await a.query({ ...named, values: [1] })).rows[0].v, 2, 'a named query works');
+  const observer = await client('shared');
+  const pooled = await pooledOnServer(observer);
+  t.ok(pooled.length > 0, 'the server holds the pooled statement');
 
   // psycopg 3 (prepare_threshold=0) after ROLLBACK: Parse/Bind/Describe/Execute/Sync of DEALLOCATE ALL.
   const b = await raw('shared');
+  b.send(msg.parse('SELECT 1', 'b_own'), msg.sync());
+  t.equal(types(await b.readUntilReady()), '1Z');
   t.equal(types(await b.query('BEGIN')), 'CZ');
   t.equal(firstError(await b.query('SELECT * FROM no_such_table'))?.get('C'), '42P01');
   t.equal(types(await b.query('ROLLBACK')), 'CZ');
@@ -55,15 +60,50 @@ t.test('DEALLOCATE ALL through the extended protocol after a failed transaction'
   const reply = await b.readUntilReady();
   t.equal(types(reply), '12nCZ', 'the client gets its whole reply');
   t.equal(commandTag(reply[3].body), 'DEALLOCATE ALL');
+  b.send(msg.bind([], 'b_own'), msg.execute(), msg.sync());
+  t.equal(firstError(await b.readUntilReady())?.get('C'), '26000', "the client's own statements are gone, as on a server");
   // The named form (node-postgres with a name) too.
   const c = await client('shared');
-  await c.query({ name: 'dealloc', text: 'DEALLOCATE ALL' });
+  t.equal((await c.query({ name: 'dealloc', text: 'DEALLOCATE ALL' })).command, 'DEALLOCATE');
+  t.same(await pooledOnServer(observer), pooled, "the shared statements other clients use stay on the server");
 
   for (let i = 0; i < 3; i++) t.equal((await a.query({ ...named, values: [i] })).rows[0].v, i + 1, `the first client's named query still works (${i})`);
   const d = await client('shared');
   t.equal((await d.query({ ...named, values: [41] })).rows[0].v, 42, 'a new client prepares and runs it');
   b.end();
-  await Promise.all([a.end(), c.end(), d.end()]);
+  await Promise.all([a.end(), c.end(), d.end(), observer.end()]);
+});
+
+t.test('a DEALLOCATE ALL that reaches the server (in a transaction) clears the pooler\'s view of it', async (t) => {
+  const a = await client('shared');
+  t.equal((await a.query({ ...named, values: [1] })).rows[0].v, 2);
+  const b = await client('shared');
+  await b.query('BEGIN');
+  await b.query({ name: 'dealloc_in_tx', text: 'DEALLOCATE ALL' });
+  t.same(await pooledOnServer(b), [], 'the server dropped everything');
+  // In a transaction nothing can be run again: this works only if the pooler knows the statement is gone.
+  t.equal((await b.query({ name: 'again', text: named.text, values: [5] })).rows[0].v, 6, 'the same text prepares again in the transaction');
+  await b.query('COMMIT');
+  t.equal((await a.query({ ...named, values: [2] })).rows[0].v, 3, 'the first client still works');
+  await Promise.all([a.end(), b.end()]);
+});
+
+t.test('a client DEALLOCATEs only its own names', async (t) => {
+  const a = await client('shared');
+  t.equal((await a.query({ ...named, values: [1] })).rows[0].v, 2);
+  const pooled = await pooledOnServer(a);
+  const b = await raw('shared');
+  b.send(msg.parse('SELECT 1', 'pdo_stmt_00000001'), msg.sync());
+  t.equal(types(await b.readUntilReady()), '1Z');
+  // PHP PDO closes its statements with DEALLOCATE name (pgbouncer#991).
+  const own = await b.query('DEALLOCATE pdo_stmt_00000001');
+  t.equal(types(own), 'CZ', 'its own statement: answered');
+  t.equal(commandTag(own[0].body), 'DEALLOCATE');
+  t.equal(firstError(await b.query('DEALLOCATE pdo_stmt_00000001'))?.get('C'), '26000', 'and gone');
+  t.equal(firstError(await b.query(`DEALLOCATE ${pooled[0]}`))?.get('C'), '26000', 'a pooled name is not the client\'s to drop');
+  t.same(await pooledOnServer(a), pooled, 'the shared statement is still on the server');
+  b.end();
+  await a.end();
 });
 
 t.test('a pooled statement dropped behind the pooler is prepared again, not a 26000', async (t) => {
@@ -73,8 +113,11 @@ t.test('a pooled statement dropped behind the pooler is prepared again, not a 26
   const drop = async (): Promise<void> => {
     const names = await pooledOnServer(b);
     t.ok(names.length > 0, `the server holds pooled statements (${names.length})`);
+    // Inside a transaction the pooler sends it on; its tag ("DEALLOCATE") does not say which.
+    await b.query('BEGIN');
     for (const n of names) await b.query(`DEALLOCATE ${n}`);
-    t.same(await pooledOnServer(b), [], 'all dropped by name (tag "DEALLOCATE": the pooler cannot tell which)');
+    await b.query('COMMIT');
+    t.same(await pooledOnServer(b), [], 'all dropped by name');
   };
   await drop();
   t.equal((await a.query({ ...named, values: [2] })).rows[0].v, 3, 'Bind of the lost statement: healed');

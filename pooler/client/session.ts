@@ -26,11 +26,10 @@ import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../router/custo
 import { answerCustom, type ShardState } from '../router/custom-reply.js';
 import { classify } from '../router/classify.js';
 import { ClientStatements } from '../prepared/statements.js';
-import { defineDeferred, deferrableParses, rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+import { answerBetweenTransactions } from '../prepared/answer.js';
 import type { ShardingContext } from '../sharding/context.js';
 import { ShardedExecutor, type ShardedClient } from '../sharding/executor.js';
-
-const PARSE_COMPLETE_MESSAGE = Buffer.from([0x31, 0, 0, 0, 4]);
 
 /** Bound on one client's named statements (oldest forgotten first). */
 const MAX_CLIENT_STATEMENTS = 100_000;
@@ -232,14 +231,13 @@ export class ClientSession implements ServerOwner {
 
   private processBatch(buffer: Buffer, messages: number[]): void {
     if (messages.length === 0) return;
-    if (this.pool.sharesPreparedStatements && this.isBetweenTransactions(-1) && deferrableParses(messages, buffer)) {
-      this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS);
-      const parses = defineDeferred(messages, buffer, this.statements);
-      const replies: Buffer[] = [];
-      for (let i = 0; i < parses; i++) replies.push(PARSE_COMPLETE_MESSAGE);
-      replies.push(readyForQuery(TxStatus.Idle));
-      this.socket.write(Buffer.concat(replies));
-      return;
+    if (this.pool.sharesPreparedStatements && this.isBetweenTransactions(-1)) {
+      // Deferred Parses and the client's DEALLOCATE need no server (prepared/answer.ts).
+      const reply = answerBetweenTransactions(buffer, messages, (this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS)));
+      if (reply) {
+        this.socket.write(reply);
+        return;
+      }
     }
     let runStart = -1;
     let runEnd = -1;

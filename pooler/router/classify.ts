@@ -30,21 +30,47 @@ const WRITING_FUNCTIONS = new Set([
 /** Statements that only read, whatever they contain. */
 const READ_STATEMENTS = new Set(['VariableShowStmt']);
 
-/** Read or write, by statement text (remembered: the parse is the cost). */
-export const classify: (sql: string) => QueryKind = memoizeByText(4096, classifyUncached);
+/** A lone DEALLOCATE statement: of every prepared statement, or of one by name. */
+export type Deallocation = { all: true } | { all: false; name: string };
 
-function classifyUncached(sql: string): QueryKind {
+/** What the pooler reads from a statement text, from one parse. */
+interface Analysis {
+  kind: QueryKind;
+  deallocation: Deallocation | null;
+}
+
+/** Remembered by text: the parse is the cost, and every reader shares it. */
+const analyze: (sql: string) => Analysis = memoizeByText(4096, analyzeUncached);
+
+/** Read or write, by statement text. */
+export function classify(sql: string): QueryKind {
+  return analyze(sql).kind;
+}
+
+/** The text is exactly one DEALLOCATE [PREPARE] name | ALL (null otherwise). */
+export function deallocation(sql: string): Deallocation | null {
+  return analyze(sql).deallocation;
+}
+
+function analyzeUncached(sql: string): Analysis {
   let stmts: { stmt: Node }[];
   try {
     stmts = (parseSync(sql) as { stmts?: { stmt: Node }[] }).stmts ?? [];
   } catch {
-    return 'write'; // unparseable: the primary will say what is wrong
+    return { kind: 'write', deallocation: null }; // unparseable: the primary will say what is wrong
   }
-  if (stmts.length === 0) return 'read';
-  if (stmts.length === 1) return classifyStatement(stmts[0].stmt);
+  if (stmts.length === 0) return { kind: 'read', deallocation: null };
+  if (stmts.length === 1) return { kind: classifyStatement(stmts[0].stmt), deallocation: deallocationOf(stmts[0].stmt) };
   // Several statements in one Query: a read only if every one is.
   const kinds = stmts.map(({ stmt }) => classifyStatement(stmt));
-  return kinds.every((k) => k === 'read' || k === 'begin_read_only') ? 'read' : 'write';
+  return { kind: kinds.every((k) => k === 'read' || k === 'begin_read_only') ? 'read' : 'write', deallocation: null };
+}
+
+function deallocationOf(stmt: Node): Deallocation | null {
+  const d = stmt.DeallocateStmt as { name?: string; isall?: boolean } | undefined;
+  if (!d) return null;
+  // libpg-query (PG 17 grammar) says isall; older trees leave the name out.
+  return d.isall || d.name === undefined ? { all: true } : { all: false, name: d.name };
 }
 
 function classifyStatement(stmt: Node): QueryKind {
