@@ -125,6 +125,17 @@ t.test('pgml.embed as drivers see it', async (t) => {
         t.same(paramTypes(only(e, 't')[0]), [TEXT]);
       });
 
+      await t.test('Describe answered on Flush, before the Sync', async (t) => {
+        raw.send(msg.parse("SELECT pgml.embed('lexical', $1)"), msg.describeStatement(), msg.flush());
+        const d = await raw.readMessages('T');
+        t.equal(types(d), '1tT');
+        t.same(paramTypes(only(d, 't')[0]), [TEXT]);
+        raw.send(msg.bind(['hello world']), msg.execute(), msg.sync());
+        const r = await raw.readUntilReady();
+        t.equal(types(r), '2DCZ');
+        t.equal(dataRow(only(r, 'D')[0].body)[0], expected);
+      });
+
       await t.test('pipelined behind a large reply still in flight', async (t) => {
         // 4 MB in one DataRow: the pooler is mid-message when the Describe goes out.
         raw.send(msg.query("SELECT repeat('x', 4000000)"));
