@@ -15,7 +15,8 @@ import { errorResponse } from './protocol/messages/error.js';
 import { clientLogin, greeting, LoginRefused, type LoggedIn, type LoginDirectory, type LoginEntry } from './client/login.js';
 import { ClientSession } from './client/session.js';
 import { authQueryTarget, passthroughEntry, poolKey, reconcilePools, usesAuthQuery, type PoolEntry } from './pools.js';
-import { AuthQueryCache, decoyEntry, secretEntry } from './auth/auth-query.js';
+import { authQueryEntry, fetchSecret } from './auth/auth-query.js';
+import { AuthQueryCache } from './auth/auth-query-cache.js';
 import { trackedName } from './server/params.js';
 import type { Pool } from './pool/pool.js';
 import type { EmbeddingProvider } from './pgml/rewrite.js';
@@ -74,7 +75,7 @@ export class Pooler implements AdminContext {
   ) {
     this.embedded = new EmbeddedBackends(log);
     this.roleProber = new RoleProber(log);
-    this.authQuery = new AuthQueryCache(log);
+    this.authQuery = new AuthQueryCache(log, fetchSecret);
   }
 
   get port(): number {
@@ -293,9 +294,7 @@ export class Pooler implements AdminContext {
   private async authQueryLogin(database: string, user: string): Promise<LoginEntry> {
     const resolve = (host: string, port: number): { host: string; port: number } => this.embedded.resolve(host, port);
     const target = authQueryTarget(this.currentConfig, database, resolve);
-    const stored = target && (await this.authQuery.lookup(target, database, user));
-    if (!stored) return decoyEntry();
-    return secretEntry(stored, (credential) => {
+    return authQueryEntry(this.authQuery, target, database, user, (credential) => {
       const entry = passthroughEntry(this.currentConfig, database, user, credential, this.poolMap, resolve, this.log);
       if (entry) this.poolMap.set(poolKey(database, user), entry);
     });

@@ -16,9 +16,11 @@ import { configToml, startPglynx } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { authQuerySql } from '../pooler/auth/auth-query-sql.js';
+import { AuthQueryCache } from '../pooler/auth/auth-query-cache.js';
+import type { AuthQueryTarget, StoredSecret } from '../pooler/auth/auth-query.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** pooler/auth/auth-query.ts AUTH_QUERY_CACHE_MS plus a margin. */
+/** pooler/auth/auth-query-cache.ts AUTH_QUERY_CACHE_MS plus a margin. */
 const CACHE_EXPIRY_MS = 1300;
 
 const ALICE = { name: 'alice', password: 'alice pw' };
@@ -214,6 +216,60 @@ t.test('SCRAM: a password changed on the server applies to logins and to new ser
   t.error(err, 'the new password works, and the pool logs into the server with the new keys');
   t.same(row, { u: DAVE.name, s: DAVE.name }, 'as dave');
   t.ok((await backendsOf(scramc, DAVE.name)) >= 1, 'dave has a server connection');
+});
+
+t.test('md5: a password changed on the server works at once: a mismatch fetches the secret again (PgCat)', async (t) => {
+  await md5c.query("CREATE ROLE erin LOGIN PASSWORD 'erin pw'");
+  t.error((await attempt('md5db', 'erin', 'erin pw')).err, 'erin logs in: her secret is cached');
+  await md5c.query("ALTER ROLE erin PASSWORD 'erin new'");
+  // Her server connections must log in again, with the new hash.
+  await md5c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', ['erin']);
+  const { row, err } = await attempt('md5db', 'erin', 'erin new');
+  t.error(err, 'the new password works without waiting for the cache to expire');
+  t.same(row, { u: 'erin', s: 'erin' }, 'served by a server connection logged in with the new hash');
+  t.equal((await attempt('md5db', 'erin', 'erin pw')).err?.code, '28P01', 'the old password fails');
+  t.equal((await attempt('md5db', 'erin', 'not it')).err?.code, '28P01', 'a wrong password still fails');
+  const pq = await psqlAs('md5db', 'erin', 'erin new');
+  t.equal(pq.stdout.trim(), 'erin', `psql logs in with the new password (${pq.stderr.trim()})`);
+});
+
+t.test('SCRAM: a changed password is refetched on the first mismatch, so the next login succeeds', async (t) => {
+  await scramc.query("CREATE ROLE gina LOGIN PASSWORD 'gina pw'");
+  t.error((await attempt('scramdb', 'gina', 'gina pw')).err, 'gina logs in: her verifier is cached');
+  await scramc.query("ALTER ROLE gina PASSWORD 'gina new'");
+  // The proof was computed with the old verifier's salt: it cannot be checked against the new one.
+  t.equal((await attempt('scramdb', 'gina', 'gina new')).err?.code, '28P01', 'the first login with the new password fails');
+  const { row, err } = await attempt('scramdb', 'gina', 'gina new');
+  t.error(err, 'the next one succeeds without waiting for the cache to expire');
+  t.equal(row?.u, 'gina');
+});
+
+t.test('AuthQueryCache: refetches after a mismatch are shared and limited to one per user per cache lifetime', async (t) => {
+  let fetches = 0;
+  const fetch = async (): Promise<StoredSecret | null> => {
+    fetches += 1;
+    await sleep(20);
+    return { kind: 'md5', hash: `md5${'0'.repeat(31)}${fetches % 10}` };
+  };
+  const quiet = { warn: () => {}, error: () => {} };
+  const cache = new AuthQueryCache(quiet as never, fetch, 200);
+  const target = { server: {} as AuthQueryTarget['server'], query: 'q' };
+  await cache.lookup(target, 'db', 'u');
+  t.equal(fetches, 1, 'a login fetches once');
+  await Promise.all(Array.from({ length: 10 }, () => cache.refresh(target, 'db', 'u')));
+  t.equal(fetches, 2, 'ten concurrent mismatches share one refetch');
+  for (let i = 0; i < 10; i++) {
+    await cache.lookup(target, 'db', 'u');
+    await cache.refresh(target, 'db', 'u');
+  }
+  t.equal(fetches, 2, 'more wrong passwords before expiry: no more auth queries');
+  await sleep(250);
+  await cache.lookup(target, 'db', 'u');
+  await cache.refresh(target, 'db', 'u');
+  await cache.refresh(target, 'db', 'u');
+  t.equal(fetches, 4, 'after expiry: one regular fetch and one refetch');
+  t.not(await cache.lookup(target, 'db', 'other'), null, 'other users are not limited by it');
+  t.equal(fetches, 5);
 });
 
 t.test('reload keeps the pools of auth_query users', async (t) => {

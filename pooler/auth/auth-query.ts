@@ -11,7 +11,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { PoolConfig } from '../../config/types.js';
-import type { Logger } from '../logger.js';
 import type { LoginEntry } from '../client/login.js';
 import { Backend } from '../protocol/codes.js';
 import { MessageFramer } from '../protocol/framer.js';
@@ -25,14 +24,7 @@ import { parseScramSecret, type ScramSecret } from './scram-server.js';
 import { encodeScramKeys } from './passthrough-credentials.js';
 import { authQuerySql } from './auth-query-sql.js';
 import { serialize } from './pg-sasl.js';
-
-/**
- * How long a fetched secret is reused. Short on purpose: it only spares the
- * server one query per connection when many clients log in at once (a
- * pgbench -c 100 start), while a role dropped or re-passworded on the
- * server takes effect for logins a moment later.
- */
-export const AUTH_QUERY_CACHE_MS = 1000;
+import type { AuthQueryCache } from './auth-query-cache.js';
 
 /** What the server stores for a role, in a form the login can check. */
 export type StoredSecret = { kind: 'md5'; hash: string } | { kind: 'scram'; secret: ScramSecret };
@@ -171,45 +163,24 @@ export function secretEntry(stored: StoredSecret, useCredential: (credential: st
   };
 }
 
-type Fetch = (target: AuthQueryTarget, user: string) => Promise<StoredSecret | null>;
-
-/** Fetches secrets with a short cache; concurrent logins of one user share one query. */
-export class AuthQueryCache {
-  private readonly cache = new Map<string, { expires: number; secret: Promise<StoredSecret | null> }>();
-
-  constructor(
-    private readonly log: Pick<Logger, 'warn' | 'error'>,
-    private readonly ttlMs: number = AUTH_QUERY_CACHE_MS,
-    private readonly fetch: Fetch = fetchSecret,
-  ) {}
-
-  /**
-   * The stored secret of `user` for pool `database`, or null when there is
-   * none or the auth_query failed (logged: clients only learn that the
-   * login failed, as with a wrong password).
-   */
-  async lookup(target: AuthQueryTarget, database: string, user: string): Promise<StoredSecret | null> {
-    const key = `${database}\u0000${user}`;
-    const now = Date.now();
-    for (const [k, v] of this.cache) if (v.expires <= now) this.cache.delete(k);
-    let hit = this.cache.get(key);
-    if (!hit) {
-      // Expiry counts from the answer; until then the entry is the query in flight.
-      const entry = { expires: Number.POSITIVE_INFINITY, secret: this.fetch(target, user) };
-      hit = entry;
-      this.cache.set(key, entry);
-      entry.secret.then(
-        () => (entry.expires = Date.now() + this.ttlMs),
-        () => this.cache.delete(key),
-      );
-    }
-    try {
-      const secret = await hit.secret;
-      if (!secret) this.log.warn({ database, user }, 'auth_query found no md5 or SCRAM secret for the user');
-      return secret;
-    } catch (err) {
-      this.log.error({ database, user, err: (err as Error).message }, 'auth_query failed');
-      return null;
-    }
-  }
+/**
+ * The login entry of an auth_query user: the stored secret (or a decoy when
+ * the server has none), with `refresh` to fetch it once more when the
+ * client's password does not match, as PgCat refetches its hash: the
+ * password may have changed on the server, or the role been created, since
+ * the secret was cached.
+ */
+export function authQueryEntry(
+  cache: AuthQueryCache,
+  target: AuthQueryTarget | null,
+  database: string,
+  user: string,
+  useCredential: (credential: string) => void,
+): Promise<LoginEntry> {
+  const entryFor = (stored: StoredSecret | null): LoginEntry => (stored ? secretEntry(stored, useCredential) : decoyEntry());
+  if (!target) return Promise.resolve(decoyEntry());
+  return cache.lookup(target, database, user).then((stored) => ({
+    ...entryFor(stored),
+    refresh: async () => entryFor(await cache.refresh(target, database, user)),
+  }));
 }

@@ -33,6 +33,11 @@ export interface LoginEntry {
    * into servers with it); null after md5 or trust.
    */
   onAuthenticated?: (clientKey: Buffer | null) => void;
+  /**
+   * auth_query: the entry fetched anew, asked once when the password does
+   * not match (it may have changed on the server since it was cached).
+   */
+  refresh?: () => Promise<LoginEntry>;
 }
 
 /** What the login needs from the pooler around it. */
@@ -244,6 +249,9 @@ async function authenticate(
       serverFinal = scram.clientFinal(clientFinal);
     } catch (err) {
       if (err instanceof LoginRefused || err instanceof ProtocolError) throw err;
+      // The proof was made with the cached secret's salt, so a changed
+      // password cannot be checked now; refetching lets the next login in.
+      await entry.refresh?.();
       return wrong();
     }
     socket.write(authenticationSaslFinal(serverFinal));
@@ -256,8 +264,11 @@ async function authenticate(
   socket.write(authenticationMd5(salt));
   const body = await reader.message(Frontend.Password);
   const response = body.toString('utf8', 0, body.indexOf(0) < 0 ? body.length : body.indexOf(0));
-  if (!verifyMd5Response(response, user, entry.password, salt)) wrong();
-  entry.onAuthenticated?.(null);
+  if (verifyMd5Response(response, user, entry.password, salt)) return entry.onAuthenticated?.(null);
+  // A changed password answers the same challenge: check it against the secret fetched anew.
+  const fresh = await entry.refresh?.();
+  if (!fresh || fresh.authMethod !== 'md5' || fresh.password === null || !verifyMd5Response(response, user, fresh.password, salt)) return wrong();
+  fresh.onAuthenticated?.(null);
 }
 
 /** The greeting after authentication: AuthenticationOk, parameters, keys, ReadyForQuery. */
