@@ -174,6 +174,45 @@ t.test('pgml.embed as drivers see it', async (t) => {
     });
   }
 
+  await t.test('prepared statements on: one named statement described and run on both servers', async (t) => {
+    const a = await RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'pw', database: 'prepared' });
+    const b = await RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'pw', database: 'prepared' });
+    t.teardown(() => {
+      a.destroy();
+      b.destroy();
+    });
+    const expected = dataRow(only(await a.query("SELECT pgml.embed('lexical', 'moved')"), 'D')[0].body)[0];
+    a.send(msg.parse("SELECT pgml.embed('lexical', $1)", 'moving'), msg.sync()); // deferred: prepared at first use
+    t.equal(types(await a.readUntilReady()), '1Z');
+    const pids = new Set<string>();
+    let last = '';
+    for (let i = 0; i < 4; i++) {
+      // b holds the server a used last (trying until it gets that one), so a moves to the other.
+      for (let tries = 0; last && tries < 4; tries++) {
+        const held = dataRow(only(await b.query('BEGIN; SELECT pg_backend_pid()'), 'D')[0].body)[0];
+        if (held === last) break;
+        await b.query('COMMIT');
+      }
+      a.send(
+        msg.query('BEGIN; SELECT pg_backend_pid()'),
+        msg.describeStatement('moving'),
+        msg.bind(['moved'], 'moving'),
+        msg.describePortal(),
+        msg.execute(),
+        msg.sync(),
+        msg.query('COMMIT'),
+      );
+      const r = await a.readUntilReady(3);
+      t.equal(types(r), 'CTDCZtT2TDCZCZ', `round ${i}`);
+      last = dataRow(only(r, 'D')[0].body)[0]!;
+      pids.add(last);
+      t.same(paramTypes(only(r, 't')[0]), [TEXT]);
+      t.equal(dataRow(only(r, 'D')[1].body)[0], expected);
+      await b.query('COMMIT');
+    }
+    t.equal(pids.size, 2, 'the statement ran on both server connections');
+  });
+
   await t.test('node-postgres: named arguments, and err.where on a refusal', async (t) => {
     const c = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'plain' });
     t.teardown(() => c.end());
