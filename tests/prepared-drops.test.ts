@@ -197,6 +197,22 @@ t.test('check-in after SET keeps the pooled statements; after PREPARE they are r
   await Promise.all([a.end(), b.end(), c.end(), d.end(), e.end()]);
 });
 
+t.test('check-in after LISTEN, DECLARE WITH HOLD and a temp table: each undone, the pooled statements kept', async (t) => {
+  const a = await client('shared');
+  t.equal((await a.query({ ...named, values: [1] })).rows[0].v, 2);
+  const b = await client('shared');
+  const before = await pooledOnServer(b);
+  await b.query('LISTEN some_channel');
+  await b.query('DECLARE held CURSOR WITH HOLD FOR SELECT 1');
+  await b.query('CREATE TEMP TABLE scratch_rows (x int)');
+  const c = await client('shared');
+  t.same((await c.query('SELECT pg_listening_channels() AS ch')).rows, [], 'UNLISTEN *');
+  t.equal((await c.query('SELECT count(*)::int AS n FROM pg_cursors')).rows[0].n, 0, 'CLOSE ALL');
+  t.equal((await c.query("SELECT to_regclass('pg_temp.scratch_rows') AS r")).rows[0].r, null, 'DISCARD TEMP');
+  t.same(await pooledOnServer(c), before, 'the pooled statements are still prepared');
+  await Promise.all([a.end(), b.end(), c.end()]);
+});
+
 t.test('[general] prepared_statements_cache_size without prepared_statements: off, with a warning', async (t) => {
   t.match(
     pooler.output(),
