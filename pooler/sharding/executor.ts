@@ -44,6 +44,10 @@ export interface ShardedClient {
   pause(paused: boolean): void;
   /** Fatal error and disconnect (malformed messages). */
   terminate(code: string, message: string): void;
+  /** A unit starts running (the session's statement clock). */
+  unitStarted(): void;
+  /** Every unit received so far is answered; `txStatus` is the client's (I, T or E), as in a ReadyForQuery. */
+  unitsDone(txStatus: number): void;
 }
 
 interface Transaction {
@@ -62,6 +66,8 @@ export class ShardedExecutor {
   private closed = false;
   private tx: Transaction | null = null;
   private readonly named = new Map<string, string>();
+  /** Links a unit is running on right now. */
+  private readonly inUse = new Set<ShardLink>();
 
   constructor(
     private readonly client: ShardedClient,
@@ -70,6 +76,11 @@ export class ShardedExecutor {
 
   get busy(): boolean {
     return this.running || this.queue.length > 0;
+  }
+
+  /** Running something or inside a transaction: what an attached server means on the direct path. */
+  get active(): boolean {
+    return this.busy || this.tx !== null;
   }
 
   /** Client bytes (whole messages). */
@@ -96,9 +107,12 @@ export class ShardedExecutor {
   /** The client left: roll back and give back every server. */
   close(): void {
     this.closed = true;
+    // A statement still running (statement timeout, client gone) is cut: its server is closed, not waited for.
+    for (const link of this.inUse) if (!link.server.isQuiet) link.release();
+    this.inUse.clear();
     const tx = this.tx;
     this.tx = null;
-    if (tx) for (const link of tx.links.values()) void link.runSql('ROLLBACK').catch(() => undefined).finally(() => link.release());
+    if (tx) for (const link of tx.links.values()) if (!link.server.closed) void link.runSql('ROLLBACK').catch(() => undefined).finally(() => link.release());
   }
 
   private async drain(): Promise<void> {
@@ -106,11 +120,13 @@ export class ShardedExecutor {
     this.client.pause(true);
     while (this.queue.length > 0 && !this.closed) {
       const unit = this.queue.shift()!;
+      this.client.unitStarted();
       try {
         await this.runUnit(unit);
       } catch (err) {
         this.fail(err);
       }
+      if (!this.closed && this.queue.length === 0) this.client.unitsDone(this.status());
     }
     this.running = false;
     if (!this.closed) this.client.pause(false);
@@ -202,6 +218,7 @@ export class ShardedExecutor {
 
   private async execute(unit: Unit, route: ShardRoute): Promise<void> {
     const links = await this.linksFor(route.shards, unit.bytes);
+    for (const l of links) this.inUse.add(l);
     try {
       if (route.kind === 'single') {
         const reply = await links[0]!.run(unit.bytes, this.client.statements);
@@ -218,7 +235,10 @@ export class ShardedExecutor {
       this.reply(route.kind === 'select' ? mergeSelect(route.plan, bodies, unit.params) : combineWrites(bodies));
     } finally {
       // Links a transaction holds stay with it; the others go back now.
-      for (const l of links) if (this.tx?.links.get(l.shard) !== l) l.release();
+      for (const l of links) {
+        this.inUse.delete(l);
+        if (this.tx?.links.get(l.shard) !== l) l.release();
+      }
     }
   }
 

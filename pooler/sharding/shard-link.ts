@@ -95,12 +95,16 @@ export class ShardLink implements ServerOwner {
     return reply;
   }
 
-  /** Give the connection back (clean) or close it (anything in flight). */
+  /** Give the connection back (clean) or close it (anything in flight: whoever waits for its reply gets an error). */
   release(): void {
     this.server.owner = null;
-    if (this.server.closed) return;
-    if (this.server.isQuiet) void this.member.pool.release(this.server);
-    else this.member.pool.discard(this.server, 'sharded client left with a query in flight');
+    const w = this.waiting;
+    this.waiting = null;
+    if (!this.server.closed) {
+      if (this.server.isQuiet) void this.member.pool.release(this.server);
+      else this.member.pool.discard(this.server, 'sharded client left with a query in flight');
+    }
+    w?.reject(new ShardError(this.shard, '08006', `${this.member.address}: statement abandoned`));
   }
 
   onServerData(chunk: Buffer): void {
