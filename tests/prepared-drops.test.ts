@@ -11,6 +11,7 @@ import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
 import { RawClient, commandTag, dataRow, firstError, msg, types } from './harness/raw-client.js';
+import { parseConfig } from '../config/load.js';
 
 const pgsrv = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'apppw' }], t });
 await pgsrv.query('CREATE DATABASE app OWNER app');
@@ -226,4 +227,19 @@ t.test('[general] prepared_statements_cache_size without prepared_statements: of
   t.equal(r.rows[0].n, 1, 'the statement reaches the server under the client\'s name: no renaming, the cache is off');
   await c.query('COMMIT');
   await c.end();
+});
+
+t.test('the warning: only when [general] sets the size without the switch and a pool takes it', async (t) => {
+  const warnings = (general: string, pool: string): string[] =>
+    parseConfig(
+      `[general]\nadmin_username = "a"\nadmin_password = "a"\n${general}\n[pools.p]\n${pool}\n` +
+        '[pools.p.users.0]\nusername = "u"\npassword = "p"\npool_size = 1\n' +
+        '[pools.p.shards.0]\ndatabase = "d"\nservers = [["127.0.0.1", 5432, "primary"]]\n',
+      '/tmp/pgcat.toml',
+    ).warnings ?? [];
+  t.match(warnings('prepared_statements_cache_size = 300', '').join('\n'), /general\.prepared_statements_cache_size = 300 without general\.prepared_statements = true: prepared statements stay off \(as in PgCat\) for pool\(s\) p/);
+  t.same(warnings('prepared_statements = true\nprepared_statements_cache_size = 300', ''), [], 'PgCat 1.1: switch and size');
+  t.same(warnings('', 'prepared_statements_cache_size = 200'), [], "PgCat 1.2: the pool's size alone turns it on");
+  t.same(warnings('prepared_statements_cache_size = 300', 'prepared_statements_cache_size = 200'), [], "the pool's own size wins");
+  t.same(warnings('', ''), [], 'nothing set: off, silently');
 });
