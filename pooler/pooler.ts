@@ -27,7 +27,7 @@ import { EmbeddedBackends } from './embedded/backends.js';
 import { Engine } from '../engine/engine.js';
 import { engineBalancing } from '../engine/config.js';
 import { AdminSession } from './admin/session.js';
-import { ADMIN_DATABASES, type AdminContext } from './admin/context.js';
+import { ADMIN_DATABASES, type AdminClient, type AdminContext } from './admin/context.js';
 import { scramSecretFromPassword } from './auth/scram-server.js';
 import { clientTlsContext } from './tls/client.js';
 
@@ -50,6 +50,7 @@ export class Pooler implements AdminContext {
   private server: net.Server | null = null;
   private poolMap = new Map<string, PoolEntry>();
   private readonly sessions = new Map<number, ClientSession>();
+  readonly adminClients = new Set<AdminClient>();
   private readonly embedded: EmbeddedBackends;
   private timers: NodeJS.Timeout[] = [];
   private readonly roleProber: RoleProber;
@@ -321,8 +322,11 @@ export class Pooler implements AdminContext {
       return;
     }
     if (ADMIN_DATABASES.has(who.database) && who.user === g.admin_username) {
-      socket.write(greeting(ADMIN_PARAMETERS, 0, 0));
-      new AdminSession(socket, this).start(who.leftover);
+      // A process id as a client gets, so SHOW CLIENTS can name the session (cancelling it does nothing).
+      const processId = this.newProcessId();
+      socket.write(greeting(ADMIN_PARAMETERS, processId, randomInt(-0x80000000, 0x7fffffff)));
+      const applicationName = who.startupParams.get('application_name') ?? '';
+      new AdminSession(socket, this, { processId, database: who.database, user: who.user, applicationName, connectedAt: Date.now() }).start(who.leftover);
       return;
     }
     const entry = this.poolMap.get(poolKey(who.database, who.user));

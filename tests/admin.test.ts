@@ -9,6 +9,7 @@ import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres } from './harness/postgres.js';
+import { TrafficStats } from '../pooler/stats/traffic.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 type Row = Record<string, string | null>;
@@ -107,33 +108,53 @@ t.test('admin login: both database names, wrong password, non-admin users', asyn
 
 // ------------------------------------------------------------------ parsing
 
+const errorOf = (p: Promise<unknown>): Promise<{ code?: string; message?: string; severity?: string; detail?: string }> =>
+  p.then(
+    () => ({}),
+    (err: { code?: string; message?: string; severity?: string; detail?: string }) => err,
+  );
+
 t.test('commands: case, trailing semicolons, unknown commands, SET, HELP', async (t) => {
   t.equal((await adm.query<Row>('sHoW vErSiOn;')).rows.length, 1, 'keywords are case-insensitive and may end with ;');
-  for (const sql of ['SELECT 1', 'SHOW NONSENSE', 'SHOW POOLS extra', 'DROP TABLE x', 'PAUSE a b c']) {
-    t.equal(await codeOf(adm.query(sql)), '42601', `"${sql}" is a syntax error (42601)`);
+  // PgCat's own suite (tests/ruby/admin_spec.rb) sends these and expects
+  // PG::SystemError (SQLSTATE 58000) with a message matching /Unsupported/.
+  const pgcatBadCommands = ['SHOW ME THE MONEY', 'SHOW ME THE WAY', 'SHOW UP', 'SHOWTIME', 'HAMMER TIME', 'SHOWN TO BE TRUE', 'SHOW ', 'SHOW     ', 'SHOW 1', ';;;;;'];
+  for (const sql of [...pgcatBadCommands, 'SELECT 1', 'SHOW NONSENSE', 'SHOW POOLS extra', 'DROP TABLE x', '']) {
+    const err = await errorOf(adm.query(sql));
+    t.equal(err.code, '58000', `"${sql}" is refused with PgCat's SQLSTATE 58000`);
+    t.match(err.message, /^Unsupported (SHOW )?query against the admin database$/, `"${sql}": PgCat's message`);
+    t.equal(err.severity, 'ERROR', 'the session goes on, so the severity is ERROR');
   }
+  t.equal((await errorOf(adm.query('SHOW ME THE MONEY'))).message, 'Unsupported SHOW query against the admin database');
+  t.equal((await errorOf(adm.query('HAMMER TIME'))).message, 'Unsupported query against the admin database');
+  t.match((await errorOf(adm.query('SHOW POOLS extra'))).detail, /SHOW POOLS takes no arguments/, 'the DETAIL says what was wrong');
+  t.equal(await codeOf(adm.query('PAUSE a b c')), '58000', 'a usage error is 58000 too');
   t.equal((await show('POOLS')).rows.length, 5, 'the session goes on after an error');
 
   const notices: string[] = [];
-  const onNotice = (n: { message?: string }): void => void notices.push(n.message ?? '');
+  const details: string[] = [];
+  const onNotice = (n: { message?: string; detail?: string }): void => {
+    notices.push(n.message ?? '');
+    details.push(n.detail ?? '');
+  };
   adm.on('notice', onNotice);
   await adm.query("SET application_name = 'x'");
   const help = await adm.query('SHOW HELP');
   adm.off('notice', onNotice);
   t.match(notices[0], /ignored/, 'SET is accepted with a NOTICE that it is ignored');
-  t.match(notices[1], /^Console usage/, 'SHOW HELP sends the usage as a NOTICE');
+  t.equal(notices[1], 'Console usage', 'SHOW HELP sends a NOTICE "Console usage", as PgCat');
   for (const cmd of ['SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION', 'SHOW LISTS|STATS', 'RELOAD', 'PAUSE', 'RESUME', 'SHUTDOWN']) {
-    t.ok(notices[1].includes(cmd), `HELP lists ${cmd}`);
+    t.ok(details[1].includes(cmd), `HELP lists ${cmd} in the NOTICE's DETAIL`);
   }
   t.equal(help.command, 'SHOW', 'SHOW HELP completes with tag SHOW');
 
   const r = await adminPsql('show help; show pools;', 'pgbouncer');
   t.equal(r.code, 0, 'psql runs SHOW HELP and SHOW POOLS in one query');
-  t.match(r.stderr, /NOTICE:\s+Console usage/, 'psql prints the HELP notice');
+  t.match(r.stderr, /NOTICE:\s+Console usage\nDETAIL:\s+\n\tSHOW HELP\|/, 'psql prints the HELP notice and its DETAIL');
   t.match(r.stdout, /^busy\|app\|transaction\|/m, 'and the pool rows');
   const err = await adminPsql('SHOW VERSION; BOGUS; SHOW POOLS');
   t.equal(err.code, 1, 'psql stops on the unknown command');
-  t.match(err.stderr, /ERROR:\s+unsupported command "BOGUS"/);
+  t.match(err.stderr, /ERROR:\s+Unsupported query against the admin database\nDETAIL:\s+"BOGUS" is not an admin command/);
   t.match(err.stdout, /^PgLynx /, 'statements before the error ran');
 });
 
@@ -204,9 +225,38 @@ t.test('SHOW STATS moves by exactly the 100 queries a client ran', async (t) => 
   // PgCat's direction: sent = to Postgres (the 100 Query messages, 14 bytes each), received = from it.
   t.equal(delta('total_sent'), 100 * 14, 'total_sent counts exactly the Query messages sent on');
   t.ok(delta('total_received') > 0, 'total_received moved');
-  t.ok(delta('total_query_time') > 0, 'total_query_time (µs) moved');
+  t.ok(delta('total_query_time') > 0, 'total_query_time (ms, summed before truncating) moved');
   t.ok(delta('total_xact_time') >= delta('total_query_time'), 'transactions last at least as long as their queries');
   t.equal(delta('total_errors'), 0);
+});
+
+t.test("SHOW STATS times in PgCat's units: queries and transactions in ms, waits in µs", async (t) => {
+  // pool `busy` has one server: b waits while a sleeps 300 ms.
+  const a = await client('busy');
+  const b = await client('busy');
+  t.teardown(() => Promise.all([a.end(), b.end()]));
+  const statsRow = (): Promise<Row> => rowOf('STATS', 'database', 'busy');
+  const before = await statsRow();
+  const sleeping = a.query('SELECT pg_sleep(0.3)');
+  t.ok(await pollFor(async () => num(await rowOf('POOLS', 'database', 'busy'), 'sv_active') === 1), 'a holds the server');
+  await b.query('SELECT 1');
+  await sleeping;
+  const after = await statsRow();
+  const delta = (col: string): number => num(after, col) - num(before, col);
+  t.equal(delta('total_query_count'), 2);
+  t.ok(delta('total_query_time') >= 290 && delta('total_query_time') < 1000, `total_query_time is ms: ${delta('total_query_time')} for a 300 ms sleep`);
+  t.ok(delta('total_xact_time') >= 290 && delta('total_xact_time') < 1000, `total_xact_time is ms: ${delta('total_xact_time')}`);
+  t.ok(delta('total_wait_time') >= 100_000 && delta('total_wait_time') < 1_000_000, `total_wait_time is µs: ${delta('total_wait_time')} for a wait of ~300 ms`);
+});
+
+t.test("avg_wait_time is PgCat's: µs waited per second of the 15 s period", async (t) => {
+  const stats = new TrafficStats();
+  const start = Date.now();
+  stats.roll(start);
+  stats.totals.xactCount += 3;
+  stats.totals.waitTimeUs += 1_500_000;
+  stats.roll(start + 15_000);
+  t.equal(stats.averages.waitTimeUs, 100_000, '1.5 s of waits over 15 s: 100000 µs per second (not per transaction)');
 });
 
 // ------------------------------------------------------------------ states
@@ -229,22 +279,56 @@ t.test('SHOW POOLS / CLIENTS / SERVERS while one client holds a transaction and 
   const clients = (await show('CLIENTS')).rows.filter((r) => r.database === 'busy');
   const holder = clients.find((r) => r.application_name === 'holder')!;
   const waiter = clients.find((r) => r.application_name === 'waiter')!;
-  t.match(holder, { type: 'C', user: 'app', state: 'active', addr: '127.0.0.1', wait: '0', wait_us: '0', tls: '' });
-  t.match(holder.connect_time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
-  t.match(waiter, { state: 'waiting', link: null });
-  t.ok(num(waiter, 'wait') * 1e6 + num(waiter, 'wait_us') > 0, 'the waiter has waited');
+  t.match(holder, { user: 'app', state: 'active', maxwait: '0', error_count: '0' });
+  t.match(waiter, { state: 'waiting' });
+  t.ok(num(waiter, 'maxwait') * 1e6 + num(waiter, 'maxwait_us') > 0, 'the waiter has waited (the wait still running counts)');
   const servers = (await show('SERVERS')).rows.filter((r) => r.database === 'busy');
   t.equal(servers.length, 1, 'pool_size 1: one server');
   t.match(servers[0], { type: 'S', user: 'app', state: 'active', addr: '127.0.0.1', port: String(main.port),
     remote_pid: String(aPid), banned: 'false', application_name: 'holder', close_needed: '0' });
-  t.equal(servers[0].ptr, holder.link, "the holder's link is the server");
-  t.equal(servers[0].link, holder.ptr, "the server's link is the holder");
+  t.equal(servers[0].link, holder.client_id, "the server's link is the holder's client_id");
 
   await a.query('COMMIT');
   t.equal((await bQuery).rows[0].x, 2, 'the waiter runs once the transaction ends');
   t.match(await busyPool(), { cl_idle: '2', cl_active: '0', cl_waiting: '0', sv_active: '0', sv_idle: '1', maxwait: '0', maxwait_us: '0' });
   const idleServer = (await show('SERVERS')).rows.find((r) => r.database === 'busy');
   t.match(idleServer, { state: 'idle', link: null, application_name: '' });
+});
+
+t.test("SHOW CLIENTS: PgCat's columns, per-client counts, the admin sessions listed", async (t) => {
+  const c1 = await client('stats', { application_name: 'app0' });
+  const c2 = await client('stats', { application_name: 'app1' });
+  let c1Open = true;
+  t.teardown(() => Promise.all([c1Open ? c1.end() : null, c2.end()]));
+  // PgCat's tests/ruby/stats_spec.rb: 7 queries, of which 4 transactions.
+  for (const c of [c1, c2]) {
+    for (const sql of ['SELECT 1', 'SELECT 2', 'SELECT 3', 'BEGIN', 'SELECT 4', 'SELECT 5', 'COMMIT']) await c.query(sql);
+  }
+  const r = await show('CLIENTS');
+  t.same(r.fields.map((f) => [f.name, f.dataTypeID]), [
+    ['client_id', 25], ['database', 25], ['user', 25], ['application_name', 25], ['state', 25],
+    ['transaction_count', 1700], ['query_count', 1700], ['error_count', 1700], ['age_seconds', 1700],
+    ['maxwait', 1700], ['maxwait_us', 1700],
+  ], "PgCat's columns, order and types (text, numeric)");
+  t.equal(r.rows.length, 3, 'two pool clients and this admin session');
+  for (const name of ['app0', 'app1']) {
+    const row = r.rows.find((x) => x.application_name === name)!;
+    t.match(row, { database: 'stats', user: 'app', state: 'idle', transaction_count: '4', query_count: '7', error_count: '0', maxwait: '0' }, `${name}: 7 queries, 4 transactions`);
+    t.match(row.client_id, /^0x[0-9A-F]{8}$/, "client_id as PgCat prints it ({:#010X})");
+    t.ok(num(row, 'age_seconds') >= 0 && num(row, 'age_seconds') < 60, 'age_seconds');
+  }
+  const admins = r.rows.filter((x) => x.database === 'pgcat');
+  t.equal(admins.length, 1, 'the admin session is listed, as PgCat lists it');
+  t.match(admins[0], { user: 'admin', state: 'idle', transaction_count: '0', query_count: '0', client_id: /^0x[0-9A-F]{8}$/ });
+
+  const second = await admin('pgbouncer');
+  const both = (await show('CLIENTS')).rows.filter((x) => x.user === 'admin').map((x) => x.database).sort();
+  t.same(both, ['pgbouncer', 'pgcat'], 'a second admin session (pgbouncer) is listed under its database');
+  await second.end();
+  t.ok(await pollFor(async () => (await show('CLIENTS')).rows.filter((x) => x.user === 'admin').length === 1), 'and leaves the list when it disconnects');
+  c1Open = false;
+  await c1.end();
+  t.ok(await pollFor(async () => (await show('CLIENTS')).rows.length === 2), 'a pool client leaves the list when it disconnects');
 });
 
 // ------------------------------------------------------------------ PAUSE / RESUME
@@ -288,8 +372,10 @@ t.test('PAUSE waits for the running transaction; new queries wait until RESUME',
   t.equal((await rowOf('DATABASES', 'name', 'busy_shard_0_primary')).paused, '0', 'other pools keep running');
   await adm.query('RESUME "stats",app');
   t.equal((await rowOf('DATABASES', 'name', 'stats_shard_0_primary')).paused, '0', 'RESUME db,user (quoted identifier)');
-  t.equal(await codeOf(adm.query('PAUSE nosuchdb')), '3D000', 'PAUSE of an unknown pool fails');
-  t.equal(await codeOf(adm.query('RESUME stats, nobody')), '3D000', 'RESUME of an unknown user fails');
+  // PgCat's words and SQLSTATE (its admin_spec.rb expects PG::SystemError for PAUSE foo / PAUSE foo,bar).
+  t.match(await errorOf(adm.query('PAUSE nosuchdb')), { code: '58000', message: 'No pool configured for database: nosuchdb' }, 'PAUSE of an unknown pool fails');
+  t.match(await errorOf(adm.query('PAUSE foo,bar')), { code: '58000', message: 'No pool configured for database: foo, user: bar' });
+  t.match(await errorOf(adm.query('RESUME stats, nobody')), { code: '58000', message: 'No pool configured for database: stats, user: nobody' }, 'RESUME of an unknown user fails');
 });
 
 // ------------------------------------------------------------------ RELOAD

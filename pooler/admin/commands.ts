@@ -3,16 +3,13 @@
 // (database and user names) keep their case.
 
 import { ban, showBans, unban } from './bans.js';
-import { AdminError, type AdminContext, type AdminReply } from './context.js';
+import { ADMIN_REFUSED, AdminError, UNSUPPORTED, UNSUPPORTED_SHOW, type AdminContext, type AdminReply } from './context.js';
 import { ignoreSet, pause, reload, resume, shutdown } from './control.js';
 import { flag, int, table, text } from './format.js';
 import { showConfig, showDatabases, showUsers } from './show-config.js';
 import { showLists, showPools } from './show-pools.js';
 import { showClients, showServers } from './show-servers-clients.js';
 import { showStats } from './show-stats.js';
-
-/** SQLSTATE syntax_error: what Postgres answers to a statement it cannot parse. */
-const SYNTAX_ERROR = '42601';
 
 type Show = (ctx: AdminContext) => AdminReply;
 
@@ -53,8 +50,9 @@ function showVersion(ctx: AdminContext): AdminReply {
   return table([text('version')], [[`PgLynx ${ctx.version}`]]);
 }
 
+// PgCat's layout: the NOTICE says "Console usage", its DETAIL the commands.
 const USAGE = [
-  'Console usage',
+  '',
   'SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION',
   'SHOW LISTS|STATS|MODELS|BANS',
   'SET key = arg',
@@ -67,7 +65,7 @@ const USAGE = [
 ].join('\n\t');
 
 function showHelp(): AdminReply {
-  return { tag: 'SHOW', notice: USAGE };
+  return { tag: 'SHOW', notice: 'Console usage', noticeDetail: USAGE };
 }
 
 /** Splits `VERB rest...` once; a trailing `;` (psql's habit) is dropped. */
@@ -77,8 +75,8 @@ function split(sql: string): [string, string] {
   return m ? [m[1].toLowerCase(), m[2]] : ['', ''];
 }
 
-function noArguments(verb: string, rest: string): void {
-  if (rest.length > 0) throw new AdminError(SYNTAX_ERROR, `${verb} takes no arguments`);
+function noArguments(verb: string, rest: string, message = UNSUPPORTED): void {
+  if (rest.length > 0) throw new AdminError(ADMIN_REFUSED, message, `${verb} takes no arguments`);
 }
 
 export async function runAdminCommand(sql: string, ctx: AdminContext): Promise<AdminReply> {
@@ -88,9 +86,9 @@ export async function runAdminCommand(sql: string, ctx: AdminContext): Promise<A
       const [what, extra] = split(rest);
       const handler = Object.prototype.hasOwnProperty.call(SHOW, what) ? SHOW[what] : undefined;
       if (!handler) {
-        throw new AdminError(SYNTAX_ERROR, `unsupported SHOW command "${rest}" in the admin console; try SHOW HELP`);
+        throw new AdminError(ADMIN_REFUSED, UNSUPPORTED_SHOW, `"SHOW ${rest}" is not an admin command; SHOW HELP lists them`);
       }
-      noArguments(`SHOW ${what.toUpperCase()}`, extra);
+      noArguments(`SHOW ${what.toUpperCase()}`, extra, UNSUPPORTED_SHOW);
       return handler(ctx);
     }
     case 'reload':
@@ -110,6 +108,6 @@ export async function runAdminCommand(sql: string, ctx: AdminContext): Promise<A
     case 'set':
       return ignoreSet();
     default:
-      throw new AdminError(SYNTAX_ERROR, `unsupported command "${sql.trim()}" in the admin console; try SHOW HELP`);
+      throw new AdminError(ADMIN_REFUSED, UNSUPPORTED, `"${sql.trim()}" is not an admin command; SHOW HELP lists them`);
   }
 }

@@ -15,6 +15,8 @@ export interface AdminContext {
   pools(): PoolEntry[];
   /** Logged-in client sessions (not admin ones). */
   clients(): ClientSession[];
+  /** Admin console sessions, listed by SHOW CLIENTS as PgCat lists them. */
+  readonly adminClients: Set<AdminClient>;
   /** The model engine (SHOW MODELS, pglynx_engine_* metrics); null before it starts. */
   engine(): Engine | null;
   /** Re-read the config file; resolves with an error message when it was rejected. */
@@ -28,21 +30,46 @@ export interface AdminContext {
 
 export type AdminValue = string | number | bigint | null;
 
+/** Who is logged in to the admin console (SHOW CLIENTS). */
+export interface AdminClient {
+  readonly processId: number;
+  readonly database: string;
+  readonly user: string;
+  readonly applicationName: string;
+  readonly connectedAt: number;
+}
+
 /** A result set, or just a command tag (RELOAD, PAUSE...). */
 export interface AdminReply {
   columns?: ColumnSpec[];
   rows?: AdminValue[][];
   tag: string;
-  /** NOTICE sent before the result (e.g. SET accepted and ignored). */
+  /** NOTICE sent before the result (e.g. SET accepted and ignored), with an optional DETAIL. */
   notice?: string;
+  noticeDetail?: string;
 }
 
-/** An admin command error, sent as ErrorResponse with its SQLSTATE. */
+/**
+ * SQLSTATE system_error: what PgCat answers every refused admin command
+ * with (its own test suite expects ruby-pg's PG::SystemError), so scripts
+ * written against PgCat's console see the same class of error.
+ */
+export const ADMIN_REFUSED = '58000';
+
+/** An admin command error, sent as ErrorResponse with its SQLSTATE (and a DETAIL saying what exactly). */
 export class AdminError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly detail?: string,
+  ) {
     super(message);
   }
 }
+
+/** PgCat's words for a command it does not know, and for an unknown SHOW. */
+export const UNSUPPORTED = 'Unsupported query against the admin database';
+export const UNSUPPORTED_SHOW = 'Unsupported SHOW query against the admin database';
 
 /** Databases that reach the admin console, as in PgCat and PgBouncer. */
 export const ADMIN_DATABASES = new Set(['pgcat', 'pgbouncer']);

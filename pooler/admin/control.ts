@@ -1,8 +1,7 @@
 // Process-controlling commands: RELOAD, PAUSE, RESUME, SHUTDOWN, and SET
 // (accepted so drivers' and ORMs' session setup does not fail, but ignored).
 
-import { SqlState } from '../protocol/codes.js';
-import { AdminError, type AdminContext, type AdminReply } from './context.js';
+import { ADMIN_REFUSED, AdminError, type AdminContext, type AdminReply } from './context.js';
 
 /** SQLSTATE config_file_error: the new file was rejected, the running config stays. */
 const CONFIG_FILE_ERROR = 'F0000';
@@ -18,7 +17,7 @@ export async function reload(ctx: AdminContext): Promise<AdminReply> {
 /** `[db[, user]]`: commas and/or spaces between, identifiers may be double-quoted. */
 export function poolTarget(verb: string, args: string): { database?: string; user?: string } {
   const parts = args.split(/[\s,]+/).filter((p) => p.length > 0).map(unquote);
-  if (parts.length > 2) throw new AdminError('42601', `usage: ${verb} [<db>[, <user>]]`);
+  if (parts.length > 2) throw new AdminError(ADMIN_REFUSED, `usage: ${verb} [<db>[, <user>]]`);
   return { database: parts[0], user: parts[1] };
 }
 
@@ -28,13 +27,13 @@ function unquote(identifier: string): string {
     : identifier;
 }
 
-/** Fails like PgCat when a named pool does not exist, rather than silently doing nothing. */
+/** Fails like PgCat (its words, its SQLSTATE) when a named pool does not exist, rather than silently doing nothing. */
 function checkTarget(ctx: AdminContext, database?: string, user?: string): void {
   if (!database) return;
   const found = ctx.pools().some((e) => e.poolName === database && (!user || e.user.username === user));
   if (!found) {
-    const who = user ? `database "${database}", user "${user}"` : `database "${database}"`;
-    throw new AdminError(SqlState.InvalidCatalogName, `no pool configured for ${who}`);
+    const who = user ? `database: ${database}, user: ${user}` : `database: ${database}`;
+    throw new AdminError(ADMIN_REFUSED, `No pool configured for ${who}`);
   }
 }
 

@@ -31,11 +31,12 @@ export function splitWait(ms: number): [number, number] {
 
 /**
  * PgBouncer's `ptr` / `link` columns hold object addresses; ours hold the
- * object's id in the same hex shape, so a client row and its server row can
- * be matched up (client ids are their BackendKeyData process ids).
+ * object's id in PgCat's client_id shape (`0x` and 8 upper-case hex
+ * digits), so a server's `link` is its client's `client_id` in SHOW
+ * CLIENTS (client ids are their BackendKeyData process ids).
  */
 export function ptr(id: number): string {
-  return `0x${id.toString(16).padStart(8, '0')}`;
+  return `0x${id.toString(16).toUpperCase().padStart(8, '0')}`;
 }
 
 export const flag = (b: boolean): number => (b ? 1 : 0);

@@ -5,9 +5,9 @@ import type net from 'node:net';
 import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
 import { MessageFramer, ProtocolError } from '../protocol/framer.js';
 import { errorResponse, noticeResponse } from '../protocol/messages/error.js';
-import { commandComplete, dataRow, emptyQueryResponse, rowDescription } from '../protocol/messages/rows.js';
+import { commandComplete, dataRow, rowDescription } from '../protocol/messages/rows.js';
 import { readyForQuery } from '../protocol/messages/status.js';
-import { AdminError, type AdminContext, type AdminReply } from './context.js';
+import { ADMIN_REFUSED, AdminError, UNSUPPORTED, type AdminClient, type AdminContext, type AdminReply } from './context.js';
 import { runAdminCommand } from './commands.js';
 
 export class AdminSession {
@@ -18,9 +18,11 @@ export class AdminSession {
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: AdminContext,
+    private readonly client: AdminClient,
   ) {}
 
   start(leftover: Buffer | null): void {
+    this.ctx.adminClients.add(this.client);
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', () => this.close());
     this.socket.on('close', () => this.close());
@@ -29,6 +31,7 @@ export class AdminSession {
 
   private close(): void {
     this.closed = true;
+    this.ctx.adminClients.delete(this.client);
     if (!this.socket.destroyed) this.socket.end();
   }
 
@@ -62,13 +65,14 @@ export class AdminSession {
     if (this.closed) return;
     const out: Buffer[] = [];
     const statements = splitStatements(sql);
-    if (statements.length === 0) out.push(emptyQueryResponse());
+    // As PgCat: a query with no command in it (`;;;;;`, blanks) is refused, not answered as empty.
+    if (statements.length === 0) out.push(errorResponse(ADMIN_REFUSED, UNSUPPORTED, 'ERROR', 'the query holds no command; SHOW HELP lists them'));
     for (const statement of statements) {
       try {
         out.push(...encode(await runAdminCommand(statement, this.ctx)));
       } catch (err) {
         const code = err instanceof AdminError ? err.code : SqlState.InternalError;
-        out.push(errorResponse(code, (err as Error).message));
+        out.push(errorResponse(code, (err as Error).message, 'ERROR', err instanceof AdminError ? err.detail : undefined));
         break;
       }
     }
@@ -84,7 +88,7 @@ export class AdminSession {
 
 function encode(reply: AdminReply): Buffer[] {
   const out: Buffer[] = [];
-  if (reply.notice) out.push(noticeResponse(reply.notice));
+  if (reply.notice) out.push(noticeResponse(reply.notice, undefined, undefined, reply.noticeDetail));
   if (reply.columns) {
     out.push(rowDescription(reply.columns));
     for (const row of reply.rows ?? []) out.push(dataRow(row));

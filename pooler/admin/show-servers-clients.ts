@@ -1,8 +1,10 @@
-// SHOW SERVERS and SHOW CLIENTS: one row per connection, in PgBouncer's
-// columns, with `ptr` / `link` pairing each client with its server.
+// SHOW SERVERS and SHOW CLIENTS: one row per connection. SERVERS has
+// PgBouncer's columns, its `link` naming the client's `client_id`; CLIENTS
+// has PgCat's columns, types and order, admin console sessions included.
 
 import type { ClientSession } from '../client/session.js';
 import type { ServerConnection } from '../server/connection.js';
+import type { ColumnSpec } from '../protocol/messages/rows.js';
 import type { AdminContext, AdminReply, AdminValue } from './context.js';
 import { flag, int, ptr, serverState, splitWait, table, text, timestamp } from './format.js';
 
@@ -55,18 +57,30 @@ export function showServers(ctx: AdminContext): AdminReply {
   return table([...CONNECTION_COLUMNS, text('banned')], rows);
 }
 
+const numeric = (name: string): ColumnSpec => ({ name, type: 'numeric' });
+
+// PgCat's SHOW CLIENTS (src/admin.rs show_clients): these columns, this order, these types.
+const CLIENT_COLUMNS = [
+  text('client_id'), text('database'), text('user'), text('application_name'), text('state'),
+  numeric('transaction_count'), numeric('query_count'), numeric('error_count'), numeric('age_seconds'),
+  numeric('maxwait'), numeric('maxwait_us'),
+];
+
 export function showClients(ctx: AdminContext): AdminReply {
+  const now = Date.now();
+  const age = (since: number): number => Math.max(0, Math.floor((now - since) / 1000));
   const rows = ctx.clients().map((s): AdminValue[] => {
-    const [wait, waitUs] = splitWait(s.waitingMs);
+    const c = s.counters;
+    // The longest wait so far, the one still running included (PgCat counts finished waits only).
+    const [maxwait, maxwaitUs] = splitWait(Math.max(c.maxWaitUs / 1000, s.waitingMs));
     return [
-      'C', s.identity.user, s.identity.database, s.state,
-      plainAddress(s.identity.remoteAddress), s.identity.remotePort, plainAddress(s.socket.localAddress), s.socket.localPort ?? 0,
-      timestamp(s.connectedAt), timestamp(s.lastRequestAt), wait, waitUs, 0,
-      // Clients are known by the process id they were given at login (BackendKeyData).
-      // remote_pid is only known for Unix-socket peers, and PgLynx listens on TCP.
-      ptr(s.processId), s.server ? ptr(s.server.id) : null, 0,
-      '', applicationName(s),
+      ptr(s.processId), s.identity.database, s.identity.user, applicationName(s), s.state,
+      c.transactions, c.queries, c.errors, age(s.connectedAt), maxwait, maxwaitUs,
     ];
   });
-  return table(CONNECTION_COLUMNS, rows);
+  // As PgCat, the admin console's own sessions are clients too: idle, no traffic counted.
+  for (const a of ctx.adminClients) {
+    rows.push([ptr(a.processId), a.database, a.user, a.applicationName, 'idle', 0, 0, 0, age(a.connectedAt), 0, 0]);
+  }
+  return table(CLIENT_COLUMNS, rows);
 }

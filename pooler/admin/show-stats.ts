@@ -1,8 +1,10 @@
 // SHOW STATS: each server's traffic since start (total_*) and over the last
 // 15-second window (avg_*), from the counters the client sessions keep.
-// Times are microseconds, as PgBouncer and PgCat print them.
+// Times in PgCat's units: query and transaction times in milliseconds,
+// wait times in microseconds (PgCat's avg_wait_time: µs waited per second).
 
 import type { AdminContext, AdminReply } from './context.js';
+import { msOf } from '../stats/traffic.js';
 import { int, memberAddresses, table, text } from './format.js';
 
 const COLUMNS = [
@@ -26,9 +28,9 @@ export function showStats(ctx: AdminContext): AdminReply {
         // PgCat counts bytes from the server's side: received = from Postgres
         // (what clients were sent), sent = to Postgres (what clients sent).
         t.xactCount, t.queryCount, t.sent, t.received,
-        t.xactTimeUs, t.queryTimeUs, t.waitTimeUs, t.errors,
+        msOf(t.xactTimeUs), msOf(t.queryTimeUs), t.waitTimeUs, t.errors,
         avg.xactCount, avg.queryCount, avg.sent, avg.recv, avg.errors,
-        avg.xactTimeUs, avg.queryTimeUs, avg.waitTimeUs,
+        msOf(avg.xactTimeUs), msOf(avg.queryTimeUs), avg.waitTimeUs,
       ];
     }),
   );

@@ -30,7 +30,7 @@ import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
 import { answerBetweenTransactions } from '../prepared/answer.js';
 import type { ShardingContext } from '../sharding/context.js';
 import { ShardedExecutor, type ShardedClient } from '../sharding/executor.js';
-import { ClientTimers } from './timers.js';
+import { ClientCounters } from '../stats/client-counters.js';
 
 /** Bound on one client's named statements (oldest forgotten first). */
 const MAX_CLIENT_STATEMENTS = 100_000;
@@ -72,19 +72,8 @@ export class ClientSession implements ServerOwner {
   private acquiring = false;
   private closed = false;
   private draining = false;
-  /** statement_timeout and idle_client_in_transaction_timeout, for both paths (direct and sharded). */
-  private readonly timers = new ClientTimers(() => this.settings, {
-    statementTimeout: () => {
-      // PgCat's statement_timeout guards against servers that hang: the
-      // connection cannot be trusted any more, so it is closed.
-      this.log.warn({ pid: this.processId, server: this.server?.address ?? 'shards' }, 'statement timeout');
-      this.terminate(SqlState.QueryCanceled, 'canceling statement due to statement timeout');
-    },
-    idleInTransactionTimeout: () => {
-      this.log.info({ pid: this.processId }, 'idle in transaction timeout');
-      this.terminate(SqlState.IdleInTransactionTimeout, 'terminating connection due to idle-in-transaction timeout');
-    },
-  });
+  private idleTxTimer: NodeJS.Timeout | null = null;
+  private statementTimer: NodeJS.Timeout | null = null;
   readonly connectedAt = Date.now();
   /** PgCat's SET SERVER ROLE / SET PRIMARY READS, and statement kinds. */
   readonly routing = new RoutingState();
@@ -104,6 +93,8 @@ export class ClientSession implements ServerOwner {
   private xactStart = 0;
   private busyStart = 0;
   private waitStart = 0;
+  /** This client's own counts (SHOW CLIENTS). */
+  readonly counters = new ClientCounters();
 
   constructor(
     readonly socket: net.Socket,
@@ -125,7 +116,7 @@ export class ClientSession implements ServerOwner {
   /** PgBouncer's client states: active (has a server), waiting (for one), idle. */
   get state(): 'active' | 'waiting' | 'idle' {
     if (this.acquiring) return 'waiting';
-    return this.server || this.sharded?.active ? 'active' : 'idle';
+    return this.server ? 'active' : 'idle';
   }
 
   /** How long the client has waited for a server so far, in ms; 0 when not waiting (SHOW CLIENTS, SHOW POOLS). */
@@ -156,7 +147,7 @@ export class ClientSession implements ServerOwner {
    */
   drain(): void {
     this.draining = true;
-    if ((this.server ? this.server.isIdle : true) && !this.sharded?.active) this.shutdownNow();
+    if (this.server ? this.server.isIdle : true) this.shutdownNow();
   }
 
   private shutdownNow(): void {
@@ -172,7 +163,7 @@ export class ClientSession implements ServerOwner {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.timers.activity();
+    this.clearIdleTxTimer();
     this.pool.stats.totals.received += chunk.length;
     this.lastRequestAt = Date.now();
     let batch;
@@ -346,12 +337,6 @@ export class ClientSession implements ServerOwner {
         else if (this.transforming === 0 && !this.closed) this.socket.resume();
       },
       terminate: (code, message) => this.terminate(code, message),
-      // The same clocks and drain as a server's ReadyForQuery on the direct path (onServerIdle).
-      unitStarted: () => this.timers.started(),
-      unitsDone: (txStatus) => {
-        this.timers.settled(txStatus !== TxStatus.Idle);
-        if (txStatus === TxStatus.Idle && this.draining) this.shutdownNow();
-      },
     };
   }
   /** The client's named statements, when its pool shares prepared statements. */
@@ -392,7 +377,7 @@ export class ClientSession implements ServerOwner {
 
   /** No server attached and nothing on its way to one (before this batch's run). */
   private isBetweenTransactions(runStart: number): boolean {
-    return runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isIdle) && !this.sharded?.active;
+    return runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isIdle);
   }
 
   /**
@@ -552,7 +537,9 @@ export class ClientSession implements ServerOwner {
     this.repliedSinceSend = false;
     this.swallowedFatal = false;
     if (this.waitStart > 0) {
-      this.pool.stats.totals.waitTimeUs += Math.round((performance.now() - this.waitStart) * 1000);
+      const waitedUs = Math.round((performance.now() - this.waitStart) * 1000);
+      this.pool.stats.totals.waitTimeUs += waitedUs;
+      this.counters.waited(waitedUs);
       this.waitStart = 0;
     }
     if (this.sendToServer(server, bytes, syncs)) return true;
@@ -585,8 +572,9 @@ export class ClientSession implements ServerOwner {
       bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies, server.isIdle);
     }
     if (syncs > 0) {
-      this.timers.started();
+      this.armStatementTimer();
       this.pool.stats.totals.queryCount += syncs;
+      this.counters.queries += syncs;
       const now = performance.now();
       if (server.pending === 0) this.busyStart = now;
       if (this.xactStart === 0) this.xactStart = now;
@@ -603,6 +591,7 @@ export class ClientSession implements ServerOwner {
   private checkoutFailures = 0;
   private checkoutFailed(code: string, message: string): void {
     this.failQueued(code, message);
+    this.counters.errors += 1;
     this.checkoutFailures += 1;
     const limit = this.settings.checkoutFailureLimit;
     if (limit > 0 && this.checkoutFailures >= limit) {
@@ -650,17 +639,21 @@ export class ClientSession implements ServerOwner {
   }
 
   onServerIdle(server: ServerConnection): void {
-    this.timers.settled(server.txStatus !== TxStatus.Idle);
+    this.clearStatementTimer();
     const totals = this.pool.stats.totals;
     const now = performance.now();
     if (this.busyStart > 0) totals.queryTimeUs += Math.round((now - this.busyStart) * 1000);
     this.busyStart = 0;
     if (server.txStatus === TxStatus.Idle && this.xactStart > 0) {
       totals.xactCount += 1;
+      this.counters.transactions += 1;
       totals.xactTimeUs += Math.round((now - this.xactStart) * 1000);
       this.xactStart = 0;
     }
-    if (server.txStatus !== TxStatus.Idle) return;
+    if (server.txStatus !== TxStatus.Idle) {
+      this.armIdleTxTimer();
+      return;
+    }
     if (!this.isSessionMode) {
       this.server = null;
       void this.pool.release(server);
@@ -674,9 +667,10 @@ export class ClientSession implements ServerOwner {
   }
 
   onServerClosed(server: ServerConnection, reason: Error): void {
-    this.timers.settled(false);
+    this.clearStatementTimer();
     this.replyEdits.reset();
     this.pool.stats.totals.errors += 1;
+    this.counters.errors += 1;
     this.busyStart = 0;
     this.xactStart = 0;
     this.server = null;
@@ -713,12 +707,48 @@ export class ClientSession implements ServerOwner {
     this.socket.write(Buffer.concat(replies));
   }
 
+  // Timers.
+
+  private armIdleTxTimer(): void {
+    const ms = this.settings.idleInTransactionTimeout;
+    if (ms <= 0) return;
+    this.idleTxTimer = setTimeout(() => {
+      this.log.info({ pid: this.processId }, 'idle in transaction timeout');
+      this.terminate(SqlState.IdleInTransactionTimeout, 'terminating connection due to idle-in-transaction timeout');
+    }, ms);
+  }
+
+  private clearIdleTxTimer(): void {
+    if (this.idleTxTimer) clearTimeout(this.idleTxTimer);
+    this.idleTxTimer = null;
+  }
+
+  private armStatementTimer(): void {
+    const ms = this.settings.statementTimeout;
+    if (ms <= 0 || this.statementTimer) return;
+    this.statementTimer = setTimeout(() => {
+      this.statementTimer = null;
+      const server = this.server;
+      if (!server) return;
+      // PgCat's statement_timeout guards against servers that hang: the
+      // connection cannot be trusted any more, so it is closed.
+      this.log.warn({ pid: this.processId, server: server.address }, 'statement timeout');
+      this.terminate(SqlState.QueryCanceled, 'canceling statement due to statement timeout');
+    }, ms);
+  }
+
+  private clearStatementTimer(): void {
+    if (this.statementTimer) clearTimeout(this.statementTimer);
+    this.statementTimer = null;
+  }
+
   /** The client is gone: give its server back clean, or close it. */
   end(): void {
     if (this.closed) return;
     this.closed = true;
     this.sharded?.close();
-    this.timers.clear();
+    this.clearIdleTxTimer();
+    this.clearStatementTimer();
     const server = this.server;
     this.server = null;
     if (server) {

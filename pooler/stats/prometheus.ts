@@ -25,7 +25,7 @@ import { memberAddresses } from '../admin/format.js';
 import type { Logger } from '../logger.js';
 import type { Cluster } from '../pool/cluster.js';
 import type { PoolCounters } from '../pool/pool.js';
-import type { TrafficAverages, TrafficTotals } from './traffic.js';
+import { msOf, type TrafficAverages, type TrafficTotals } from './traffic.js';
 
 const ADDRESS_LABELS = ['host', 'shard', 'role', 'pool', 'index', 'database', 'username'] as const;
 const POOL_LABELS = ['pool', 'user'] as const;
@@ -62,25 +62,26 @@ type MetricSpec = {
 // "received" is what came back from Postgres (what PgLynx forwarded to
 // clients, TrafficTotals.sent) and "sent" is what went to Postgres (what
 // clients sent, TrafficTotals.received).
-// Times are microseconds, as in SHOW STATS. PgCat resets its stats_total_*
+// Times in SHOW STATS's (PgCat's) units: query and transaction times in
+// milliseconds, wait times in microseconds. PgCat resets its stats_total_*
 // every stats period; here they are true running totals, as a Prometheus
 // counter must be, so rate() and increase() work on them.
 const SPECS: MetricSpec[] = [
   { name: 'stats_total_query_count', type: 'counter', labels: 'address', help: 'Queries run through the pooler', value: (s) => s.totals.queryCount },
-  { name: 'stats_total_query_time', type: 'counter', labels: 'address', help: 'Time spent running queries, in microseconds', value: (s) => s.totals.queryTimeUs },
+  { name: 'stats_total_query_time', type: 'counter', labels: 'address', help: 'Time spent running queries, in milliseconds', value: (s) => msOf(s.totals.queryTimeUs) },
   { name: 'stats_total_received', type: 'counter', labels: 'address', help: 'Bytes received from the server', value: (s) => s.totals.sent },
   { name: 'stats_total_sent', type: 'counter', labels: 'address', help: 'Bytes sent to the server', value: (s) => s.totals.received },
   { name: 'stats_total_xact_count', type: 'counter', labels: 'address', help: 'Transactions run through the pooler (autocommit statements count as one each)', value: (s) => s.totals.xactCount },
-  { name: 'stats_total_xact_time', type: 'counter', labels: 'address', help: 'Time spent in transactions, in microseconds', value: (s) => s.totals.xactTimeUs },
+  { name: 'stats_total_xact_time', type: 'counter', labels: 'address', help: 'Time spent in transactions, in milliseconds', value: (s) => msOf(s.totals.xactTimeUs) },
   { name: 'stats_total_wait_time', type: 'counter', labels: 'address', help: 'Time clients spent waiting for a server connection, in microseconds', value: (s) => s.totals.waitTimeUs },
   { name: 'stats_avg_query_count', type: 'gauge', labels: 'address', help: 'Queries per second over the last stats period (15 s)', value: (s) => s.averages.queryCount },
-  { name: 'stats_avg_query_time', type: 'gauge', labels: 'address', help: 'Mean query duration over the last stats period, in microseconds', value: (s) => s.averages.queryTimeUs },
+  { name: 'stats_avg_query_time', type: 'gauge', labels: 'address', help: 'Mean query duration over the last stats period, in milliseconds', value: (s) => msOf(s.averages.queryTimeUs) },
   { name: 'stats_avg_recv', type: 'gauge', labels: 'address', help: 'Bytes per second received from the server over the last stats period', value: (s) => s.averages.sent },
   { name: 'stats_avg_sent', type: 'gauge', labels: 'address', help: 'Bytes per second sent to the server over the last stats period', value: (s) => s.averages.recv },
   { name: 'stats_avg_errors', type: 'gauge', labels: 'address', help: 'Errors per second over the last stats period', value: (s) => s.averages.errors },
   { name: 'stats_avg_xact_count', type: 'gauge', labels: 'address', help: 'Transactions per second over the last stats period', value: (s) => s.averages.xactCount },
-  { name: 'stats_avg_xact_time', type: 'gauge', labels: 'address', help: 'Mean transaction duration over the last stats period, in microseconds', value: (s) => s.averages.xactTimeUs },
-  { name: 'stats_avg_wait_time', type: 'gauge', labels: 'address', help: 'Mean wait for a server connection per transaction over the last stats period, in microseconds', value: (s) => s.averages.waitTimeUs },
+  { name: 'stats_avg_xact_time', type: 'gauge', labels: 'address', help: 'Mean transaction duration over the last stats period, in milliseconds', value: (s) => msOf(s.averages.xactTimeUs) },
+  { name: 'stats_avg_wait_time', type: 'gauge', labels: 'address', help: 'Microseconds clients waited for a server connection per second, over the last stats period', value: (s) => s.averages.waitTimeUs },
 
   // PgCat splits the longest current wait as PgBouncer does: whole seconds, and the microseconds left over.
   { name: 'pools_maxwait_us', type: 'gauge', labels: 'pool', help: 'Longest current wait for a server connection: microseconds part', value: (s) => (s.counters.maxWaitMs * 1000) % 1_000_000 },

@@ -1,7 +1,9 @@
 // Traffic counters of one pool, with PgBouncer/PgCat's 15-second averages.
 //
 // The hot path only adds numbers to fields; averages are computed by a timer
-// (`roll`), never per query. Times are microseconds, as in SHOW STATS.
+// (`roll`), never per query. Times are kept in microseconds; SHOW STATS and
+// the exporter print them in PgCat's units (`msOf`): query and transaction
+// times in milliseconds, waits in microseconds.
 
 /** Length of the averaging window, as PgBouncer and PgCat (stats_period = 15 s). */
 export const STATS_PERIOD_MS = 15_000;
@@ -32,9 +34,16 @@ export interface TrafficAverages {
   xactTimeUs: number;
   /** Mean query duration (µs). */
   queryTimeUs: number;
-  /** Mean time (µs) a client waited for a server, per transaction. */
+  /** Time (µs) clients waited for a server per second of the window, as PgCat's avg_wait_time. */
   waitTimeUs: number;
 }
+
+/**
+ * PgCat reports query times in whole milliseconds (Duration::as_millis).
+ * PgLynx sums exact durations and truncates the sum, so fast queries add
+ * up instead of each counting as 0 ms.
+ */
+export const msOf = (us: number): number => Math.floor(us / 1000);
 
 function zero(): TrafficTotals {
   return { xactCount: 0, queryCount: 0, received: 0, sent: 0, xactTimeUs: 0, queryTimeUs: 0, waitTimeUs: 0, errors: 0 };
@@ -61,7 +70,7 @@ export class TrafficStats {
       errors: Math.round((t.errors - p.errors) / seconds),
       xactTimeUs: xacts > 0 ? Math.round((t.xactTimeUs - p.xactTimeUs) / xacts) : 0,
       queryTimeUs: queries > 0 ? Math.round((t.queryTimeUs - p.queryTimeUs) / queries) : 0,
-      waitTimeUs: xacts > 0 ? Math.round((t.waitTimeUs - p.waitTimeUs) / xacts) : 0,
+      waitTimeUs: Math.round((t.waitTimeUs - p.waitTimeUs) / seconds),
     };
     this.previous = { ...t };
     this.previousAt = now;

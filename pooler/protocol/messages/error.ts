@@ -28,8 +28,8 @@ export function errorResponse(code: string, message: string, severity: Severity 
   return fields(0x45, { severity, code, message, detail });
 }
 
-export function noticeResponse(message: string, code = '00000', severity: Severity = 'NOTICE'): Buffer {
-  return fields(0x4e, { severity, code, message });
+export function noticeResponse(message: string, code = '00000', severity: Severity = 'NOTICE', detail?: string): Buffer {
+  return fields(0x4e, { severity, code, message, detail });
 }
 
 /** Reads the fields of an ErrorResponse/NoticeResponse body into a map keyed by field letter. */

@@ -5,18 +5,22 @@ import { MessageWriter } from './writer.js';
 
 const TEXT_OID = 25;
 const INT8_OID = 20;
+const NUMERIC_OID = 1700;
 
 export interface ColumnSpec {
   name: string;
-  /** 'int' columns are typed int8 so drivers parse numbers; the rest are text. */
-  type?: 'int' | 'text';
+  /**
+   * 'int' columns are typed int8 so drivers parse numbers; 'numeric' where
+   * PgCat types a column so (SHOW CLIENTS); the rest are text.
+   */
+  type?: 'int' | 'numeric' | 'text';
 }
 
 export function rowDescription(columns: ColumnSpec[]): Buffer {
   const w = new MessageWriter().int16(columns.length);
   for (const c of columns) {
-    const isInt = c.type === 'int';
-    w.cstring(c.name).int32(0).int16(0).int32(isInt ? INT8_OID : TEXT_OID).int16(isInt ? 8 : -1).int32(-1).int16(0);
+    const [oid, size] = c.type === 'int' ? [INT8_OID, 8] : c.type === 'numeric' ? [NUMERIC_OID, -1] : [TEXT_OID, -1];
+    w.cstring(c.name).int32(0).int16(0).int32(oid).int16(size).int32(-1).int16(0);
   }
   return w.finish(0x54);
 }
