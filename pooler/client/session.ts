@@ -31,6 +31,7 @@ import { answerBetweenTransactions } from '../prepared/answer.js';
 import type { ShardingContext } from '../sharding/context.js';
 import { ShardedExecutor, type ShardedClient } from '../sharding/executor.js';
 import { ClientCounters } from '../stats/client-counters.js';
+import { ClientTimers } from './timers.js';
 
 /** Bound on one client's named statements (oldest forgotten first). */
 const MAX_CLIENT_STATEMENTS = 100_000;
@@ -72,8 +73,19 @@ export class ClientSession implements ServerOwner {
   private acquiring = false;
   private closed = false;
   private draining = false;
-  private idleTxTimer: NodeJS.Timeout | null = null;
-  private statementTimer: NodeJS.Timeout | null = null;
+  /** statement_timeout and idle_client_in_transaction_timeout, for both paths (direct and sharded). */
+  private readonly timers = new ClientTimers(() => this.settings, {
+    statementTimeout: () => {
+      // PgCat's statement_timeout guards against servers that hang: the
+      // connection cannot be trusted any more, so it is closed.
+      this.log.warn({ pid: this.processId, server: this.server?.address ?? 'shards' }, 'statement timeout');
+      this.terminate(SqlState.QueryCanceled, 'canceling statement due to statement timeout');
+    },
+    idleInTransactionTimeout: () => {
+      this.log.info({ pid: this.processId }, 'idle in transaction timeout');
+      this.terminate(SqlState.IdleInTransactionTimeout, 'terminating connection due to idle-in-transaction timeout');
+    },
+  });
   readonly connectedAt = Date.now();
   /** PgCat's SET SERVER ROLE / SET PRIMARY READS, and statement kinds. */
   readonly routing = new RoutingState();
@@ -116,7 +128,7 @@ export class ClientSession implements ServerOwner {
   /** PgBouncer's client states: active (has a server), waiting (for one), idle. */
   get state(): 'active' | 'waiting' | 'idle' {
     if (this.acquiring) return 'waiting';
-    return this.server ? 'active' : 'idle';
+    return this.server || this.sharded?.active ? 'active' : 'idle';
   }
 
   /** How long the client has waited for a server so far, in ms; 0 when not waiting (SHOW CLIENTS, SHOW POOLS). */
@@ -147,7 +159,7 @@ export class ClientSession implements ServerOwner {
    */
   drain(): void {
     this.draining = true;
-    if (this.server ? this.server.isIdle : true) this.shutdownNow();
+    if ((this.server ? this.server.isIdle : true) && !this.sharded?.active) this.shutdownNow();
   }
 
   private shutdownNow(): void {
@@ -163,7 +175,7 @@ export class ClientSession implements ServerOwner {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.clearIdleTxTimer();
+    this.timers.activity();
     this.pool.stats.totals.received += chunk.length;
     this.lastRequestAt = Date.now();
     let batch;
@@ -337,6 +349,12 @@ export class ClientSession implements ServerOwner {
         else if (this.transforming === 0 && !this.closed) this.socket.resume();
       },
       terminate: (code, message) => this.terminate(code, message),
+      // The same clocks and drain as a server's ReadyForQuery on the direct path (onServerIdle).
+      unitStarted: () => this.timers.started(),
+      unitsDone: (txStatus) => {
+        this.timers.settled(txStatus !== TxStatus.Idle);
+        if (txStatus === TxStatus.Idle && this.draining) this.shutdownNow();
+      },
     };
   }
   /** The client's named statements, when its pool shares prepared statements. */
@@ -377,7 +395,7 @@ export class ClientSession implements ServerOwner {
 
   /** No server attached and nothing on its way to one (before this batch's run). */
   private isBetweenTransactions(runStart: number): boolean {
-    return runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isIdle);
+    return runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isIdle) && !this.sharded?.active;
   }
 
   /**
@@ -572,7 +590,7 @@ export class ClientSession implements ServerOwner {
       bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies, server.isIdle);
     }
     if (syncs > 0) {
-      this.armStatementTimer();
+      this.timers.started();
       this.pool.stats.totals.queryCount += syncs;
       this.counters.queries += syncs;
       const now = performance.now();
@@ -639,7 +657,7 @@ export class ClientSession implements ServerOwner {
   }
 
   onServerIdle(server: ServerConnection): void {
-    this.clearStatementTimer();
+    this.timers.settled(server.txStatus !== TxStatus.Idle);
     const totals = this.pool.stats.totals;
     const now = performance.now();
     if (this.busyStart > 0) totals.queryTimeUs += Math.round((now - this.busyStart) * 1000);
@@ -650,10 +668,7 @@ export class ClientSession implements ServerOwner {
       totals.xactTimeUs += Math.round((now - this.xactStart) * 1000);
       this.xactStart = 0;
     }
-    if (server.txStatus !== TxStatus.Idle) {
-      this.armIdleTxTimer();
-      return;
-    }
+    if (server.txStatus !== TxStatus.Idle) return;
     if (!this.isSessionMode) {
       this.server = null;
       void this.pool.release(server);
@@ -667,7 +682,7 @@ export class ClientSession implements ServerOwner {
   }
 
   onServerClosed(server: ServerConnection, reason: Error): void {
-    this.clearStatementTimer();
+    this.timers.settled(false);
     this.replyEdits.reset();
     this.pool.stats.totals.errors += 1;
     this.counters.errors += 1;
@@ -707,48 +722,12 @@ export class ClientSession implements ServerOwner {
     this.socket.write(Buffer.concat(replies));
   }
 
-  // Timers.
-
-  private armIdleTxTimer(): void {
-    const ms = this.settings.idleInTransactionTimeout;
-    if (ms <= 0) return;
-    this.idleTxTimer = setTimeout(() => {
-      this.log.info({ pid: this.processId }, 'idle in transaction timeout');
-      this.terminate(SqlState.IdleInTransactionTimeout, 'terminating connection due to idle-in-transaction timeout');
-    }, ms);
-  }
-
-  private clearIdleTxTimer(): void {
-    if (this.idleTxTimer) clearTimeout(this.idleTxTimer);
-    this.idleTxTimer = null;
-  }
-
-  private armStatementTimer(): void {
-    const ms = this.settings.statementTimeout;
-    if (ms <= 0 || this.statementTimer) return;
-    this.statementTimer = setTimeout(() => {
-      this.statementTimer = null;
-      const server = this.server;
-      if (!server) return;
-      // PgCat's statement_timeout guards against servers that hang: the
-      // connection cannot be trusted any more, so it is closed.
-      this.log.warn({ pid: this.processId, server: server.address }, 'statement timeout');
-      this.terminate(SqlState.QueryCanceled, 'canceling statement due to statement timeout');
-    }, ms);
-  }
-
-  private clearStatementTimer(): void {
-    if (this.statementTimer) clearTimeout(this.statementTimer);
-    this.statementTimer = null;
-  }
-
   /** The client is gone: give its server back clean, or close it. */
   end(): void {
     if (this.closed) return;
     this.closed = true;
     this.sharded?.close();
-    this.clearIdleTxTimer();
-    this.clearStatementTimer();
+    this.timers.clear();
     const server = this.server;
     this.server = null;
     if (server) {
