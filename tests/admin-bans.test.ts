@@ -135,10 +135,15 @@ t.test('BAN refuses a primary, and bad arguments', async (t) => {
   t.equal(err.code, '55000', 'the primary is refused');
   t.match(err.message, /primary of split_shard_0_primary.*never banned/);
   t.same(await show('BANS'), [], 'nothing was banned');
-  t.equal((await codeOf(admin.query('BAN'))).code, '42601', 'no address');
-  t.equal((await codeOf(admin.query('BAN 127.0.0.1:1'))).code, '42704', 'an address no pool has');
-  t.equal((await codeOf(admin.query(`BAN 127.0.0.1:${r0} soon`))).code, '22023', 'seconds not a number');
-  t.equal((await codeOf(admin.query(`BAN 127.0.0.1:${r0} 0`))).code, '22023', 'zero seconds');
+  // PgCat's SQLSTATE for bad input (its admin_spec.rb expects PG::SystemError).
+  t.equal((await codeOf(admin.query('BAN'))).code, '58000', 'no address');
+  t.equal((await codeOf(admin.query('BAN 127.0.0.1:1'))).code, '58000', 'an address no pool has');
+  t.equal((await codeOf(admin.query('BAN a'))).code, '58000', 'a host no pool has');
+  t.equal((await codeOf(admin.query(`BAN 127.0.0.1:${r0} soon`))).code, '58000', 'seconds not a number');
+  t.equal((await codeOf(admin.query(`BAN 127.0.0.1:${r0} 0`))).code, '58000', 'zero seconds');
+  t.equal((await codeOf(admin.query(`BAN 127.0.0.1:${r0} -5`))).code, '58000', 'negative seconds');
+  t.equal((await codeOf(admin.query('BAN a a a'))).code, '58000', 'too many arguments');
+  t.equal((await codeOf(admin.query('UNBAN'))).code, '58000', 'UNBAN with no address');
   t.same(await show('BANS'), [], 'still nothing banned');
 
   // A bare host (PgCat's form) covers every server on it: the replicas are
@@ -148,7 +153,16 @@ t.test('BAN refuses a primary, and bad arguments', async (t) => {
   t.same(all.rows.map((r) => Number(r.port)).sort(), [r0, r1].sort(), 'both replicas banned');
   t.match(notices.join('\n'), /not banned \(primaries are never banned\): split_shard_0_primary/);
   t.match(notices.join('\n'), /every replica of split shard 0 is now banned/);
+  // As PgCat (admin_spec.rb "bans/unbans hosts"): a second BAN lists only
+  // what it newly banned, nothing here, and leaves the running bans alone.
+  const remaining = (await show('BANS')).map((r) => r.ban_duration_seconds);
+  const again = await admin.query<Row>('BAN 127.0.0.1 10');
+  t.equal(again.command, 'BAN');
+  t.equal(again.rows.length, 0, 'BAN of hosts already banned returns no rows');
+  t.same((await show('BANS')).map((r) => r.ban_duration_seconds), remaining, 'their bans keep their 30 s');
   t.equal((await admin.query('UNBAN 127.0.0.1')).rows.length, 2);
+  t.equal((await admin.query('UNBAN 127.0.0.1')).rows.length, 0, 'a second UNBAN lists nothing');
+  t.same(await show('BANS'), []);
 });
 
 t.test('BAN with seconds runs out by itself', async (t) => {

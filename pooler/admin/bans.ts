@@ -11,12 +11,11 @@
 
 import type { ClusterMember } from '../pool/cluster.js';
 import type { PoolEntry } from '../pools.js';
-import { AdminError, type AdminContext, type AdminReply, type AdminValue } from './context.js';
+import { ADMIN_REFUSED, AdminError, type AdminContext, type AdminReply, type AdminValue } from './context.js';
 import { int, memberAddresses, table, text, timestamp, type MemberAddress } from './format.js';
 
-const SYNTAX_ERROR = '42601';
-const INVALID_PARAMETER_VALUE = '22023';
-const UNDEFINED_OBJECT = '42704';
+// Refusals carry PgCat's SQLSTATE (ADMIN_REFUSED), but one PgCat does not
+// make: PgCat lists a primary as banned while leaving it in use.
 /** object_not_in_prerequisite_state: the server is a primary. */
 const NOT_IN_PREREQUISITE_STATE = '55000';
 
@@ -52,7 +51,7 @@ function parseTarget(token: string): Target {
   const m = bracketed ?? plain;
   if (!m) return { host: t, port: undefined, text: t };
   const port = m[2] === undefined ? undefined : Number(m[2]);
-  if (port !== undefined && (port < 1 || port > 65535)) throw new AdminError(INVALID_PARAMETER_VALUE, `invalid port in "${t}"`);
+  if (port !== undefined && (port < 1 || port > 65535)) throw new AdminError(ADMIN_REFUSED, `invalid port in "${t}"`);
   return { host: m[1], port, text: t };
 }
 
@@ -74,7 +73,7 @@ function matches(ctx: AdminContext, target: Target): Match[] {
     }
   }
   if (out.length === 0) {
-    throw new AdminError(UNDEFINED_OBJECT, `no pool has a server at ${target.text} (give host:port as in the config)`);
+    throw new AdminError(ADMIN_REFUSED, `no pool has a server at ${target.text} (give host:port as in the config)`);
   }
   return out;
 }
@@ -83,13 +82,13 @@ const banRow = ({ entry, address: a }: Match): AdminValue[] => [entry.poolName, 
 
 export function ban(ctx: AdminContext, args: string): AdminReply {
   const tokens = args.split(/\s+/).filter((s) => s.length > 0);
-  if (tokens.length < 1 || tokens.length > 2) throw new AdminError(SYNTAX_ERROR, 'usage: BAN <host>[:<port>] [<seconds>]');
+  if (tokens.length < 1 || tokens.length > 2) throw new AdminError(ADMIN_REFUSED, 'usage: BAN <host>[:<port>] [<seconds>]');
   const target = parseTarget(tokens[0]);
   let seconds: number | undefined;
   if (tokens[1] !== undefined) {
     seconds = Number(tokens[1]);
     if (!/^\d+$/.test(tokens[1]) || seconds < 1 || seconds > MAX_BAN_SECONDS) {
-      throw new AdminError(INVALID_PARAMETER_VALUE, `BAN seconds must be a whole number from 1 to ${MAX_BAN_SECONDS}, not "${tokens[1]}"`);
+      throw new AdminError(ADMIN_REFUSED, `BAN seconds must be a whole number from 1 to ${MAX_BAN_SECONDS}, not "${tokens[1]}"`);
     }
   }
   const all = matches(ctx, target);
@@ -108,7 +107,9 @@ export function ban(ctx: AdminContext, args: string): AdminReply {
   const rows: AdminValue[][] = [];
   const starved = new Set<string>();
   for (const m of all) {
-    if (m.address.member.role === 'primary') continue;
+    // As PgCat: BAN lists only what it newly banned; a server already
+    // banned keeps its ban (and its end) and is not listed again.
+    if (m.address.member.role === 'primary' || m.address.member.banned) continue;
     const { cluster } = m.entry;
     const ms = seconds !== undefined ? seconds * 1000 : cluster.options.banTimeMs;
     if (!cluster.ban(m.address.member, `admin BAN for ${ms / 1000} s`, ms)) continue;
@@ -128,7 +129,7 @@ export function ban(ctx: AdminContext, args: string): AdminReply {
 
 export function unban(ctx: AdminContext, args: string): AdminReply {
   const tokens = args.split(/\s+/).filter((s) => s.length > 0);
-  if (tokens.length !== 1) throw new AdminError(SYNTAX_ERROR, 'usage: UNBAN <host>[:<port>]');
+  if (tokens.length !== 1) throw new AdminError(ADMIN_REFUSED, 'usage: UNBAN <host>[:<port>]');
   const rows: AdminValue[][] = [];
   // As PgCat: one row per server that was banned and no longer is.
   for (const m of matches(ctx, parseTarget(tokens[0]))) {
