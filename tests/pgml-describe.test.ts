@@ -39,7 +39,12 @@ function only(ms: RawMessage[], type: string): RawMessage[] {
 }
 
 t.test('pgml.embed as drivers see it', async (t) => {
-  const pg = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'pw' }], t });
+  const pg = await startPostgres({
+    auth: 'md5',
+    users: [{ name: 'app', password: 'pw' }],
+    databases: [{ name: 'shard0', owner: 'app' }, { name: 'shard1', owner: 'app' }],
+    t,
+  });
   await pg.query('CREATE TABLE secret (x int)');
   const port = await freePort();
   // Named statements outlive a transaction only in session mode or with prepared statements on.
@@ -53,7 +58,18 @@ t.test('pgml.embed as drivers see it', async (t) => {
     configToml({
       port,
       general: { prepared_statements: true },
-      pools: { plain: pool('session', 0), prepared: pool('transaction', 100), guarded: { ...pool('transaction', 0), query_parser_enabled: true } },
+      pools: {
+        plain: pool('session', 0),
+        prepared: pool('transaction', 100),
+        guarded: { ...pool('transaction', 0), query_parser_enabled: true },
+        sharded: {
+          ...pool('transaction', 100),
+          query_parser_enabled: true,
+          sharding_function: 'pg_bigint_hash',
+          automatic_sharding_key: 'items.id',
+          shards: [0, 1].map((n) => ({ database: `shard${n}`, servers: [['127.0.0.1', pg.port, 'primary']] })),
+        },
+      },
       extra: { models: { lexical: { builtin: 'hash-384' } }, plugins: { table_access: { enabled: true, tables: ['secret'] } } },
     }),
     { t, logLevel: 'warn' },
@@ -211,6 +227,20 @@ t.test('pgml.embed as drivers see it', async (t) => {
       await b.query('COMMIT');
     }
     t.equal(pids.size, 2, 'the statement ran on both server connections');
+  });
+
+  await t.test('sharded pool: the Describe is cut too', async (t) => {
+    const raw = await RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'pw', database: 'sharded' });
+    t.teardown(() => raw.destroy());
+    const expected = dataRow(only(await raw.query("SELECT pgml.embed('lexical', 'hello world')"), 'D')[0].body)[0];
+    raw.send(msg.parse("SELECT pgml.embed(transformer => 'lexical', text => $1)", 'sq'), msg.describeStatement('sq'), msg.sync());
+    const d = await raw.readUntilReady();
+    t.equal(types(d), '1tTZ');
+    t.same(paramTypes(only(d, 't')[0]), [TEXT]);
+    raw.send(msg.bind(['hello world'], 'sq'), msg.describePortal(), msg.execute(), msg.sync());
+    const r = await raw.readUntilReady();
+    t.equal(types(r), '2TDCZ');
+    t.equal(dataRow(only(r, 'D')[0].body)[0], expected);
   });
 
   await t.test('node-postgres: named arguments, and err.where on a refusal', async (t) => {

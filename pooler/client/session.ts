@@ -18,7 +18,7 @@ import { Dirty } from '../server/reset.js';
 import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
-import { DescribeReplies, replyContext, type ReplyContext } from '../pgml/describe-replies.js';
+import { AT_BOUNDARY, DescribeReplies, replyContext, type ReplyContext } from '../pgml/describe-replies.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
 import type { Cluster, ClusterMember } from '../pool/cluster.js';
 import { RoutingState, type RoutingSettings } from '../router/route.js';
@@ -211,7 +211,11 @@ export class ClientSession implements ServerOwner {
 
   /** Server replies to edit before the client sees them: pgml Describes, errors raised for the pooler. */
   private readonly replyEdits = new DescribeReplies();
-  private readonly replyContext = (): ReplyContext | null => (this.settings.sharding ? null : replyContext(this.server, this.queuedSyncs));
+  private readonly replyContext = (): ReplyContext | null => {
+    // A sharded executor writes whole messages; while it runs units, what it still owes is not known here.
+    if (this.settings.sharding) return this.sharded?.busy ? null : { owed: 0, position: AT_BOUNDARY };
+    return replyContext(this.server, this.queuedSyncs);
+  };
 
   /** Have the server raise an error for the pooler (raise.ts), in order; the client gets it as the pooler's. */
   private forwardRaise(code: string, message: string): void {
@@ -340,6 +344,7 @@ export class ClientSession implements ServerOwner {
         return session.pool.sharesPreparedStatements ? (session.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS)) : null;
       },
       role: (bytes) => this.routing.route(bytes, this.settings.routing),
+        if (this.replyEdits.active) bytes = this.replyEdits.edit(bytes);
       write: (bytes) => {
         this.pool.stats.totals.sent += bytes.length;
         this.socket.write(bytes);
