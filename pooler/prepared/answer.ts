@@ -74,12 +74,18 @@ function deallocateUnit(buf: Buffer, messages: number[], client: ClientStatement
   const parseStart = messages[1];
   const nameEnd = buf.indexOf(0, parseStart + 5);
   const textEnd = buf.indexOf(0, nameEnd + 1);
-  if (textEnd < 0 || !startsWithDeallocate(buf, nameEnd + 1, textEnd)) return null;
+  // Malformed (no terminators or no type count): the server will say so.
+  if (nameEnd < 0 || textEnd < 0 || textEnd + 3 > messages[2] || !startsWithDeallocate(buf, nameEnd + 1, textEnd)) return null;
   if (buf.readInt16BE(textEnd + 1) !== 0) return null; // declared parameter types: let the server judge
   const d = deallocation(buf.toString('utf8', nameEnd + 1, textEnd));
   if (!d) return null;
   const name = buf.toString('utf8', parseStart + 5, nameEnd);
-  const bind = parseBind(buf.subarray(messages[4], messages[5]));
+  let bind;
+  try {
+    bind = parseBind(buf.subarray(messages[4], messages[5]));
+  } catch {
+    return null; // malformed: the server will say so
+  }
   if (bind.portal.length !== 0 || bind.statement !== name || bind.values.length !== 0) return null;
   const replies: Buffer[] = [PARSE_COMPLETE, BIND_COMPLETE];
   let next = 2;
