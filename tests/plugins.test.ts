@@ -1,6 +1,8 @@
 // PgCat's plugins in front of a real Postgres 15: intercept (canned rows from
 // the pooler), table_access (refused tables, inside and outside
-// transactions), query_logger (lines in the pooler's log) and prewarmer
+// transactions, in simple Query and extended-protocol Parse, with the error
+// in stream order), query_logger (lines in the pooler's log, Parse text
+// included) and prewarmer
 // (statements on every new server connection), plus PgCat's config rules:
 // a pool's own [pools.<name>.plugins] replaces the global [plugins] as a
 // whole, and query plugins only run with query_parser_enabled = true.
@@ -10,6 +12,7 @@ import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres } from './harness/postgres.js';
+import { errorFields, msg, RawClient, types } from './harness/raw-client.js';
 
 const APP = { username: 'app', password: 'apppw' };
 const PREWARM = 'INSERT INTO prewarm_log VALUES (pg_backend_pid())';
@@ -65,6 +68,8 @@ const pooler = await startPglynx(
       ta: pool({ query_parser_enabled: true }),
       // Global plugins without the parser: the prewarmer runs, query plugins do not (PgCat).
       np: pool({}, 1),
+      // The global plugins with prepared statements shared across servers (Parses may be answered by the pooler).
+      tp: pool({ query_parser_enabled: true, prepared_statements_cache_size: 100 }, 1),
     },
     extra: {
       plugins: {
@@ -124,7 +129,7 @@ t.test('intercept: node-postgres parses the declared column types', async (t) =>
   t.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1, 'other queries reach the server');
   // queryMode is missing from @types/pg.
   const ext = await errorOf(c, { text: 'select pglynx_probe()', queryMode: 'extended' } as pg.QueryConfig);
-  t.equal(ext?.code, '42883', 'the extended protocol is not intercepted (plugins see simple Query text only)');
+  t.equal(ext?.code, '42883', 'a Parse is not intercepted (a canned reply cannot answer Parse/Bind/Describe)');
   t.same((await c.query('select pglynx_probe()')).rows[0].who, 'app@ic', 'the client carries on');
 });
 
@@ -178,6 +183,63 @@ t.test('table_access inside a transaction: the error aborts it, ROLLBACK recover
   t.same(await main.query('SELECT count(*)::int AS n FROM open_t', [], 'app'), [{ n: 0 }], 'nothing committed');
 });
 
+t.test('table_access: extended-protocol Parse is refused too, and the connection carries on', async (t) => {
+  for (const db of ['ta', 'tp']) {
+    const c = await client(db);
+    t.teardown(() => c.end());
+    const unnamed = await errorOf(c, { text: 'SELECT * FROM secret WHERE x = $1', values: [7] });
+    t.equal(unnamed?.code, '42501', `${db}: a parameterised query on a refused table`);
+    t.equal(unnamed?.message, DENIED);
+    const named = await errorOf(c, { name: 'peek', text: 'SELECT x FROM public.secret', values: [] });
+    t.equal(named?.code, '42501', `${db}: a named prepared statement`);
+    t.same((await c.query('SELECT x FROM open_t WHERE x = $1', [1])).rows, [], `${db}: the connection is still usable`);
+    t.equal((await c.query({ text: 'SELECT $1::int AS n', values: [5] })).rows[0].n, 5);
+    // The refused statement was never prepared: using its name again is refused again, not served.
+    t.equal((await errorOf(c, { name: 'peek', text: 'SELECT x FROM public.secret', values: [] }))?.code, '42501');
+  }
+  t.same((await main.query('SELECT count(*)::int AS n FROM secret', [], 'app'))[0], { n: 1 }, 'secret untouched');
+});
+
+t.test('table_access on Parse inside a transaction: the error aborts it, ROLLBACK recovers', async (t) => {
+  const c = await client('ta');
+  t.teardown(() => c.end());
+  await c.query('BEGIN');
+  await c.query('INSERT INTO open_t VALUES ($1)', [4]);
+  t.equal((await errorOf(c, { text: 'SELECT * FROM secret WHERE x > $1', values: [0] }))?.code, '42501');
+  t.equal((await errorOf(c, { text: 'SELECT $1::int', values: [1] }))?.code, '25P02', 'the transaction is aborted');
+  await c.query('ROLLBACK');
+  t.same(await main.query('SELECT count(*)::int AS n FROM open_t', [], 'app'), [{ n: 0 }], 'the insert was rolled back');
+});
+
+t.test('table_access on Parse: the error comes at its place in the batch, the rest is skipped up to Sync', async (t) => {
+  for (const db of ['ta', 'tp']) {
+    const c = await RawClient.connect({ host: pooler.host, port: pooler.port, user: APP.username, password: APP.password, database: db });
+    t.teardown(() => c.end());
+    // One extended batch: a statement that runs, a refused Parse, more after it, one Sync.
+    c.send(
+      msg.parse('SELECT 1 AS one'), msg.bind(), msg.execute(),
+      msg.parse('SELECT * FROM secret', 'refused'), msg.bind([], 'refused'), msg.execute(),
+      msg.parse('INSERT INTO open_t VALUES (9)'), msg.bind(), msg.execute(),
+      msg.sync(),
+    );
+    const batch = await c.readUntilReady();
+    t.equal(types(batch), '12DCEZ', `${db}: the first statement's replies, then the error, then ReadyForQuery`);
+    t.equal(errorFields(batch[4]!.body).get('C'), '42501');
+    t.equal(batch[5]!.body[0], 0x49, 'idle: the implicit transaction ended');
+    // Parses alone then Sync: with prepared statements shared, the pooler may answer such a batch itself.
+    c.send(msg.parse('SELECT 2', 'fine'), msg.parse('SELECT x FROM secret', 'blocked'), msg.sync());
+    const parses = await c.readUntilReady();
+    t.equal(types(parses), '1EZ', `${db}: ParseComplete for the first, the error for the refused one`);
+    // The Sync of a refused Parse may come in a later packet.
+    c.send(msg.parse('SELECT x FROM secret'), msg.bind(), msg.execute());
+    await new Promise((r) => setTimeout(r, 100));
+    c.send(msg.sync());
+    t.equal(types(await c.readUntilReady()), 'EZ', `${db}: the error is given at the Sync that arrives later`);
+    t.match(types(await c.query('SELECT 3')), /^TDCZ$/, `${db}: the connection carries on`);
+  }
+  t.same(await main.query('SELECT count(*)::int AS n FROM open_t', [], 'app'), [{ n: 0 }], 'nothing after the refused Parse ran');
+});
+
 t.test("a pool's own plugins replace the global ones; no parser, no query plugins", async (t) => {
   t.equal((await sql('ic', 'SELECT x FROM secret')).stdout, '7\n', 'ic has its own plugins, without table_access');
   t.equal((await sql('np', 'SELECT x FROM secret')).stdout, '7\n', 'np has query_parser_enabled = false');
@@ -188,7 +250,7 @@ t.test("a pool's own plugins replace the global ones; no parser, no query plugin
 
 // ------------------------------------------------------------------ query_logger
 
-t.test('query_logger: each Query is logged at info with its pool and user', async (t) => {
+t.test('query_logger: each Query and Parse is logged at info with its pool and user', async (t) => {
   const from = pooler.output().length;
   t.equal((await sql('ic', "SELECT 'logged-marker-1' AS m")).code, 0);
   await pooler.waitForOutput('logged-marker-1', 5000, from);
@@ -206,6 +268,13 @@ t.test('query_logger: each Query is logged at info with its pool and user', asyn
   await sql('ic', 'select pglynx_probe() -- intercepted-marker');
   await pooler.waitForOutput('intercepted-marker', 5000, from);
   t.pass('intercepted queries are logged too');
+
+  const c = await client('ic');
+  t.teardown(() => c.end());
+  t.equal((await c.query("SELECT 'parse-marker-' || $1::text AS m", ['x'])).rows[0].m, 'parse-marker-x');
+  await pooler.waitForOutput('parse-marker-', 5000, from);
+  const parsed = JSON.parse(pooler.output().slice(from).split('\n').find((l) => l.includes('parse-marker-')) ?? '{}') as Record<string, unknown>;
+  t.equal(parsed.query, "SELECT 'parse-marker-' || $1::text AS m", 'an extended-protocol Parse is logged with its text');
 
   await sql('ta', "SELECT 'not-logged-marker'");
   await sql('ic', "SELECT 'after-marker'");

@@ -15,7 +15,8 @@ import { PoolError, type Pool } from '../pool/pool.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { changesSessionState } from './session-state.js';
 import { Dirty } from '../server/reset.js';
-import type { PluginVerdict, QueryPlugin } from '../plugins/types.js';
+import type { ErrorVerdict, PluginVerdict, QueryPlugin } from '../plugins/types.js';
+import { judgeParses, judgeQuery } from '../plugins/gate.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
 import { AT_BOUNDARY, DescribeReplies, replyContext, type ReplyContext } from '../pgml/describe-replies.js';
@@ -30,8 +31,8 @@ import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
 import { answerBetweenTransactions } from '../prepared/answer.js';
 import type { ShardingContext } from '../sharding/context.js';
 import { ShardedExecutor, type ShardedClient } from '../sharding/executor.js';
-import { ClientCounters } from '../stats/client-counters.js';
 import { ClientTimers } from './timers.js';
+import { ClientCounters } from '../stats/client-counters.js';
 
 /** Bound on one client's named statements (oldest forgotten first). */
 const MAX_CLIENT_STATEMENTS = 100_000;
@@ -250,7 +251,9 @@ export class ClientSession implements ServerOwner {
 
   private processBatch(buffer: Buffer, messages: number[]): void {
     if (messages.length === 0) return;
-    if (this.pool.sharesPreparedStatements && this.isBetweenTransactions(-1)) {
+    const refused = this.settings.plugins.length > 0 ? judgeParses(this.settings.plugins, buffer, messages, this.identity) : null;
+    // A refused Parse is never answered for the server (nor is what follows it up to Sync).
+    if (!refused && !this.refusedParse && this.pool.sharesPreparedStatements && this.isBetweenTransactions(-1)) {
       // Deferred Parses and the client's DEALLOCATE need no server (prepared/answer.ts).
       const reply = answerBetweenTransactions(buffer, messages, (this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS)));
       if (reply) {
@@ -265,6 +268,8 @@ export class ClientSession implements ServerOwner {
       const type = messages[i];
       const start = messages[i + 1];
       const end = messages[i + 2];
+      // After a refused Parse, Postgres ignores everything up to Sync; so does the pooler.
+      if (this.refusedParse && type !== Frontend.Sync && type !== Frontend.Terminate) continue;
       switch (type) {
         case Frontend.Terminate:
           if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
@@ -278,7 +283,7 @@ export class ClientSession implements ServerOwner {
             continue;
           }
           if (this.settings.plugins.length > 0) {
-            const verdict = this.runPlugins(buffer.toString('utf8', start + 5, end - 1));
+            const verdict = judgeQuery(this.settings.plugins, buffer.toString('utf8', start + 5, end - 1), this.identity);
             if (verdict && (verdict.kind === 'error' || this.isBetweenTransactions(runStart))) {
               if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
               runStart = -1;
@@ -294,10 +299,26 @@ export class ClientSession implements ServerOwner {
           syncs += 1;
           break;
         case Frontend.Sync:
+          if (this.refusedParse) {
+            // The refused Parse's error, then ReadyForQuery, in stream order (answerFromPooler).
+            const verdict = this.refusedParse;
+            this.refusedParse = null;
+            this.unsynced = false;
+            this.answerFromPooler(verdict);
+            continue;
+          }
           syncs += 1;
           this.unsynced = false;
           break;
         case Frontend.Parse:
+          if (refused?.has(start)) {
+            // What came before it still runs; its error is given at Sync.
+            if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
+            runStart = -1;
+            syncs = 0;
+            this.refusedParse = refused.get(start)!;
+            continue;
+          }
           this.markDirty(changesSessionState(buffer, buffer.indexOf(0, start + 5) + 1, end));
           // A named statement kept under the client's name outlives the transaction (PgCat marks it too).
           if (buffer[start + 5] !== 0 && !this.pool.sharesPreparedStatements) this.markDirty(Dirty.Statements);
@@ -324,6 +345,8 @@ export class ClientSession implements ServerOwner {
     if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
   }
 
+  /** A plugin refused a Parse of the open extended batch: its error is the answer at Sync. */
+  private refusedParse: ErrorVerdict | null = null;
   /** Dirty bits (server/reset.ts) seen before a server was attached. */
   private pendingDirty = 0;
   /** The executor of a sharded pool's client (created on first use). */
@@ -344,8 +367,8 @@ export class ClientSession implements ServerOwner {
         return session.pool.sharesPreparedStatements ? (session.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS)) : null;
       },
       role: (bytes) => this.routing.route(bytes, this.settings.routing),
-        if (this.replyEdits.active) bytes = this.replyEdits.edit(bytes);
       write: (bytes) => {
+        if (this.replyEdits.active) bytes = this.replyEdits.edit(bytes);
         this.pool.stats.totals.sent += bytes.length;
         this.socket.write(bytes);
       },
@@ -388,14 +411,6 @@ export class ClientSession implements ServerOwner {
     const status = this.server ? this.server.txStatus : TxStatus.Idle;
     this.socket.write(Buffer.concat([reply, readyForQuery(status)]));
     return true;
-  }
-
-  private runPlugins(sql: string): PluginVerdict {
-    for (const plugin of this.settings.plugins) {
-      const verdict = plugin.onQuery(sql, this.identity);
-      if (verdict) return verdict;
-    }
-    return null;
   }
 
   /** No server attached and nothing on its way to one (before this batch's run). */

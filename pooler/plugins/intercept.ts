@@ -17,6 +17,11 @@
 // Unlike PgCat, a Query of several statements is answered only when every
 // statement is intercepted: PgCat answers with the intercepted ones and
 // silently drops the others, which would lose writes.
+//
+// Also unlike PgCat, an extended-protocol Parse is not intercepted: PgCat
+// answers its Sync with the canned rows alone, without the ParseComplete,
+// BindComplete and ParameterDescription the driver waits for, which no driver
+// can read; the statement goes to the server instead.
 
 import type { Logger } from '../logger.js';
 import type { InterceptQuery } from '../../config/types.js';
@@ -69,6 +74,7 @@ const warned = new Set<string>();
 
 export class InterceptPlugin implements QueryPlugin {
   readonly name = 'intercept';
+  readonly checksParse = false;
 
   /**
    * `replies` maps a canonical statement to its reply; one plugin per

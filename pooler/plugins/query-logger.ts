@@ -1,5 +1,6 @@
-// PgCat's query_logger plugin: every Query a client sends is logged at info
-// with its pool and user.
+// PgCat's query_logger plugin: every Query a client sends, and the statement
+// text of every extended-protocol Parse (as PgCat logs them), is logged at
+// info with its pool and user.
 //
 //   [pools.<name>.plugins.query_logger]         (or [plugins.query_logger])
 //   enabled = true
@@ -14,6 +15,7 @@ import type { PluginVerdict, QueryContext, QueryPlugin } from './types.js';
 
 export class QueryLoggerPlugin implements QueryPlugin {
   readonly name = 'query_logger';
+  readonly checksParse = true;
 
   constructor(private readonly log: Logger) {}
 

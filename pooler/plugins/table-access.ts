@@ -13,6 +13,8 @@
 // qualified by that schema or unqualified (the search_path is unknown here,
 // so an unqualified name is refused rather than risk letting it through).
 // Text that does not parse is passed through: the server rejects it anyway.
+// It checks extended-protocol Parse text too, or a driver using Parse would
+// bypass the rule (PgCat checks both).
 
 import { relationsOf, type Relation } from './sql.js';
 import type { PluginVerdict, QueryPlugin } from './types.js';
@@ -22,6 +24,7 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 
 export class TableAccessPlugin implements QueryPlugin {
   readonly name = 'table_access';
+  readonly checksParse = true;
   /** Listed without a schema. */
   private readonly anySchema = new Set<string>();
   /** Listed as schema.table: table -> schemas. */

@@ -1,6 +1,7 @@
 // What a query plugin sees and may decide (PgCat's plugins: intercept,
 // table_access, query_logger). Plugins run on the client's simple-protocol
-// Query text before it is routed; they must be fast and synchronous.
+// Query text, and on the statement text of extended-protocol Parse messages
+// (checksParse), before it is routed; they must be fast and synchronous.
 
 export interface QueryContext {
   user: string;
@@ -24,5 +25,7 @@ export type PluginVerdict = ReplyVerdict | ErrorVerdict | null;
 
 export interface QueryPlugin {
   readonly name: string;
+  /** Also run on each Parse's statement text (a Parse can only be refused there, not answered). */
+  readonly checksParse: boolean;
   onQuery(sql: string, ctx: QueryContext): PluginVerdict;
 }
