@@ -176,7 +176,6 @@ export class Pooler implements AdminContext {
   async stop(graceful: boolean): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    this.server?.close();
     for (const t of this.timers) clearInterval(t);
     this.roleProber.close();
     unwatchFile(this.currentConfig.path);
@@ -188,6 +187,9 @@ export class Pooler implements AdminContext {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    // Listening until here, as PgCat: the admin console stays reachable
+    // while transactions finish; other logins are refused (accept()).
+    this.server?.close();
     for (const s of this.clients()) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
     for (const pool of this.memberPools()) pool.close();
     await this.syncExporter(null);
@@ -317,11 +319,12 @@ export class Pooler implements AdminContext {
     }
     if (!who) return; // a CancelRequest
     socket = who.socket; // the TLS socket when the client negotiated TLS
-    if (this.shuttingDown) {
+    const isAdmin = ADMIN_DATABASES.has(who.database) && who.user === g.admin_username;
+    if (this.shuttingDown && !isAdmin) {
       socket.end(errorResponse(SqlState.AdminShutdown, 'the pooler is shutting down', 'FATAL'));
       return;
     }
-    if (ADMIN_DATABASES.has(who.database) && who.user === g.admin_username) {
+    if (isAdmin) {
       // A process id as a client gets, so SHOW CLIENTS can name the session (cancelling it does nothing).
       const processId = this.newProcessId();
       socket.write(greeting(ADMIN_PARAMETERS, processId, randomInt(-0x80000000, 0x7fffffff)));

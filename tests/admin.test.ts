@@ -409,7 +409,34 @@ t.test('SHUTDOWN stops the pooler gracefully', async (t) => {
   const c = await pgClient({ host: p2.host, port: p2.port, user: 'admin', password: 'admin', database: 'pgbouncer' });
   const r = await c.query('SHUTDOWN');
   t.equal(r.command, 'SHUTDOWN', 'SHUTDOWN is acknowledged');
+  t.same(r.rows, [{ success: 't' }], "with PgCat's one row: success = t");
   const code = await Promise.race([p2.exited, sleep(10_000).then(() => 'timeout')]);
   t.equal(code, 0, 'the process exits with 0');
   await Promise.race([c.end().catch(() => {}), sleep(1000)]);
+});
+
+t.test('during a graceful shutdown the admin console stays open, as PgCat', async (t) => {
+  // PgCat's tests/python/test_pgcat.py: with a transaction still running
+  // after SIGINT, a new admin login works and so does an open admin
+  // session; a new pool client is refused.
+  const p3 = await startPglynx(configToml({ port: await freePort(), general: { shutdown_timeout: 10_000 }, pools: { one: pool(1) } }), { t, logLevel: 'warn' });
+  const login = (database: string, user: string, password: string): Promise<pg.Client> =>
+    pgClient({ host: p3.host, port: p3.port, user, password, database });
+  const tx = await login('one', APP.username, APP.password);
+  tx.on('error', () => undefined);
+  const open = await login('pgcat', 'admin', 'admin');
+  open.on('error', () => undefined);
+  await tx.query('BEGIN');
+  await tx.query('SELECT 1');
+  process.kill(p3.pid, 'SIGINT');
+  await sleep(300);
+  t.equal((await open.query<Row>('SHOW DATABASES')).rows.length, 1, 'an open admin session still answers');
+  const late = await login('pgbouncer', 'admin', 'admin');
+  late.on('error', () => undefined);
+  t.equal((await late.query<Row>('SHOW DATABASES')).rows[0].name, 'one_shard_0_primary', 'a new admin login is let in');
+  t.equal(await codeOf(login('one', APP.username, APP.password)), '57P01', 'a new pool client is refused');
+  await tx.query('COMMIT').catch(() => undefined);
+  const code = await Promise.race([p3.exited, sleep(10_000).then(() => 'timeout')]);
+  t.equal(code, 0, 'the pooler exits once the transaction is done');
+  await Promise.all([tx, open, late].map((c) => Promise.race([c.end().catch(() => undefined), sleep(500)])));
 });

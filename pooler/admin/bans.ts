@@ -158,5 +158,6 @@ export function showBans(ctx: AdminContext): AdminReply {
       ]);
     }
   }
-  return table(SHOW_BANS_COLUMNS, rows);
+  // PgCat's tag for this one is `SHOW BANS`, not `SHOW`.
+  return { ...table(SHOW_BANS_COLUMNS, rows), tag: 'SHOW BANS' };
 }

@@ -2,6 +2,7 @@
 // (accepted so drivers' and ORMs' session setup does not fail, but ignored).
 
 import { ADMIN_REFUSED, AdminError, type AdminContext, type AdminReply } from './context.js';
+import { text } from './format.js';
 
 /** SQLSTATE config_file_error: the new file was rejected, the running config stays. */
 const CONFIG_FILE_ERROR = 'F0000';
@@ -65,7 +66,8 @@ export function shutdown(ctx: AdminContext): AdminReply {
   // After this reply is written (the session writes it in a microtask),
   // so the admin sees SHUTDOWN acknowledged before the pooler stops.
   setImmediate(() => ctx.shutdown());
-  return { tag: 'SHUTDOWN' };
+  // PgCat's reply: one row, success = t (its python suite reads it with fetchall()).
+  return { columns: [text('success')], rows: [['t']], tag: 'SHUTDOWN' };
 }
 
 export function ignoreSet(): AdminReply {
