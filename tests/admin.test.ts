@@ -44,7 +44,8 @@ const config = (rlSize: number): string =>
       busy: pool(1),
       // A short checkout timeout: waiting on a paused pool must outlast it.
       pz: pool(1, { connect_timeout: 300 }),
-      rl: pool(rlSize),
+      // Prepared statements shared across servers: SHOW SERVERS counts the cache.
+      rl: pool(rlSize, { prepared_statements_cache_size: 10 }),
       sess: pool(1, { pool_mode: 'session' }),
     },
   });
@@ -329,6 +330,42 @@ t.test("SHOW CLIENTS: PgCat's columns, per-client counts, the admin sessions lis
   c1Open = false;
   await c1.end();
   t.ok(await pollFor(async () => (await show('CLIENTS')).rows.length === 2), 'a pool client leaves the list when it disconnects');
+});
+
+t.test("SHOW SERVERS: PgCat's columns first, per-server traffic and prepared-statement cache", async (t) => {
+  const r0 = await show('SERVERS');
+  t.same(r0.fields.slice(0, 15).map((f) => [f.name, f.dataTypeID]), [
+    ['server_id', 25], ['database_name', 25], ['user', 25], ['address_id', 25], ['application_name', 25], ['state', 25],
+    ['transaction_count', 1700], ['query_count', 1700], ['bytes_sent', 1700], ['bytes_received', 1700], ['age_seconds', 1700],
+    ['prepare_cache_hit', 1700], ['prepare_cache_miss', 1700], ['prepare_cache_eviction', 1700], ['prepare_cache_size', 1700],
+  ], "PgCat's columns, order and types");
+  const sum = async (db: string, col: string): Promise<number> =>
+    (await show('SERVERS')).rows.filter((x) => x.database_name === db).reduce((n, x) => n + num(x, col), 0);
+
+  const c = await client('stats');
+  await c.query('SELECT 0'); // a server exists before the counting starts
+  const before = { q: await sum('stats', 'query_count'), x: await sum('stats', 'transaction_count'), s: await sum('stats', 'bytes_sent'), r: await sum('stats', 'bytes_received') };
+  for (let i = 0; i < 50; i++) await c.query('SELECT 1');
+  await c.query('BEGIN');
+  await c.query('SELECT 2');
+  await c.query('COMMIT');
+  t.equal((await sum('stats', 'query_count')) - before.q, 53, 'query_count: one per Query');
+  t.equal((await sum('stats', 'transaction_count')) - before.x, 51, 'transaction_count: 50 autocommit + one BEGIN..COMMIT');
+  t.ok((await sum('stats', 'bytes_sent')) - before.s >= 50 * 14, 'bytes_sent counts what went to Postgres');
+  t.ok((await sum('stats', 'bytes_received')) - before.r > 50 * 14, 'bytes_received counts what came back');
+  const row = (await show('SERVERS')).rows.find((x) => x.database_name === 'stats')!;
+  t.match(row, { user: 'app', address_id: 'stats_shard_0_primary', state: 'idle', type: 'S', database: 'stats', banned: 'false' });
+  t.match(row.server_id, /^0x[0-9A-F]{8}$/);
+  t.equal(row.server_id, row.ptr, 'server_id is PgBouncer\'s ptr too');
+  await c.end();
+
+  const p = await client('rl');
+  t.teardown(() => p.end());
+  for (let i = 0; i < 3; i++) await p.query({ name: 'q', text: 'SELECT $1::int AS x', values: [i] });
+  t.ok((await sum('rl', 'prepare_cache_miss')) >= 1, 'the first use of a statement on a server is a miss');
+  t.ok((await sum('rl', 'prepare_cache_hit')) >= 2, 'later uses are hits');
+  t.ok((await sum('rl', 'prepare_cache_size')) >= 1, 'the server holds it');
+  t.equal(await sum('rl', 'prepare_cache_eviction'), 0, 'nothing evicted (cache of 10)');
 });
 
 // ------------------------------------------------------------------ PAUSE / RESUME

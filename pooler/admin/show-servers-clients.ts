@@ -1,18 +1,25 @@
-// SHOW SERVERS and SHOW CLIENTS: one row per connection. SERVERS has
-// PgBouncer's columns, its `link` naming the client's `client_id`; CLIENTS
-// has PgCat's columns, types and order, admin console sessions included.
+// SHOW SERVERS and SHOW CLIENTS: one row per connection, in PgCat's
+// columns, types and order. SERVERS goes on with PgBouncer's columns
+// (address, times, `ptr` / `link`: a server's `link` is its client's
+// `client_id`); CLIENTS lists the admin console sessions too, as PgCat.
 
 import type { ClientSession } from '../client/session.js';
 import type { ServerConnection } from '../server/connection.js';
 import type { ColumnSpec } from '../protocol/messages/rows.js';
 import type { AdminContext, AdminReply, AdminValue } from './context.js';
-import { flag, int, ptr, serverState, splitWait, table, text, timestamp } from './format.js';
+import { flag, int, memberAddresses, ptr, serverState, splitWait, table, text, timestamp } from './format.js';
 
-const CONNECTION_COLUMNS = [
-  text('type'), text('user'), text('database'), text('state'),
-  text('addr'), int('port'), text('local_addr'), int('local_port'),
+const numeric = (name: string): ColumnSpec => ({ name, type: 'numeric' });
+
+const SERVER_COLUMNS = [
+  // PgCat's (src/admin.rs show_servers).
+  text('server_id'), text('database_name'), text('user'), text('address_id'), text('application_name'), text('state'),
+  numeric('transaction_count'), numeric('query_count'), numeric('bytes_sent'), numeric('bytes_received'), numeric('age_seconds'),
+  numeric('prepare_cache_hit'), numeric('prepare_cache_miss'), numeric('prepare_cache_eviction'), numeric('prepare_cache_size'),
+  // PgBouncer's, less those PgCat has; then whether the server is banned.
+  text('type'), text('database'), text('addr'), int('port'), text('local_addr'), int('local_port'),
   text('connect_time'), text('request_time'), int('wait'), int('wait_us'), int('close_needed'),
-  text('ptr'), text('link'), int('remote_pid'), text('tls'), text('application_name'),
+  text('ptr'), text('link'), int('remote_pid'), text('tls'), text('banned'),
 ];
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; PgBouncer shows a.b.c.d. */
@@ -29,35 +36,38 @@ function applicationName(s: ClientSession): string {
 export function showServers(ctx: AdminContext): AdminReply {
   const linked = new Map<ServerConnection, ClientSession>();
   for (const s of ctx.clients()) if (s.server) linked.set(s.server, s);
+  const config = ctx.config();
   const now = Date.now();
   const rows: AdminValue[][] = [];
   // Every server of every pool (shards, primary and replicas), each row
   // with its server's ban (BAN, failed health checks and probes).
   for (const e of ctx.pools()) {
-    for (const { pool, banned } of e.cluster.members) {
+    for (const { member, name } of memberAddresses(config, e)) {
+      const { pool, banned } = member;
       const lifetime = pool.settings.serverLifetime;
       for (const conn of pool.connections) {
         const client = linked.get(conn);
+        const c = conn.counters;
+        const cache = conn.replies?.statements;
         rows.push([
-          'S', conn.options.user, e.poolName, serverState(pool, conn),
-          conn.options.host, conn.options.port, plainAddress(conn.localAddress), conn.localPort,
+          ptr(conn.id), e.poolName, e.user.username, name, client ? applicationName(client) : '', serverState(pool, conn),
+          c.transactions, c.queries, c.sent, c.received, Math.max(0, Math.floor((now - conn.createdAt) / 1000)),
+          cache?.hits ?? 0, cache?.misses ?? 0, cache?.evicted ?? 0, cache?.size ?? 0,
+          'S', e.poolName, conn.options.host, conn.options.port, plainAddress(conn.localAddress), conn.localPort,
           timestamp(conn.createdAt),
           // A server has no requests of its own: its client's last one, else when it last went back to the pool.
           timestamp(client ? client.lastRequestAt : conn.idleSince),
           0, 0,
           // Past server_lifetime: closed when next released or checked out.
           flag(lifetime > 0 && now - conn.createdAt > lifetime),
-          ptr(conn.id), client ? ptr(client.processId) : null, conn.processId,
-          '', client ? applicationName(client) : '',
+          ptr(conn.id), client ? ptr(client.processId) : null, conn.processId, '',
           String(banned),
         ]);
       }
     }
   }
-  return table([...CONNECTION_COLUMNS, text('banned')], rows);
+  return table(SERVER_COLUMNS, rows);
 }
-
-const numeric = (name: string): ColumnSpec => ({ name, type: 'numeric' });
 
 // PgCat's SHOW CLIENTS (src/admin.rs show_clients): these columns, this order, these types.
 const CLIENT_COLUMNS = [

@@ -53,17 +53,26 @@ export class ClientStatements {
 export class ServerStatements {
   private readonly prepared = new Map<string, true>();
   private readonly pending = new Set<string>();
+  /** PgCat's prepare_cache_hit / _miss / _eviction of this server (SHOW SERVERS). */
+  hits = 0;
+  misses = 0;
+  evicted = 0;
 
   /** Mutable: a reload may resize the cache of live connections. */
   constructor(public capacity: number) {}
 
+  /** Whether the server has `name` (asked once per use: counted as a cache hit or miss). */
   has(name: string): boolean {
     if (this.prepared.has(name)) {
       this.prepared.delete(name);
       this.prepared.set(name, true); // most recently used last
+      this.hits += 1;
       return true;
     }
-    return this.pending.has(name);
+    const pending = this.pending.has(name);
+    if (pending) this.hits += 1;
+    else this.misses += 1;
+    return pending;
   }
 
   /** Parse(name) was sent. */
@@ -98,6 +107,7 @@ export class ServerStatements {
       out.push(name);
     }
     for (const name of out) this.prepared.delete(name);
+    this.evicted += out.length;
     return out;
   }
 

@@ -20,6 +20,7 @@ import type { LookupFunction } from './dns-cache.js';
 import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
 import { MirrorLink } from './mirror.js';
 import { connectOptions, isSocketDir, openServerSocket } from './address.js';
+import { ServerCounters } from '../stats/server-counters.js';
 import type { Logger } from 'pino';
 
 /** Who receives a server's replies while it is checked out. */
@@ -89,6 +90,8 @@ export class ServerConnection {
   private closeListeners: ((reason: Error) => void)[] = [];
   /** Copies of this connection's traffic (empty unless the server has mirrors). */
   private mirrorLinks: MirrorLink[] = [];
+  /** Traffic of this connection (SHOW SERVERS). */
+  readonly counters = new ServerCounters();
 
   private constructor(
     readonly options: ServerOptions,
@@ -162,6 +165,8 @@ export class ServerConnection {
     if (this.mirrorLinks.length > 0) this.mirror(bytes, syncs, unsynced);
     this.pending += syncs;
     this.unsynced = unsynced;
+    this.counters.sent += bytes.length;
+    this.counters.queries += syncs;
     return this.socket.write(bytes);
   }
 
@@ -175,6 +180,7 @@ export class ServerConnection {
       this.replies?.synced(1);
       const bytes = serialize.query(sql);
       if (this.mirrorLinks.length > 0) this.mirror(bytes, 1, false, this.txStatus === TxStatus.Idle);
+      this.counters.sent += bytes.length;
       this.socket.write(bytes);
     });
   }
@@ -236,6 +242,7 @@ export class ServerConnection {
 
   private onData(chunk: Buffer): void {
     this.becameQuiet = false;
+    this.counters.received += chunk.length;
     try {
       if (this.replies) chunk = this.filterReplies(chunk, this.replies);
       else this.scanner.scan(chunk, this.onMessage);
@@ -316,6 +323,8 @@ export class ServerConnection {
   private readonly onMessage = (type: number, body: Buffer): void => {
     switch (type) {
       case Backend.ReadyForQuery:
+        // Each client ReadyForQuery back to idle ends a transaction (an autocommit statement is one).
+        if (body[0] === TxStatus.Idle && !this.internal) this.counters.transactions += 1;
         this.txStatus = body[0];
         this.errorForwarded = false;
         if (this.pending > 0) this.pending -= 1;
