@@ -368,6 +368,31 @@ t.test("SHOW SERVERS: PgCat's columns first, per-server traffic and prepared-sta
   t.equal(await sum('rl', 'prepare_cache_eviction'), 0, 'nothing evicted (cache of 10)');
 });
 
+t.test('SHOW CLIENTS counts the queries and transactions of a sharded pool\'s client too', async (t) => {
+  // Two shards (databases app and postgres of one cluster): the executor path, not a direct server.
+  const p4 = await startPglynx(
+    configToml({
+      port: await freePort(),
+      pools: {
+        sh: {
+          pool_mode: 'transaction',
+          query_parser_enabled: true,
+          automatic_sharding_key: 't.id',
+          users: [{ ...APP, pool_size: 1 }],
+          shards: ['app', 'postgres'].map((database) => ({ database, servers: [['127.0.0.1', main.port, 'primary'] as [string, number, 'primary']] })),
+        },
+      },
+    }),
+    { t, logLevel: 'warn' },
+  );
+  const c = await pgClient({ host: p4.host, port: p4.port, user: APP.username, password: APP.password, database: 'sh', application_name: 'sharded' });
+  const a = await pgClient({ host: p4.host, port: p4.port, user: 'admin', password: 'admin', database: 'pgcat' });
+  t.teardown(() => Promise.all([c.end(), a.end()]));
+  for (const sql of ['SELECT 1', 'SELECT 2', 'SELECT 3', 'BEGIN', 'SELECT 4', 'SELECT 5', 'COMMIT']) await c.query(sql);
+  const row = (await a.query<Row>('SHOW CLIENTS')).rows.find((r) => r.application_name === 'sharded');
+  t.match(row, { database: 'sh', query_count: '7', transaction_count: '4' }, '7 queries, 4 transactions');
+});
+
 // ------------------------------------------------------------------ PAUSE / RESUME
 
 t.test('PAUSE waits for the running transaction; new queries wait until RESUME', async (t) => {

@@ -378,9 +378,14 @@ export class ClientSession implements ServerOwner {
       },
       terminate: (code, message) => this.terminate(code, message),
       // The same clocks and drain as a server's ReadyForQuery on the direct path (onServerIdle).
-      unitStarted: () => this.timers.started(),
+      unitStarted: () => {
+        this.timers.started();
+        this.counters.queries += 1;
+      },
       unitsDone: (txStatus) => {
         this.timers.settled(txStatus !== TxStatus.Idle);
+        // SHOW CLIENTS: units pipelined back to back count as one transaction.
+        if (txStatus === TxStatus.Idle) this.counters.transactions += 1;
         if (txStatus === TxStatus.Idle && this.draining) this.shutdownNow();
       },
     };
