@@ -217,6 +217,15 @@ t.test('a client gone in the middle of COPY FROM STDIN', async (t) => {
   t.equal(await count('t_copy'), 0, 'no rows were committed');
 });
 
+t.test('PgCat SQL behind a query in the same write is answered after it', async (t) => {
+  const c = await raw('tx1');
+  t.teardown(() => c.destroy());
+  c.send(msg.query('SELECT 1'), msg.query("SET SERVER ROLE TO 'primary'"));
+  const replies = await c.readUntilReady(2);
+  t.equal(types(replies), 'TDCZEZ', "SELECT 1's rows first, then the refusal of the pipelined PgCat command");
+  t.equal(types(await c.query("SET SERVER ROLE TO 'primary'")), 'CZ', 'alone, the command is answered');
+});
+
 t.test('a client gone in the middle of an extended-protocol batch (no Sync)', async (t) => {
   const c = await raw('tx1');
   c.send(msg.parse('INSERT INTO t_ext VALUES (42)'), msg.bind(), msg.execute(), msg.flush());

@@ -276,10 +276,13 @@ export class ClientSession implements ServerOwner {
           this.end();
           return;
         case Frontend.Query:
-          if (mayBeCustom(buffer, start + 5, end - 1) && this.answerCustomSql(buffer.toString('utf8', start + 5, end - 1), runStart)) {
+          const custom = mayBeCustom(buffer, start + 5, end - 1) ? customReply(buffer.toString('utf8', start + 5, end - 1), this) : null;
+          if (custom) {
+            // What came before it in this batch goes first: replies stay in order.
             if (runStart >= 0) this.forward(buffer.subarray(runStart, runEnd), syncs);
             runStart = -1;
             syncs = 0;
+            this.answerCustomSql(custom);
             continue;
           }
           if (this.settings.plugins.length > 0) {
@@ -398,24 +401,14 @@ export class ClientSession implements ServerOwner {
    * pooler when nothing is in flight (replies must stay in order). Returns
    * whether `sql` was one of them.
    */
-  private answerCustomSql(sql: string, runStart: number): boolean {
-    let reply: Buffer;
-    try {
-      const cmd = parseCustomCommand(sql);
-      if (!cmd) return false;
-      reply = answerCustom(cmd, this.routing, this.shardState, this.settings.sharding);
-    } catch (err) {
-      if (!(err instanceof CustomSqlError)) throw err;
-      reply = errorResponse(err.code, err.message);
-    }
-    const quiet = runStart < 0 && !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isQuiet) && !this.sharded?.busy;
+  private answerCustomSql(reply: Buffer): void {
+    const quiet = !this.acquiring && this.queued.length === 0 && (!this.server || this.server.isQuiet) && !this.sharded?.busy;
     if (!quiet) {
       this.forwardRaise(SqlState.FeatureNotSupported, 'PgCat commands cannot be pipelined behind other queries');
-      return true;
+      return;
     }
     const status = this.server ? this.server.txStatus : TxStatus.Idle;
     this.socket.write(Buffer.concat([reply, readyForQuery(status)]));
-    return true;
   }
 
   /** No server attached and nothing on its way to one (before this batch's run). */
@@ -768,4 +761,15 @@ export class ClientSession implements ServerOwner {
 /** The chunk is exactly one ErrorResponse. */
 function isLoneError(chunk: Buffer): boolean {
   return chunk.length >= 5 && chunk[0] === 0x45 && 1 + chunk.readInt32BE(1) === chunk.length;
+}
+
+/** The pooler's answer to PgCat's SQL (SET SHARD, SET SERVER ROLE...), or null when `sql` is not one of its commands. */
+function customReply(sql: string, session: ClientSession): Buffer | null {
+  try {
+    const cmd = parseCustomCommand(sql);
+    return cmd ? answerCustom(cmd, session.routing, session.shardState, session.settings.sharding) : null;
+  } catch (err) {
+    if (!(err instanceof CustomSqlError)) throw err;
+    return errorResponse(err.code, err.message);
+  }
 }
