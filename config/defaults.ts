@@ -28,6 +28,8 @@ export const GENERAL_DEFAULTS: Readonly<Omit<GeneralConfig, Required_>> = Object
   healthcheck_timeout: 1000,
   healthcheck_delay: 30_000,
   shutdown_timeout: 60_000,
+  // Postgres refuses any message over 1 GiB (MaxAllocSize).
+  max_message_size: 0x3fffffff,
   ban_time: 60,
   log_client_connections: false,
   log_client_disconnections: false,

@@ -51,6 +51,7 @@ function parseToml(text: string, file: string): Table {
 const GENERAL_INT_BOUNDS: Partial<Record<keyof GeneralConfig, [number, number]>> = {
   port: [0, 65535], prometheus_exporter_port: [0, 65535], worker_threads: [1, Number.MAX_SAFE_INTEGER],
   autoreload: [1, Number.MAX_SAFE_INTEGER],
+  max_message_size: [1024, G.max_message_size],
 };
 
 function readGeneral(r: Reader, raw: Table): GeneralConfig {

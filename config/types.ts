@@ -26,6 +26,8 @@ export interface GeneralConfig {
   healthcheck_timeout: number;
   healthcheck_delay: number;
   shutdown_timeout: number;
+  /** Largest client message in bytes (PgLynx; Postgres's own limit is 1 GiB). A longer one closes the client with 08P01 as soon as its header arrives. */
+  max_message_size: number;
   ban_time: number;
   log_client_connections: boolean;
   log_client_disconnections: boolean;

@@ -157,6 +157,7 @@ function buildEntry(
     healthcheck: { delayMs: config.general.healthcheck_delay, timeoutMs: config.general.healthcheck_timeout },
     sharding: shardingContext(pc),
     checkoutFailureLimit: pc.checkout_failure_limit ?? 0,
+    maxMessageSize: config.general.max_message_size,
   };
   const cluster = buildCluster(config, name, pc, serverUser, resolve, old?.cluster, credential !== null, log);
   const first = cluster.primary(0) ?? cluster.shards[0][0];

@@ -44,7 +44,7 @@ const shards = [{ database: 'app', servers: [['127.0.0.1', pgc.port, 'primary']]
 const pooler = await startPglynx(
   configToml({
     port: await freePort(),
-    general: { connect_timeout: 5000 },
+    general: { connect_timeout: 5000, max_message_size: 4 << 20 },
     pools: {
       app: { pool_mode: 'transaction', users: [{ username: USER, password: PASSWORD, pool_size: 4 }], shards },
       app_session: { pool_mode: 'session', users: [{ username: USER, password: PASSWORD, pool_size: 4 }], shards },
@@ -409,6 +409,15 @@ t.test('malformed messages close only the offending client', async (t) => {
     c.destroy();
     await stillServes(t, bystander, what);
   }
+
+  // max_message_size (4 MiB here): refused at the header, before the body is sent.
+  const big = await raw();
+  big.send(Buffer.from([0x51, 0, 0x50, 0, 0])); // Query header announcing 5 MiB
+  await expectProtocolViolation(t, big, 'a message over max_message_size');
+  big.destroy();
+  await stillServes(t, bystander, 'a message over max_message_size');
+  const r = await bystander.query<{ n: number }>(`SELECT length('${'x'.repeat(3 << 20)}') AS n`);
+  t.equal(r.rows[0].n, 3 << 20, 'a 3 MiB Query under the limit runs');
 
   // Garbage while a transaction is open: the client goes, its transaction does not commit.
   await bystander.query('CREATE TABLE IF NOT EXISTS garbage_t (x int)');

@@ -61,11 +61,13 @@ export interface SessionSettings {
   sharding: ShardingContext | null;
   /** PgCat's checkout_failure_limit: disconnect after this many failed checkouts (0: never). */
   checkoutFailureLimit: number;
+  /** general.max_message_size: the framer refuses a longer message at its header. */
+  maxMessageSize: number;
 }
 
 export class ClientSession implements ServerOwner {
   server: ServerConnection | null = null;
-  private readonly framer = new MessageFramer();
+  private readonly framer: MessageFramer;
   /** Bytes framed while no server was attached, with their bookkeeping. */
   private queued: Buffer[] = [];
   private queuedSyncs = 0;
@@ -124,7 +126,9 @@ export class ClientSession implements ServerOwner {
     public settings: SessionSettings,
     private readonly log: Logger,
     private readonly onEnd: (session: ClientSession) => void,
-  ) {}
+  ) {
+    this.framer = new MessageFramer(settings.maxMessageSize);
+  }
 
   /** PgBouncer's client states: active (has a server), waiting (for one), idle. */
   get state(): 'active' | 'waiting' | 'idle' {
