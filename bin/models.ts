@@ -15,11 +15,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { bertParamCount, readHfConfig, synthesizeBert } from '../engine/onnx/bert-synth.js';
+import { gpt2ParamCount, isGpt2Config, readGpt2Config, synthesizedConfigJson, synthesizeGpt2, type Gpt2Overrides } from '../engine/onnx/gpt2-synth.js';
 
 export const MODEL_FILE = path.join('onnx', 'model.onnx');
 /** Files that travel with the model; the first two are required. */
 export const TOKENIZER_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt'] as const;
 const REQUIRED = new Set<string>(['config.json', 'tokenizer.json']);
+/** Decoders also carry their generation defaults (eos_token_id, ...). */
+const DECODER_FILES = ['generation_config.json'] as const;
 
 const USAGE = `Usage: pglynx models <command> [options]
 
@@ -27,21 +30,27 @@ Prepare a model directory (Hugging Face layout: onnx/model.onnx, tokenizer.json,
 config.json, ...) for a [models.<name>] section's path.
 
 Commands:
-  synth <src dir> <out dir>   BERT-shaped model with seeded random weights
+  synth <src dir> <out dir>   BERT- or GPT-2-shaped model with seeded random weights
   pull <repo id> <dir>        download an ONNX export from the Hugging Face Hub
 
 Run "pglynx models <command> --help" for a command's options.`;
 
-const SYNTH_USAGE = `Usage: pglynx models synth <src dir> <out dir> [--seed N]
+const SYNTH_USAGE = `Usage: pglynx models synth <src dir> <out dir> [--seed N] [--layers N] [--hidden N] [--heads N]
 
-Builds <out dir>/onnx/model.onnx from <src dir>/config.json (a BERT config:
-vocab_size, hidden_size, num_hidden_layers, ...) with seeded random weights,
-and copies the tokenizer files (${TOKENIZER_FILES.join(', ')}) that exist.
-The graph has the inputs, output and cost of a real export of that model;
-its embeddings are meaningless. Use it where weights cannot be downloaded.
+Builds <out dir>/onnx/model.onnx from <src dir>/config.json with seeded random
+weights, and copies the tokenizer files (${TOKENIZER_FILES.join(', ')}) that exist.
+A BERT config (vocab_size, hidden_size, num_hidden_layers, ...) gives an
+encoder with a last_hidden_state output; a GPT-2 config (model_type "gpt2" or
+GPT2LMHeadModel) gives a decoder with past_key_values inputs and present
+outputs per layer, as optimum exports it. The graph has the inputs, outputs
+and cost of a real export of that model; its numbers are meaningless. Use it
+where weights cannot be downloaded.
 
 Options:
   --seed N      weight seed (default 42); the same seed gives the same file
+  --layers N    (GPT-2) build N blocks instead of the config's n_layer
+  --hidden N    (GPT-2) n_embd N instead of the config's (MLP 4N): small test models
+  --heads N     (GPT-2) n_head N instead of the config's
   -h, --help    print this help`;
 
 const PULL_USAGE = `Usage: pglynx models pull <repo id> <dir> [--revision REV] [--endpoint URL]
@@ -64,6 +73,8 @@ export interface SynthOptions {
   src: string;
   out: string;
   seed?: number;
+  /** GPT-2 only: a smaller shape than the config's. */
+  gpt2?: Gpt2Overrides;
 }
 
 export interface SynthResult {
@@ -92,21 +103,44 @@ export function synthModel(options: SynthOptions): SynthResult {
   for (const file of REQUIRED) {
     if (!existsSync(path.join(options.src, file))) throw new ModelsError(`${path.join(options.src, file)} not found`);
   }
-  const config = readHfConfig(path.join(options.src, 'config.json'));
-  const model = synthesizeBert(config, options.seed ?? 42);
+  const configPath = path.join(options.src, 'config.json');
+  let decoder: boolean;
+  try {
+    decoder = isGpt2Config(JSON.parse(readFileSync(configPath, 'utf8')));
+  } catch (err) {
+    throw new ModelsError(`${configPath}: ${(err as Error).message}`);
+  }
+  if (!decoder && options.gpt2 && Object.values(options.gpt2).some((v) => v !== undefined)) {
+    throw new ModelsError(`--layers, --hidden and --heads apply to GPT-2 configs only; ${configPath} is not one`);
+  }
+  let model: Uint8Array;
+  let params: number;
+  const written: string[] = [];
+  if (decoder) {
+    const { config, raw } = readGpt2Config(configPath, options.gpt2);
+    model = synthesizeGpt2(config, options.seed ?? 42);
+    params = gpt2ParamCount(config);
+    // The copy says the shape that was built, so the runtime reads the right layer and head counts.
+    writeAtomic(path.join(options.out, 'config.json'), Buffer.from(JSON.stringify(synthesizedConfigJson(raw, config), null, 2) + '\n'));
+    written.push('config.json');
+  } else {
+    const config = readHfConfig(configPath);
+    model = synthesizeBert(config, options.seed ?? 42);
+    params = bertParamCount(config);
+  }
   const modelPath = path.join(options.out, MODEL_FILE);
   writeAtomic(modelPath, model);
-  const copied: string[] = [];
-  for (const file of TOKENIZER_FILES) {
+  const copied: string[] = [...written];
+  for (const file of [...TOKENIZER_FILES, ...(decoder ? DECODER_FILES : [])]) {
     const from = path.join(options.src, file);
     const to = path.join(options.out, file);
-    if (!existsSync(from)) continue;
+    if (!existsSync(from) || written.includes(file)) continue;
     // Read + write rather than copyFile: the shared sources are read-only and
     // their mode must not make the copy impossible to overwrite next time.
     if (path.resolve(from) !== path.resolve(to)) writeAtomic(to, readFileSync(from));
     copied.push(file);
   }
-  return { modelPath, bytes: model.byteLength, params: bertParamCount(config), copied, ms: performance.now() - started };
+  return { modelPath, bytes: model.byteLength, params, copied, ms: performance.now() - started };
 }
 
 export interface PullOptions {
@@ -254,13 +288,20 @@ async function run(argv: string[], out: (line: string) => void): Promise<void> {
     return;
   }
   if (command === 'synth') {
-    const p = parse(rest, ['seed']);
+    const p = parse(rest, ['seed', 'layers', 'hidden', 'heads']);
     if (p.help) return out(SYNTH_USAGE);
     expectArgs(p, ['<src dir>', '<out dir>']);
     const seedText = p.options.get('seed') ?? '42';
     const seed = Number(seedText);
     if (!/^\d+$/.test(seedText) || seed > 0xffffffff) throw new ModelsError(`--seed must be an integer 0..4294967295, got ${JSON.stringify(seedText)}`);
-    const r = synthModel({ src: p.positional[0], out: p.positional[1], seed });
+    const size = (name: string): number | undefined => {
+      const text = p.options.get(name);
+      if (text === undefined) return undefined;
+      if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65536) throw new ModelsError(`--${name} must be an integer 1..65536, got ${JSON.stringify(text)}`);
+      return Number(text);
+    };
+    const gpt2 = { layers: size('layers'), hidden: size('hidden'), heads: size('heads') };
+    const r = synthModel({ src: p.positional[0], out: p.positional[1], seed, gpt2 });
     out(`wrote ${r.modelPath} (${formatBytes(r.bytes)}, ${(r.params / 1e6).toFixed(1)}M parameters, seed ${seed}) in ${(r.ms / 1000).toFixed(1)} s`);
     out(`copied ${r.copied.join(', ')}`);
     return;

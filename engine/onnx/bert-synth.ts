@@ -117,7 +117,7 @@ export function mulberry32(seed: number): () => number {
  * seeded from (seed, tensor name): a 2-layer variant shares its embeddings
  * and first layers with the 6-layer model of the same seed.
  */
-function normal(name: string, seed: number, size: number, std: number): Float32Array {
+export function normal(name: string, seed: number, size: number, std: number): Float32Array {
   const rand = mulberry32(Math.imul(seed >>> 0, 0x9e3779b1) ^ fnv1a32(name));
   const out = new Float32Array(size);
   for (let i = 0; i < size; i += 2) {
