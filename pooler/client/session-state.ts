@@ -1,80 +1,45 @@
 // Spots statements that leave state on a server connection beyond the
-// transaction (SET, PREPARE, LISTEN, temp tables, WITH HOLD cursors...), so
-// the pooler resets that connection before another client gets it
-// (PgCat's cleanup_server_connections). Only the first keywords are read:
-// this runs on every Query and Parse, so it must not decode the statement.
+// transaction (SET, set_config, PREPARE, LISTEN, temp tables, WITH HOLD
+// cursors, advisory locks, sequences, DO blocks...), so the pooler resets
+// that connection before another client gets it (PgCat's
+// cleanup_server_connections). Every statement of a text counts, so it is
+// read with the real parser (the one cached parse in router/classify.ts);
+// this runs on every Query and Parse, so a byte-level pre-check first lets
+// texts that hold none of the words such statements need (ordinary SELECT,
+// INSERT, UPDATE...) through without being decoded or parsed.
 // What was changed is kept apart (Dirty bits) so the reset undoes only that.
 
 import { Dirty } from '../server/reset.js';
+import { sessionState } from '../router/classify.js';
 
-const SPACE = 0x20;
-const TAB = 0x09;
-const NL = 0x0a;
-const CR = 0x0d;
-const DASH = 0x2d;
-const SLASH = 0x2f;
-const STAR = 0x2a;
+/**
+ * Every statement that can leave session state has one of these words
+ * (SET / RESET / set_config / setval / SESSION AUTHORIZATION; TEMP /
+ * TEMPORARY / pg_temp; pg_advisory_*; DO; PREPARE; LISTEN; DECLARE; nextval;
+ * LOAD). A false match (OFFSET, "dataset") only costs a cached parse.
+ */
+const MAYBE_STATEFUL = /set|temp|advisory|\bdo\b|prepare|listen|declare|nextval|load/i;
 
-/** Index of the first character after whitespace and comments, from `i`. */
-function skipBlanks(buf: Buffer, i: number, end: number): number {
-  while (i < end) {
-    const c = buf[i];
-    if (c === SPACE || c === TAB || c === NL || c === CR) i++;
-    else if (c === DASH && buf[i + 1] === DASH) {
-      while (i < end && buf[i] !== NL) i++;
-    } else if (c === SLASH && buf[i + 1] === STAR) {
-      const close = buf.indexOf('*/', i + 2);
-      i = close < 0 || close >= end ? end : close + 2;
-    } else break;
-  }
-  return i;
-}
+/** Longer texts are not parsed for this (a bulk INSERT); one that matches gets the full reset. */
+const MAX_PARSED_TEXT = 64 * 1024;
+/**
+ * Nor scanned past this: a scan costs ~1 ms per MB, a full reset one round
+ * trip; texts this long are rare and slow anyway.
+ */
+const MAX_SCANNED_TEXT = 1024 * 1024;
 
-function word(buf: Buffer, i: number, end: number): [string, number] {
-  const start = i;
-  while (i < end && i - start < 16) {
-    const c = buf[i] | 0x20; // ASCII lower-case
-    if (c < 0x61 || c > 0x7a) break;
-    i++;
-  }
-  return [buf.toString('latin1', start, i).toLowerCase(), i];
-}
-
-// DISCARD is not here: it only removes state.
-const STATEFUL = new Map<string, number>([
-  ['set', Dirty.Params],
-  ['reset', Dirty.Params],
-  ['prepare', Dirty.Statements],
-  ['listen', Dirty.Listen],
-  ['declare', Dirty.Cursors],
-  ['load', Dirty.Other],
-]);
-const TRANSACTION_SCOPED_SET = new Set(['local', 'transaction', 'constraints', 'session']);
-
-/** What session state the SQL text in buf[start, end) changes (Dirty bits; 0: none). */
+/**
+ * What session state the SQL text in buf[start, end) changes (Dirty bits;
+ * 0: none). The text ends at the first NUL in that range (a Query's
+ * terminator, or a Parse's before its parameter types).
+ */
 export function changesSessionState(buf: Buffer, start: number, end: number): number {
-  const i = skipBlanks(buf, start, end);
-  const [first, next] = word(buf, i, end);
-  if (first === 'create') {
-    const [second, after] = word(buf, skipBlanks(buf, next, end), end);
-    if (second === 'temp' || second === 'temporary') return Dirty.Temp;
-    if (second === 'local' || second === 'global') {
-      const [third] = word(buf, skipBlanks(buf, after, end), end);
-      return third === 'temp' || third === 'temporary' ? Dirty.Temp : 0;
-    }
-    return 0;
-  }
-  const dirt = STATEFUL.get(first);
-  if (dirt === undefined) return 0;
-  if (first === 'set') {
-    const [second, after] = word(buf, skipBlanks(buf, next, end), end);
-    if (second === 'session') {
-      // SET SESSION CHARACTERISTICS / SET SESSION x = y persist; RESET ALL
-      // does not undo SET SESSION AUTHORIZATION.
-      const [third] = word(buf, skipBlanks(buf, after, end), end);
-      return third === 'authorization' ? Dirty.Other : Dirty.Params;
-    }
-    return !TRANSACTION_SCOPED_SET.has(second) || after === next ? Dirty.Params : 0;
-  }
-  return dirt;
+  let stop = buf.indexOf(0, start);
+  if (stop < 0 || stop > end) stop = end;
+  if (stop <= start) return 0;
+  if (stop - start > MAX_SCANNED_TEXT) return Dirty.Other;
+  // latin1 keeps every ASCII byte as it is: the words are ASCII.
+  if (!MAYBE_STATEFUL.test(buf.toString('latin1', start, stop))) return 0;
+  if (stop - start > MAX_PARSED_TEXT) return Dirty.Other;
+  return sessionState(buf.toString('utf8', start, stop));
 }

@@ -6,6 +6,8 @@
 
 import { loadModule, parseSync } from 'libpg-query';
 import { memoizeByText } from '../util/text-cache.js';
+import { sessionEffects } from './session-effects.js';
+import { ALL_DIRTY } from '../server/reset.js';
 
 await loadModule();
 
@@ -37,6 +39,8 @@ export type Deallocation = { all: true } | { all: false; name: string };
 interface Analysis {
   kind: QueryKind;
   deallocation: Deallocation | null;
+  /** Session state the text leaves on the server beyond its transaction: Dirty bits (server/reset.ts). */
+  sessionState: number;
 }
 
 /** Remembered by text: the parse is the cost, and every reader shares it. */
@@ -45,6 +49,11 @@ const analyze: (sql: string) => Analysis = memoizeByText(4096, analyzeUncached);
 /** Read or write, by statement text. */
 export function classify(sql: string): QueryKind {
   return analyze(sql).kind;
+}
+
+/** What session state the statements of `sql` leave on the server (Dirty bits; 0: none). */
+export function sessionState(sql: string): number {
+  return analyze(sql).sessionState;
 }
 
 /** The text is exactly one DEALLOCATE [PREPARE] name | ALL (null otherwise). */
@@ -57,13 +66,16 @@ function analyzeUncached(sql: string): Analysis {
   try {
     stmts = (parseSync(sql) as { stmts?: { stmt: Node }[] }).stmts ?? [];
   } catch {
-    return { kind: 'write', deallocation: null }; // unparseable: the primary will say what is wrong
+    // Unparseable: the primary will say what is wrong; whatever part of it
+    // runs there (another server version's grammar) is not seen: reset all.
+    return { kind: 'write', deallocation: null, sessionState: ALL_DIRTY };
   }
-  if (stmts.length === 0) return { kind: 'read', deallocation: null };
-  if (stmts.length === 1) return { kind: classifyStatement(stmts[0].stmt), deallocation: deallocationOf(stmts[0].stmt) };
+  const sessionState = sessionEffects(stmts);
+  if (stmts.length === 0) return { kind: 'read', deallocation: null, sessionState };
+  if (stmts.length === 1) return { kind: classifyStatement(stmts[0].stmt), deallocation: deallocationOf(stmts[0].stmt), sessionState };
   // Several statements in one Query: a read only if every one is.
   const kinds = stmts.map(({ stmt }) => classifyStatement(stmt));
-  return { kind: kinds.every((k) => k === 'read' || k === 'begin_read_only') ? 'read' : 'write', deallocation: null };
+  return { kind: kinds.every((k) => k === 'read' || k === 'begin_read_only') ? 'read' : 'write', deallocation: null, sessionState };
 }
 
 function deallocationOf(stmt: Node): Deallocation | null {
