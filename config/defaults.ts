@@ -30,6 +30,10 @@ export const GENERAL_DEFAULTS: Readonly<Omit<GeneralConfig, Required_>> = Object
   shutdown_timeout: 60_000,
   // Postgres refuses any message over 1 GiB (MaxAllocSize).
   max_message_size: 0x3fffffff,
+  // PgLynx (PgBouncer's keys; PgCat has neither). PgBouncer's 60 s, in ms.
+  client_login_timeout: 60_000,
+  // No limit, as PgCat: a drop-in must not refuse clients PgCat accepted.
+  max_client_conn: 0,
   ban_time: 60,
   log_client_connections: false,
   log_client_disconnections: false,
@@ -56,6 +60,8 @@ export const GENERAL_DEFAULTS: Readonly<Omit<GeneralConfig, Required_>> = Object
   // PgCat 1.1 kept these in [general]; later versions moved the cache size
   // to each pool. Both are still accepted so older files keep loading.
   prepared_statements: false,
+  // PgBouncer's server_reset_query_always (PgLynx; PgCat has no such key).
+  server_reset_query_always: false,
   prepared_statements_cache_size: 500,
   auth_query: null,
   auth_query_user: null,
@@ -86,6 +92,8 @@ export const POOL_DEFAULTS: Readonly<Omit<PoolConfig, 'users' | 'shards'>> = Obj
   auth_query_user: null,
   auth_query_password: null,
   cleanup_server_connections: true,
+  // Unset in a pool: general.server_reset_query_always (copied at load time).
+  server_reset_query_always: false,
   log_client_parameter_status_changes: false,
   // PgCat ≥ 1.2 defaults this to 0 (disabled) at parse time. It stays null
   // here so a PgCat 1.1 file with [general] prepared_statements = true keeps

@@ -275,6 +275,7 @@ function readPool(r: Reader, t: Table, p: Path, general: GeneralConfig): PoolCon
     auth_query_user: os('auth_query_user') ?? general.auth_query_user,
     auth_query_password: os('auth_query_password') ?? general.auth_query_password,
     cleanup_server_connections: b('cleanup_server_connections', P.cleanup_server_connections),
+    server_reset_query_always: b('server_reset_query_always', general.server_reset_query_always),
     log_client_parameter_status_changes: b('log_client_parameter_status_changes', P.log_client_parameter_status_changes),
     prepared_statements_cache_size: r.optInt(t, 'prepared_statements_cache_size', p),
     plugins: pluginsTable === undefined ? P.plugins : readPlugins(r, pluginsTable, [...p, 'plugins']),

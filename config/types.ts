@@ -28,6 +28,10 @@ export interface GeneralConfig {
   shutdown_timeout: number;
   /** Largest client message in bytes (PgLynx; Postgres's own limit is 1 GiB). A longer one closes the client with 08P01 as soon as its header arrives. */
   max_message_size: number;
+  /** PgBouncer's client_login_timeout, in ms as PgCat's timeouts: a client not logged in by then is closed (0: no limit). */
+  client_login_timeout: number;
+  /** PgBouncer's max_client_conn: client connections held at once; 0 (the default, as PgCat has no limit) means no limit. */
+  max_client_conn: number;
   ban_time: number;
   log_client_connections: boolean;
   log_client_disconnections: boolean;
@@ -52,6 +56,8 @@ export interface GeneralConfig {
   validate_config: boolean;
   prepared_statements: boolean;
   prepared_statements_cache_size: number;
+  /** PgBouncer's server_reset_query_always: transaction mode resets every server at check-in (DISCARD ALL), seen changes or not. */
+  server_reset_query_always: boolean;
   auth_query: string | null;
   auth_query_user: string | null;
   auth_query_password: string | null;
@@ -131,6 +137,8 @@ export interface PoolConfig {
   auth_query_user: string | null;
   auth_query_password: string | null;
   cleanup_server_connections: boolean;
+  /** As general.server_reset_query_always, for this pool (unset: the general value). */
+  server_reset_query_always: boolean;
   log_client_parameter_status_changes: boolean;
   prepared_statements_cache_size: number | null;
   plugins: PluginsConfig | null;

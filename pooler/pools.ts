@@ -74,6 +74,7 @@ export function poolSettings(
     idleTimeout: user.idle_timeout ?? pc.idle_timeout ?? g.idle_timeout,
     serverLifetime: user.server_lifetime ?? pc.server_lifetime ?? g.server_lifetime,
     cleanupConnections: pc.cleanup_server_connections,
+    resetAlways: pc.server_reset_query_always,
     roundRobin: g.server_round_robin,
     prewarm: prewarmQueries(config, pc),
     // PgCat >= 1.2 enables it per pool by cache size; 1.1 with general.prepared_statements.

@@ -304,6 +304,8 @@ export class ClientSession implements ServerOwner {
           break;
         case Frontend.FunctionCall:
           syncs += 1;
+          // A fast-path call names its function by OID (pg_advisory_lock, set_config...): unseen, so reset all.
+          this.markDirty(Dirty.Other);
           break;
         case Frontend.Sync:
           if (this.refusedParse) {
@@ -609,7 +611,7 @@ export class ClientSession implements ServerOwner {
     if (server.replies) {
       // Prepared statements shared across servers: names rewritten for this one.
       this.statements ??= new ClientStatements(MAX_CLIENT_STATEMENTS);
-      bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies, server.isIdle);
+      bytes = rewriteForServer(splitMessages(bytes), this.statements, server.replies, server.isIdle, server);
     }
     if (syncs > 0) {
       this.timers.started();

@@ -10,7 +10,7 @@ import { SqlState } from '../protocol/codes.js';
 import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
 import { ServerStatements } from '../prepared/statements.js';
-import { resetQuery } from '../server/reset.js';
+import { ALL_DIRTY, resetQuery } from '../server/reset.js';
 
 export interface PoolSettings {
   /** Pool name as clients give it (the `database` startup parameter). */
@@ -25,6 +25,8 @@ export interface PoolSettings {
   serverLifetime: number;
   /** Undo SET / PREPARE left by clients in transaction mode (PgCat's cleanup_server_connections). */
   cleanupConnections: boolean;
+  /** server_reset_query_always: the full reset at every check-in in transaction mode, whatever was seen. */
+  resetAlways: boolean;
   /** Reuse the least recently used idle connection instead of the most recent. */
   roundRobin: boolean;
   /** Statements run on every new server connection before first use (PgCat's prewarmer plugin). */
@@ -144,6 +146,10 @@ export class Pool {
       if (conn.txStatus !== 0x49) await conn.query('ROLLBACK');
       if (opts.sessionReset) {
         await conn.query('DISCARD ALL');
+        conn.replies?.statements.clear();
+      } else if (this.settings.resetAlways) {
+        // What a function or procedure changed is invisible to the pooler.
+        await conn.query(resetQuery(ALL_DIRTY).sql);
         conn.replies?.statements.clear();
       } else if (conn.dirty && this.settings.cleanupConnections) {
         // Only what the client changed: the pooler's shared statements survive a SET.

@@ -85,7 +85,14 @@ function closeMessage(name: string): Buffer {
  * Sync) sent to an idle server, so if a statement the pooler believes
  * prepared turns out missing, the unit can be healed and run again.
  */
-export function rewriteForServer(messages: ClientMessage[], client: ClientStatements, filter: ReplyFilter, atIdleBoundary = false): Buffer {
+export function rewriteForServer(
+  messages: ClientMessage[],
+  client: ClientStatements,
+  filter: ReplyFilter,
+  atIdleBoundary = false,
+  /** The server the messages go to: a Bound statement's session state marks it (Dirty bits). */
+  server: { dirty: number } | null = null,
+): Buffer {
   const out: Buffer[] = [];
   const statements = filter.statements;
   /** A statement believed prepared is used: the server may have lost it. */
@@ -140,6 +147,7 @@ export function rewriteForServer(messages: ClientMessage[], client: ClientStatem
           break;
         }
         ensurePrepared(def);
+        if (server) server.dirty |= def.dirt;
         out.push(
           new MessageWriter()
             .raw(bytes.subarray(5, portalEnd + 1))

@@ -4,12 +4,19 @@
 // preparing the same statement shares one server-side statement per server.
 
 import { createHash } from 'node:crypto';
+import { changesSessionState } from '../client/session-state.js';
 
 /** A client statement: its server-side name and the Parse body after the name. */
 export interface StatementDef {
   globalName: string;
   /** query\0 int16 n int32[n] — the Parse body without the statement name. */
   parseTail: Buffer;
+  /**
+   * Session state running it leaves (Dirty bits, server/reset.ts): given to
+   * whichever server a Bind runs it on, since the Parse may have been
+   * answered by the pooler or run on another server.
+   */
+  dirt: number;
 }
 
 /** Global name for a Parse tail: same text and types, same name, on every server. */
@@ -24,7 +31,7 @@ export class ClientStatements {
   constructor(private readonly limit: number) {}
 
   define(name: string, parseTail: Buffer): StatementDef {
-    const def = { globalName: globalName(parseTail), parseTail: Buffer.from(parseTail) };
+    const def = { globalName: globalName(parseTail), parseTail: Buffer.from(parseTail), dirt: changesSessionState(parseTail, 0, parseTail.length) };
     this.byName.delete(name);
     this.byName.set(name, def);
     // A client that prepares without ever closing is bounded, oldest first.

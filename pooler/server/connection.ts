@@ -21,6 +21,7 @@ import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
 import { MirrorLink } from './mirror.js';
 import { connectOptions, isSocketDir, openServerSocket } from './address.js';
 import { ServerCounters } from '../stats/server-counters.js';
+import { Dirty } from './reset.js';
 import type { Logger } from 'pino';
 
 /** Who receives a server's replies while it is checked out. */
@@ -336,7 +337,11 @@ export class ServerConnection {
       case Backend.ParameterStatus: {
         const [name, value] = parseParameterStatus(body);
         this.params.set(name, value);
-        if (!this.internal && this.owner) this.owner.onServerParameter(name, value);
+        if (!this.internal && this.owner) {
+          // The server says a client changed a setting (also inside a DO block or a function, unseen in its text).
+          this.dirty |= name === 'session_authorization' ? Dirty.Other : Dirty.Params;
+          this.owner.onServerParameter(name, value);
+        }
         break;
       }
       case Backend.ErrorResponse:
