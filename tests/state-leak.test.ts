@@ -5,6 +5,7 @@
 // search_path and settings, no advisory lock, temp relation, prepared
 // statement, cursor or LISTEN of A's, and no sequence value (lastval raises
 // 55000). Each case is one A and one B.
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -39,6 +40,9 @@ const SETUP = [
   // State changed where no pooler can see it: only server_reset_query_always helps.
   `CREATE FUNCTION public.leaky() RETURNS int LANGUAGE plpgsql AS $$
    BEGIN PERFORM set_config('search_path', 'evil', false); PERFORM pg_advisory_lock(4299); RETURN 1; END $$`,
+  // A reported setting changed inside a function: the server's ParameterStatus tells.
+  `CREATE FUNCTION public.read_only_default() RETURNS int LANGUAGE plpgsql AS $$
+   BEGIN PERFORM set_config('default_transaction_read_only', 'on', false); RETURN 1; END $$`,
 ];
 
 type Step = string | Buffer[];
@@ -112,6 +116,8 @@ const cases = (advisoryLockOid: number): Case[] => [
   },
   { name: 'prepared statements cache: SET in one Query', pool: 'cached', steps: ['SELECT 1; SET search_path = evil'] },
   { name: 'fast-path FunctionCall of pg_advisory_lock', steps: [[fnCall(advisoryLockOid, '4248')]] },
+  { name: 'a reported setting changed inside a function (ParameterStatus)', steps: ['SELECT public.read_only_default()'] },
+  { name: 'SET ROLE inside DO', steps: ['DO $$BEGIN SET ROLE other; END$$'] },
   { name: 'server_reset_query_always: state changed inside a function', pool: 'always', steps: ['SELECT public.leaky()'] },
 ];
 
@@ -122,7 +128,7 @@ async function run(c: RawClient, step: Step): Promise<RawMessage[]> {
 }
 
 t.test('state left by one client is gone for the next (transaction mode, pool_size 1)', async (t) => {
-  const pgc = await startPostgres({ users: [{ name: 'app', password: 'pw', superuser: true }], t });
+  const pgc = await startPostgres({ users: [{ name: 'app', password: 'pw', superuser: true }], settings: { log_statement: 'all' }, t });
   for (const sql of SETUP) await pgc.query(sql);
   const [{ oid }] = await pgc.query<{ oid: number }>("SELECT 'pg_advisory_lock(bigint)'::regprocedure::oid::int AS oid");
   const pool = (extra: Record<string, number | boolean>) => ({
@@ -174,4 +180,26 @@ t.test('state left by one client is gone for the next (transaction mode, pool_si
     t.same(await check(database), fresh, `${c.name}: B finds a fresh session`);
   }
   t.ok(Date.now() - start < 20_000, 'the cases are fast');
+
+  // Cost: statements that leave nothing behind cost no reset statement (the
+  // server's log shows every statement the pooler sent).
+  const quiet = [
+    'SELECT 1',
+    'SELECT pg_advisory_xact_lock(4300)',
+    "SELECT set_config('statement_timeout', '1234', true)",
+    "SELECT 'a dataset' OFFSET 0",
+    'BEGIN; SET LOCAL search_path = evil; SELECT 1; COMMIT',
+    "SELECT currval('public.s') IS NULL FROM (SELECT 1) x WHERE false",
+  ];
+  const marker = `-- quiet-cases-${Date.now()}`;
+  const c = await connect('fresh');
+  t.equal(firstError(await c.query(`SELECT 1 ${marker}`)), null);
+  for (const sql of quiet) t.equal(firstError(await c.query(sql)), null, `${sql} runs`);
+  c.end();
+  await c.closed;
+  t.same(await check('fresh'), fresh, 'nothing leaked');
+  const log = readFileSync(pgc.logPath, 'utf8');
+  t.ok(log.includes(marker) && /pg_advisory_unlock_all/.test(log), "the log shows the pooler's statements (the resets of the cases above)");
+  const after = log.slice(log.indexOf(marker));
+  t.notMatch(after, /RESET ALL|DISCARD|pg_advisory_unlock_all/, 'and no reset was sent for them');
 });
