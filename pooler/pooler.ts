@@ -30,6 +30,7 @@ import { AdminSession } from './admin/session.js';
 import { ADMIN_DATABASES, type AdminClient, type AdminContext } from './admin/context.js';
 import { scramSecretFromPassword } from './auth/scram-server.js';
 import { clientTlsContext } from './tls/client.js';
+import { ClientSlots } from './client/admission.js';
 
 const MAINTENANCE_INTERVAL_MS = 1000;
 
@@ -67,6 +68,8 @@ export class Pooler implements AdminContext {
   /** The Prometheus exporter and the port it was configured with (0 may have become another). */
   private exporter: { running: PrometheusExporter; configuredPort: number } | null = null;
   private exporterChange: Promise<void> = Promise.resolve();
+  /** max_client_conn: client connections held, from accept to close. */
+  private readonly clientSlots = new ClientSlots();
 
   constructor(
     private currentConfig: Config,
@@ -270,7 +273,8 @@ export class Pooler implements AdminContext {
     for (const pool of removed) pool.close();
   }
 
-  private directory(): LoginDirectory {
+  /** What one accepted client's login needs; `release` gives back its max_client_conn slot. */
+  private directory(release: () => void): LoginDirectory {
     return {
       lookup: (database, user) => {
         const g = this.currentConfig.general;
@@ -286,6 +290,16 @@ export class Pooler implements AdminContext {
       },
       cancel: (pid, secret) => this.cancel(pid, secret),
       tls: () => this.clientTls,
+      authType: () => this.currentConfig.general.auth_type,
+      loginTimeout: () => this.currentConfig.general.client_login_timeout,
+      admit: (database, user) => {
+        const g = this.currentConfig.general;
+        if (this.clientSlots.allows(g.max_client_conn, ADMIN_DATABASES.has(database) && user === g.admin_username)) return true;
+        this.log.warn({ max_client_conn: g.max_client_conn }, 'max_client_conn reached: a new client is refused');
+        // A refused client no longer counts, even before it closes.
+        release();
+        return false;
+      },
     };
   }
 
@@ -308,12 +322,16 @@ export class Pooler implements AdminContext {
     socket.setNoDelay(true);
     if (g.tcp_keepalives_idle > 0) socket.setKeepAlive(true, g.tcp_keepalives_idle * 1000);
     socket.on('error', () => socket.destroy());
+    const release = this.clientSlots.take();
+    socket.once('close', release);
     const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     let who: LoggedIn | null;
     try {
-      who = await clientLogin(socket, this.directory());
+      who = await clientLogin(socket, this.directory(release));
     } catch (err) {
-      if (err instanceof LoginRefused) this.log.debug({ peer, reason: err.message }, 'client login refused');
+      // The client only learnt that its password was wrong; the log says why.
+      if (err instanceof LoginRefused && err.detail) this.log.info({ peer, ...err.detail }, 'client authentication failed');
+      else if (err instanceof LoginRefused) this.log.debug({ peer, reason: err.message }, 'client login refused');
       else this.log.error({ peer, err }, 'client login failed');
       return;
     }

@@ -513,11 +513,12 @@ t.test('client auth (md5, the default)', async (t) => {
   t.match(wrongPsql.stderr, /password authentication failed/, 'with the message');
 
   const noDb = await attempt({ host: pooler.host, port: pooler.port, user: 'app', password: 'apppw', database: 'nope' });
-  t.equal(noDb.err?.code, '3D000', 'unknown database: 3D000');
-  t.equal(noDb.err?.message, 'No pool configured for database: "nope", user: "app"');
+  // As PgBouncer (not PgCat's 3D000): an unknown pool or user looks like a wrong password.
+  t.equal(noDb.err?.code, '28P01', 'unknown database: 28P01');
+  t.equal(noDb.err?.message, 'password authentication failed for user "app"');
   const noUser = await attempt({ host: pooler.host, port: pooler.port, user: 'ghost', password: 'apppw', database: 'tx1' });
-  t.equal(noUser.err?.code, '3D000', 'unknown user: 3D000');
-  t.equal(noUser.err?.message, 'No pool configured for database: "tx1", user: "ghost"');
+  t.equal(noUser.err?.code, '28P01', 'unknown user: 28P01');
+  t.equal(noUser.err?.message, 'password authentication failed for user "ghost"');
 });
 
 /** Client-side SCRAM through a pooler: AuthenticationSASL on the wire, psql and node-postgres in, wrong password out. */

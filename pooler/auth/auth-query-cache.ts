@@ -29,6 +29,8 @@ interface CacheEntry {
  */
 export class AuthQueryCache {
   private readonly cache = new Map<string, CacheEntry>();
+  /** Per pool, the kind of the last secret fetched: what users it does not know are challenged with. */
+  private readonly kinds = new Map<string, StoredSecret['kind']>();
 
   constructor(
     private readonly log: Pick<Logger, 'warn' | 'error'>,
@@ -59,6 +61,15 @@ export class AuthQueryCache {
     return this.settle(hit?.refreshed && hit.expires > Date.now() ? hit : this.start(target, key, user, true), database, user);
   }
 
+  /**
+   * How pool `database` challenges a user its server does not know: as the
+   * server's other users, which Postgres stores all one way
+   * (password_encryption); SCRAM, Postgres's default since 14, until one is seen.
+   */
+  decoyKind(database: string): StoredSecret['kind'] {
+    return this.kinds.get(database) ?? 'scram';
+  }
+
   private start(target: AuthQueryTarget, key: string, user: string, refreshed: boolean): CacheEntry {
     // Expiry counts from the answer; until then the entry is the query in flight.
     const entry: CacheEntry = { expires: Number.POSITIVE_INFINITY, secret: this.fetch(target, user), refreshed };
@@ -75,6 +86,7 @@ export class AuthQueryCache {
   private async settle(hit: CacheEntry, database: string, user: string): Promise<StoredSecret | null> {
     try {
       const secret = await hit.secret;
+      if (secret) this.kinds.set(database, secret.kind);
       if (!secret) this.log.warn({ database, user }, 'auth_query found no md5 or SCRAM secret for the user');
       return secret;
     } catch (err) {

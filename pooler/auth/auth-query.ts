@@ -8,10 +8,10 @@
 // Once the client is in, its server connections log in as that same user
 // with what the exchange left us (see passthrough-credentials.ts).
 
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { PoolConfig } from '../../config/types.js';
 import type { LoginEntry } from '../client/login.js';
+import { mockEntry } from './mock-auth.js';
 import { Backend } from '../protocol/codes.js';
 import { MessageFramer } from '../protocol/framer.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
@@ -136,11 +136,11 @@ function parseDataRow(body: Buffer): (string | null)[] {
 
 /**
  * A login entry for a user the server does not know: it still gets a
- * challenge, which no answer passes, so the reply (28P01) does not tell
- * which user names exist.
+ * challenge of the kind the pool's known users get, which no answer passes,
+ * so the reply (28P01) does not tell which user names exist.
  */
-export function decoyEntry(): LoginEntry {
-  return { password: `md5${randomBytes(16).toString('hex')}`, scram: null, authMethod: 'md5' };
+export function decoyEntry(kind: StoredSecret['kind'], reason: string): LoginEntry {
+  return mockEntry(kind === 'scram' ? 'scram-sha-256' : 'md5', reason);
 }
 
 /**
@@ -177,8 +177,9 @@ export function authQueryEntry(
   user: string,
   useCredential: (credential: string) => void,
 ): Promise<LoginEntry> {
-  const entryFor = (stored: StoredSecret | null): LoginEntry => (stored ? secretEntry(stored, useCredential) : decoyEntry());
-  if (!target) return Promise.resolve(decoyEntry());
+  const entryFor = (stored: StoredSecret | null): LoginEntry =>
+    stored ? secretEntry(stored, useCredential) : decoyEntry(cache.decoyKind(database), 'auth_query found no secret for the user');
+  if (!target) return Promise.resolve(decoyEntry(cache.decoyKind(database), 'the pool has no auth_query'));
   return cache.lookup(target, database, user).then((stored) => ({
     ...entryFor(stored),
     refresh: async () => entryFor(await cache.refresh(target, database, user)),

@@ -16,6 +16,7 @@ import { backendKeyData, parameterStatus, readyForQuery } from '../protocol/mess
 import { md5Salt, verifyMd5Response } from '../auth/md5.js';
 import { ScramServerSession, parseSaslInitialResponse, type ScramSecret } from '../auth/scram-server.js';
 import { recoverClientKey } from '../auth/passthrough-credentials.js';
+import { mockEntry, mockMd5Hash, mockScramSecret, shortName } from '../auth/mock-auth.js';
 import { trackedName } from '../server/params.js';
 import { acceptTls } from '../tls/client.js';
 
@@ -38,6 +39,8 @@ export interface LoginEntry {
    * not match (it may have changed on the server since it was cached).
    */
   refresh?: () => Promise<LoginEntry>;
+  /** Why no password can pass (unknown user or pool...): logged, never told to the client, which sees a wrong password. */
+  unknown?: string;
 }
 
 /** What the login needs from the pooler around it. */
@@ -50,6 +53,12 @@ export interface LoginDirectory {
   cancel(processId: number, secretKey: number): void;
   /** The TLS identity for clients, null to answer SSLRequest with 'N'; asked per login so a reload applies to new clients. */
   tls(): SecureContext | null;
+  /** The method users without their own auth_type get (general.auth_type): the one unknown users are challenged with. */
+  authType(): ClientAuthMethod;
+  /** client_login_timeout in ms (0: none), read when the client connects. */
+  loginTimeout(): number;
+  /** After the startup packet: false when max_client_conn is reached (the client gets 53300). */
+  admit(database: string, user: string): boolean;
 }
 
 export interface LoggedIn {
@@ -66,9 +75,16 @@ export interface LoggedIn {
 }
 
 /** Login failed; the client was already sent `code` and closed. */
-export class LoginRefused extends Error {}
+export class LoginRefused extends Error {
+  constructor(
+    message: string,
+    /** For the log, when the client was told less (a failed authentication and its real reason). */
+    readonly detail?: { user: string; database: string; reason: string },
+  ) {
+    super(message);
+  }
+}
 
-const LOGIN_TIMEOUT_MS = 60_000;
 /** Password and SASL messages are small; anything bigger is an attack or a bug. */
 const MAX_AUTH_MESSAGE = 64 * 1024;
 
@@ -99,6 +115,12 @@ class LoginReader {
     this.failure = new LoginRefused(`client connection failed during login: ${err.message}`);
     this.wake();
   };
+
+  /** Fail the pending and any later read (client_login_timeout). */
+  abort(err: Error): void {
+    this.failure ??= err;
+    this.wake();
+  }
 
   private wake(): void {
     const w = this.waiter;
@@ -151,10 +173,15 @@ class LoginReader {
   }
 }
 
-function refuse(socket: net.Socket, code: string, message: string): never {
+function refuse(socket: net.Socket, code: string, message: string, detail?: LoginRefused['detail']): never {
   socket.end(errorResponse(code, message, 'FATAL'));
-  throw new LoginRefused(message);
+  throw new LoginRefused(message, detail);
 }
+
+/** Postgres's answer once max_connections is reached. */
+export const TOO_MANY_CLIENTS = 'sorry, too many clients already';
+/** How long a client told it timed out may take to close before it is cut. */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Run the login exchange. Resolves with the client's identity, or null for
@@ -165,10 +192,22 @@ export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Pr
   // Both become the TLS ones if the client negotiates TLS.
   let socket = accepted;
   let reader = new LoginReader(socket);
-  const timer = setTimeout(() => {
-    socket.destroy();
-    accepted.destroy();
-  }, LOGIN_TIMEOUT_MS);
+  let handshaking = false;
+  const timeoutMs = dir.loginTimeout();
+  // PgBouncer's client_login_timeout: a client that has not logged in by
+  // then (a half-sent startup packet, an unanswered challenge) is told so
+  // and closed, so it cannot hold a connection slot.
+  const timer = timeoutMs > 0 ? setTimeout(() => {
+    const message = `client_login_timeout: not logged in after ${timeoutMs} ms`;
+    reader.abort(new LoginRefused(message));
+    // Before a packet came through TLS, nothing readable can be sent.
+    if (handshaking) socket.destroy();
+    else socket.end(errorResponse(SqlState.ProtocolViolation, message, 'FATAL'));
+    setTimeout(() => {
+      socket.destroy();
+      accepted.destroy();
+    }, CLOSE_GRACE_MS).unref();
+  }, timeoutMs) : null;
   try {
     let packet = await reader.startupPacket();
     // As in Postgres, each request may come once (libpq sends GSSENC before
@@ -191,12 +230,15 @@ export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Pr
           // would be read as if they came through TLS (CVE-2021-23214).
           if (reader.detach() !== null) throw new ProtocolError('received unencrypted data after SSL request');
           socket.write('S');
+          handshaking = true;
           socket = acceptTls(socket, context);
           reader = new LoginReader(socket);
           gssDone = true;
         }
       }
       packet = await reader.startupPacket();
+      // A packet came through TLS, so the handshake is done.
+      handshaking = false;
     }
     if (packet.kind === 'cancel') {
       dir.cancel(packet.processId, packet.secretKey);
@@ -206,9 +248,13 @@ export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Pr
     const params = packet.params;
     const user = params.get('user')!;
     const database = params.get('database') || user;
-    const entry = await dir.lookup(database, user);
-    if (!entry) refuse(socket, SqlState.InvalidCatalogName, `No pool configured for database: "${database}", user: "${user}"`);
-    await authenticate(socket, reader, user, entry);
+    // As Postgres, after the startup packet (a CancelRequest is never
+    // refused), so that libpq, which reads only once it has sent it, shows the error.
+    if (!dir.admit(database, user)) refuse(socket, SqlState.TooManyConnections, TOO_MANY_CLIENTS);
+    // Not knowing the user or pool must look like a wrong password (as PgBouncer).
+    const entry = (await dir.lookup(database, user))
+      ?? mockEntry(dir.authType(), `no pool configured for database "${shortName(database)}" and user "${shortName(user)}"`);
+    await authenticate(socket, reader, user, database, entry);
     const trackedParams = new Map<string, string>();
     for (const [k, v] of params) {
       const name = trackedName(k);
@@ -222,7 +268,7 @@ export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Pr
     socket.destroy();
     throw new LoginRefused((err as Error).message);
   } finally {
-    clearTimeout(timer);
+    if (timer) clearTimeout(timer);
   }
 }
 
@@ -230,15 +276,27 @@ async function authenticate(
   socket: net.Socket,
   reader: LoginReader,
   user: string,
+  database: string,
   entry: LoginEntry,
 ): Promise<void> {
-  const wrong = (): never => refuse(socket, SqlState.InvalidPassword, `password authentication failed for user "${user}"`);
-  if (entry.authMethod === 'trust') return entry.onAuthenticated?.(null);
+  const wrong = (): never => refuse(socket, SqlState.InvalidPassword, `password authentication failed for user "${shortName(user)}"`, {
+    user: shortName(user),
+    database: shortName(database),
+    reason: entry.unknown ?? 'wrong password',
+  });
+  if (entry.authMethod === 'trust' && !entry.unknown) return entry.onAuthenticated?.(null);
+  // A user without a password (and no auth_query) is challenged too: no answer passes.
+  if (entry.authMethod === 'scram-sha-256' && !entry.scram && entry.password === null) {
+    entry = { ...entry, scram: mockScramSecret(user), unknown: entry.unknown ?? 'the user has no password' };
+  } else if (entry.password === null && !entry.scram) {
+    entry = { ...entry, authMethod: 'md5', password: mockMd5Hash(), unknown: entry.unknown ?? 'the user has no password' };
+  }
   if (entry.authMethod === 'scram-sha-256' && entry.scram) {
+    const secret = entry.scram;
     socket.write(authenticationSasl(['SCRAM-SHA-256']));
     const initial = parseSaslInitialResponse(await reader.message(Frontend.Password));
-    if (initial.mechanism !== 'SCRAM-SHA-256') refuse(socket, SqlState.ProtocolViolation, `unsupported SASL mechanism "${initial.mechanism}"`);
-    const scram = new ScramServerSession(entry.scram);
+    if (initial.mechanism !== 'SCRAM-SHA-256') refuse(socket, SqlState.ProtocolViolation, `unsupported SASL mechanism "${shortName(initial.mechanism)}"`);
+    const scram = new ScramServerSession(secret);
     let serverFirst: string;
     let clientFinal: string;
     let serverFinal: string;
@@ -256,7 +314,7 @@ async function authenticate(
     }
     socket.write(authenticationSaslFinal(serverFinal));
     // Only auth_query users need the key; the others skip the extra HMAC.
-    entry.onAuthenticated?.(recoverClientKey(entry.scram, initial.data, serverFirst, clientFinal));
+    entry.onAuthenticated?.(recoverClientKey(secret, initial.data, serverFirst, clientFinal));
     return;
   }
   if (entry.password === null) return wrong();
