@@ -15,6 +15,7 @@ import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres, type PgCluster } from './harness/postgres.js';
+import { RawClient } from './harness/raw-client.js';
 import { authQuerySql } from '../pooler/auth/auth-query-sql.js';
 import { AuthQueryCache } from '../pooler/auth/auth-query-cache.js';
 import type { AuthQueryTarget, StoredSecret } from '../pooler/auth/auth-query.js';
@@ -101,6 +102,18 @@ const psqlAs = (database: string, user: string, password: string, sql = 'SELECT 
   psql({ host: pooler.host, port: pooler.port, user, password, db: database, sql });
 
 /** Server backends of `user` on cluster `c` (pg_stat_activity). */
+/** The authentication requests a raw login with a wrong password gets before its error. */
+async function challenges(database: string, user: string): Promise<number[]> {
+  const c = await RawClient.open(pooler.host, pooler.port);
+  try {
+    await c.login({ host: pooler.host, port: pooler.port, database, user, password: 'not the password' });
+  } catch {
+    // 28P01, expected
+  }
+  c.destroy();
+  return c.authCodes;
+}
+
 async function backendsOf(c: PgCluster, user: string): Promise<number> {
   const [{ n }] = await c.query<{ n: string }>(
     "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'",
@@ -171,6 +184,9 @@ for (const [label, database, user] of [
     t.equal(unknown.err?.code, '28P01', `node-postgres, unknown user: 28P01 like a wrong password (${unknown.err?.message})`);
     const unknownPsql = await psqlAs(database, 'nobody_here', 'whatever');
     t.match(unknownPsql.stderr, /password authentication failed/, 'psql, unknown user: the same error');
+    // The same challenge as the pool's known users (SCRAM on the SCRAM server), not always md5.
+    const known = await challenges(database, user.name);
+    t.same(await challenges(database, 'nobody_here'), known, `unknown user: the same authentication requests as a known one (${known.join(',')})`);
 
     const { err } = await attempt(database, user.name, user.password);
     t.error(err, 'the right password still works afterwards');
