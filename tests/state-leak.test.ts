@@ -190,6 +190,8 @@ t.test('state left by one client is gone for the next (transaction mode, pool_si
     "SELECT 'a dataset' OFFSET 0",
     'BEGIN; SET LOCAL search_path = evil; SELECT 1; COMMIT',
     "SELECT currval('public.s') IS NULL FROM (SELECT 1) x WHERE false",
+    'CREATE TABLE IF NOT EXISTS public.u (a int, temperature int)',
+    'UPDATE public.u SET a = 1, temperature = 2 WHERE false',
   ];
   const marker = `-- quiet-cases-${Date.now()}`;
   const c = await connect('fresh');
