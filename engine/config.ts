@@ -6,10 +6,15 @@
 // Config.models. Every failure is a ConfigError naming the dotted key
 // (`models.minilm.instances`), like the rest of the config.
 
-import { dirname, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError, type LoadBalancingMode } from '../config/types.js';
 
 export type Pooling = 'mean' | 'cls';
+
+/** What a model serves: pgml.embed (encoders) or pgml.transform text generation (decoders). */
+export const MODEL_TASKS = ['embedding', 'text-generation'] as const;
+export type ModelTask = (typeof MODEL_TASKS)[number];
 
 /** Models that need no files: their ONNX graph is built in code (engine/onnx/). */
 export const BUILTIN_MODELS = ['hash-384'] as const;
@@ -38,6 +43,12 @@ export interface ModelConfig {
   cache_mb: number;
   /** Inputs are truncated to this many tokens (special tokens included). */
   max_tokens: number;
+  /** Set, or null to read it from config.json's `architectures` (…ForCausalLM / …LMHeadModel: text-generation). */
+  task: ModelTask | null;
+  /** Generation: default and ceiling of a call's max_new_tokens. */
+  max_new_tokens: number;
+  /** Generation: KV cache each instance may hold for its running sequences, in MB (admission bound). */
+  kv_cache_mb: number;
 }
 
 export const MODEL_DEFAULTS: Readonly<Omit<ModelConfig, 'path' | 'builtin'>> = {
@@ -51,6 +62,9 @@ export const MODEL_DEFAULTS: Readonly<Omit<ModelConfig, 'path' | 'builtin'>> = {
   model_timeout_ms: 30_000,
   cache_mb: 64,
   max_tokens: 512,
+  max_new_tokens: 256,
+  kv_cache_mb: 512,
+  task: null,
 };
 
 /** Every key of a model section (config/keys.ts reports others as typos). */
@@ -66,6 +80,8 @@ const INT_BOUNDS: Record<string, [number, number]> = {
   model_timeout_ms: [1, 86_400_000],
   cache_mb: [0, 1_048_576],
   max_tokens: [2, 1_000_000],
+  max_new_tokens: [1, 1_000_000],
+  kv_cache_mb: [1, 1_048_576],
 };
 
 function describe(v: unknown): string {
@@ -97,7 +113,7 @@ function parseModel(name: string, raw: unknown, file: string): ModelConfig {
     return typeof v === 'string' ? v : fail(key, `expected string, got ${describe(v)}`);
   };
   // TOML integers arrive as bigint from config/load.ts; tests pass numbers.
-  const int = (key: keyof typeof MODEL_DEFAULTS): number => {
+  const int = (key: Exclude<keyof typeof MODEL_DEFAULTS, 'task'>): number => {
     const v = get(key);
     if (v === undefined) return MODEL_DEFAULTS[key] as number;
     const n = typeof v === 'bigint' ? Number(v) : typeof v === 'number' && Number.isInteger(v) ? v : fail(key, `expected integer, got ${describe(v)}`);
@@ -118,6 +134,9 @@ function parseModel(name: string, raw: unknown, file: string): ModelConfig {
   if (builtin !== null && !(BUILTIN_MODELS as readonly string[]).includes(builtin)) {
     fail('builtin', `unknown builtin ${JSON.stringify(builtin)}; expected one of: ${BUILTIN_MODELS.join(', ')}`);
   }
+  const task = str('task');
+  if (task !== null && !(MODEL_TASKS as readonly string[]).includes(task)) fail('task', `unknown task ${JSON.stringify(task)}; expected one of: ${MODEL_TASKS.join(', ')}`);
+  if (task === 'text-generation' && builtin !== null) fail('task', `builtin ${builtin} is an embedding model`);
   const pooling = str('pooling') ?? MODEL_DEFAULTS.pooling;
   if (pooling !== 'mean' && pooling !== 'cls') fail('pooling', `unknown pooling ${JSON.stringify(pooling)}; expected one of: mean, cls`);
   return {
@@ -134,6 +153,9 @@ function parseModel(name: string, raw: unknown, file: string): ModelConfig {
     model_timeout_ms: int('model_timeout_ms'),
     cache_mb: int('cache_mb'),
     max_tokens: int('max_tokens'),
+    task: task as ModelTask | null,
+    max_new_tokens: int('max_new_tokens'),
+    kv_cache_mb: int('kv_cache_mb'),
   };
 }
 
@@ -153,7 +175,7 @@ export function parseModels(raw: unknown, file: string): Record<string, ModelCon
 }
 
 /** Keys whose change needs the model loaded again (new worker threads). */
-const LOAD_KEYS = ['path', 'builtin', 'pooling', 'normalize', 'intra_op_threads', 'max_tokens'] as const;
+const LOAD_KEYS = ['path', 'builtin', 'pooling', 'normalize', 'intra_op_threads', 'max_tokens', 'task'] as const;
 
 /** True when `a` and `b` load the same model the same way (instances and limits may differ). */
 export function sameLoad(a: ModelConfig, b: ModelConfig): boolean {
@@ -178,4 +200,23 @@ export function unknownModelKeys(raw: unknown): string[] {
 export function engineBalancing(pools: readonly { load_balancing_mode: LoadBalancingMode }[]): LoadBalancingMode {
   const modes = new Set(pools.map((p) => p.load_balancing_mode));
   return modes.size === 1 ? [...modes][0]! : 'random';
+}
+
+/**
+ * The task a model serves: `task` when set; else text-generation when its
+ * config.json names a causal LM (GPT2LMHeadModel, LlamaForCausalLM, ...),
+ * embedding otherwise (and for builtins).
+ */
+export function modelTask(c: ModelConfig): ModelTask {
+  if (c.task !== null) return c.task;
+  if (c.path === null) return 'embedding';
+  const dir = c.path.endsWith('.onnx') ? dirname(c.path) : c.path;
+  let architectures: unknown;
+  try {
+    architectures = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { architectures?: unknown }).architectures;
+  } catch {
+    return 'embedding'; // the loader reports a missing or broken config.json where it matters
+  }
+  const causal = Array.isArray(architectures) && architectures.some((a) => typeof a === 'string' && /(ForCausalLM|LMHeadModel)$/.test(a));
+  return causal ? 'text-generation' : 'embedding';
 }

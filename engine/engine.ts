@@ -10,8 +10,9 @@
 
 import type { LoadBalancingMode } from '../config/types.js';
 import type { Logger } from '../pooler/logger.js';
-import { sameLoad, type ModelConfig } from './config.js';
+import { modelTask, sameLoad, type ModelConfig, type ModelTask } from './config.js';
 import { EngineCode, EngineError } from './errors.js';
+import { Generator, type GenerateOptions, type GenResult } from './generator.js';
 import { Model, type Growth } from './model.js';
 import type { ModelStats } from './stats.js';
 import { testHooksEnabled } from './test-hooks.js';
@@ -19,6 +20,10 @@ import { testHooksEnabled } from './test-hooks.js';
 export { EngineError, EngineCode } from './errors.js';
 export type { ModelConfig } from './config.js';
 export type { ModelStats } from './stats.js';
+export type { GenerateOptions, GenResult } from './generator.js';
+
+/** A loaded model: an encoder (pgml.embed) or a decoder (pgml.transform). */
+type Served = Model | Generator;
 
 export interface EngineOptions {
   log: Logger;
@@ -32,9 +37,9 @@ export interface EmbedOptions {
 }
 
 export class Engine {
-  private models = new Map<string, Model>();
+  private models = new Map<string, Served>();
   /** Removed or replaced models still finishing their calls. */
-  private readonly draining = new Set<Model>();
+  private readonly draining = new Set<Served>();
   /** Reloads run one after another. */
   private reloading: Promise<void> = Promise.resolve();
   private closed = false;
@@ -61,6 +66,13 @@ export class Engine {
     return [...this.models.keys()];
   }
 
+  /** What a configured model serves (null when there is no such model). */
+  task(model: string): ModelTask | null {
+    const m = this.models.get(model);
+    if (!m) return null;
+    return m instanceof Generator ? 'text-generation' : 'embedding';
+  }
+
   /** Output dimensions of a loaded model (null when unknown). */
   dims(model: string): number | null {
     return this.models.get(model)?.info?.dims ?? null;
@@ -75,13 +87,36 @@ export class Engine {
   embed(model: string, inputs: string[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new EngineError(EngineCode.Shutdown, 'the model engine is shutting down'));
     const m = this.models.get(model);
-    if (!m) {
-      const known = this.names();
-      const hint = known.length === 0 ? 'no models are configured ([models.<name>] in pgcat.toml)' : `configured models: ${known.join(', ')}`;
-      return Promise.reject(new EngineError(EngineCode.UnknownModel, `model "${model}" does not exist; ${hint}`));
+    if (!m) return Promise.reject(this.unknown(model));
+    if (m instanceof Generator) {
+      return Promise.reject(new EngineError(EngineCode.WrongTask, `model "${model}" is a text-generation model; pgml.embed needs an embedding model`));
     }
     if (inputs.length === 0) return Promise.resolve([]);
     return m.embed(inputs, opts.loadBalancing ?? this.loadBalancing);
+  }
+
+  /**
+   * Generates a continuation of each prompt (one result per prompt, in
+   * order). `args` are Hugging Face generate() arguments (max_new_tokens,
+   * do_sample, temperature, top_k, top_p, repetition_penalty, seed, stop).
+   * Rejects like embed(), plus 22023 / 0A000 for bad args and 42809 for an
+   * embedding model.
+   */
+  generate(model: string, prompts: string[], args: unknown = {}, opts: GenerateOptions = {}): Promise<GenResult[]> {
+    if (this.closed) return Promise.reject(new EngineError(EngineCode.Shutdown, 'the model engine is shutting down'));
+    const m = this.models.get(model);
+    if (!m) return Promise.reject(this.unknown(model));
+    if (!(m instanceof Generator)) {
+      return Promise.reject(new EngineError(EngineCode.WrongTask, `model "${model}" is an embedding model; text generation needs a decoder (task = "text-generation")`));
+    }
+    if (prompts.length === 0) return Promise.resolve([]);
+    return m.generate(prompts, args, opts.loadBalancing ?? this.loadBalancing, opts);
+  }
+
+  private unknown(model: string): EngineError {
+    const known = this.names();
+    const hint = known.length === 0 ? 'no models are configured ([models.<name>] in pgcat.toml)' : `configured models: ${known.join(', ')}`;
+    return new EngineError(EngineCode.UnknownModel, `model "${model}" does not exist; ${hint}`);
   }
 
   /** Applies a new `[models]` table; throws (and changes nothing) when a new or changed model cannot be loaded. */
@@ -97,13 +132,15 @@ export class Engine {
   private async apply(next: Record<string, ModelConfig>): Promise<void> {
     if (this.closed) throw new EngineError(EngineCode.Shutdown, 'the model engine is shut down');
     const deps = { log: this.log, testHooks: this.testHooks };
-    const created = new Map<string, Model>();
+    const created = new Map<string, Served>();
     const grown: Growth[] = [];
     // Load everything new first, in parallel; keep every outcome so a failure cleans up all of it.
     const outcomes = await Promise.allSettled(
       Object.entries(next).map(async ([name, config]) => {
         const old = this.models.get(name);
-        if (!old || !sameLoad(old.config, config)) created.set(name, await Model.load(name, config, deps));
+        if (!old || !sameLoad(old.config, config)) {
+          created.set(name, modelTask(config) === 'text-generation' ? await Generator.load(name, config, deps) : await Model.load(name, config, deps));
+        }
         else if (config.instances > old.config.instances) grown.push(await old.grow(config.instances));
       }),
     );
@@ -113,7 +150,7 @@ export class Engine {
       throw failure.reason;
     }
 
-    const retired: Model[] = [];
+    const retired: Served[] = [];
     for (const [name, model] of this.models) {
       if (!Object.hasOwn(next, name)) {
         this.models.delete(name);

@@ -20,6 +20,12 @@ export const EngineCode = {
   LoadFailed: '58000',
   /** internal_error: a worker crashed (or the model failed on this input). */
   Internal: 'XX000',
+  /** invalid_parameter_value: bad generation args. */
+  InvalidArgument: '22023',
+  /** feature_not_supported: generation args PgLynx does not implement. */
+  NotSupported: '0A000',
+  /** wrong_object_type: an embedding model asked to generate, or the reverse. */
+  WrongTask: '42809',
 } as const;
 
 export type EngineCodeValue = (typeof EngineCode)[keyof typeof EngineCode];
@@ -55,6 +61,8 @@ export interface ModelInfo {
   inputs: string[];
   /** The tokenizer's vocabulary size (null for the builtin hash model). */
   vocabSize: number | null;
+  /** Decoders only: what admission needs to size the KV cache. */
+  generation?: { kvBytesPerToken: number; maxPositions: number; layers: number };
 }
 
 /**

@@ -33,7 +33,7 @@ const BERT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
 /** Token-level outputs first (we pool them), then ready sentence vectors. */
 const OUTPUT_PREFERENCE = ['last_hidden_state', 'token_embeddings', 'sentence_embedding'];
 
-function sessionOptions(c: ModelConfig): InferenceSession.SessionOptions {
+export function sessionOptions(c: ModelConfig): InferenceSession.SessionOptions {
   // One thread pool per instance, sized by intra_op_threads; instances scale
   // by count, not by threads, so the graph runs sequentially.
   return {
@@ -106,7 +106,7 @@ async function readJson(file: string, what: string, required: boolean): Promise<
 const positiveInt = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null);
 
 /** `path` names a directory in Hugging Face layout, or the .onnx file itself. */
-async function modelFiles(path: string): Promise<{ onnx: string; dir: string }> {
+export async function modelFiles(path: string): Promise<{ onnx: string; dir: string }> {
   if (path.endsWith('.onnx')) {
     if (!(await exists(path))) throw new Error(`model file ${path} not found`);
     return { onnx: path, dir: join(path, '..') };

@@ -1,0 +1,31 @@
+// Messages between a generation slot's main-thread side (gen-instance.ts)
+// and its worker thread's decode loop (gen-worker.ts), over a MessagePort.
+//
+// A generation slot is not one task per call: the worker runs one long
+// piscina task ("serve") that keeps a running batch and decodes it step
+// by step, while the main thread adds sequences and cancels them between
+// steps. piscina still owns the thread (start, replacement after a crash,
+// termination of a hung one through the task's AbortSignal).
+
+import type { MessagePort } from 'node:worker_threads';
+import type { GenerateParams } from './sampling.js';
+
+export type ToWorker =
+  | { t: 'add'; id: number; prompt: string; params: GenerateParams; stream: boolean }
+  | { t: 'cancel'; id: number }
+  | { t: 'close' };
+
+export type FinishReason = 'eos' | 'length' | 'stop';
+
+export type FromWorker =
+  /** New text of a streaming sequence (complete characters only). */
+  | { t: 'text'; id: number; delta: string }
+  | { t: 'done'; id: number; text: string; promptTokens: number; tokens: number; reason: FinishReason }
+  | { t: 'error'; id: number; message: string }
+  /** The loop has nothing left to run (cancels included) and waits. */
+  | { t: 'idle' }
+  /** One forward pass: how many sequences it ran, how many were prefills, how long it took. */
+  | { t: 'step'; size: number; prefill: number; ms: number; firstTokenIds: number[] };
+
+/** The piscina tasks of a generation worker. */
+export type GenTask = { op: 'load' } | { op: 'serve'; port: MessagePort };
