@@ -51,7 +51,7 @@ interface Case {
   /** Simple Queries (a string), or raw frontend messages ending in Sync. */
   steps: Step[];
   /** The pool A and B use (default: plain). */
-  pool?: 'plain' | 'cached' | 'always';
+  pool?: 'plain' | 'cached' | 'always' | 'sharded';
 }
 
 const fnCall = (oid: number, arg: string): Buffer => {
@@ -119,6 +119,9 @@ const cases = (advisoryLockOid: number): Case[] => [
   { name: 'a reported setting changed inside a function (ParameterStatus)', steps: ['SELECT public.read_only_default()'] },
   { name: 'SET ROLE inside DO', steps: ['DO $$BEGIN SET ROLE other; END$$'] },
   { name: 'server_reset_query_always: state changed inside a function', pool: 'always', steps: ['SELECT public.leaky()'] },
+  // A sharded pool: a statement with no sharding key runs on default_shard (shard_0), B's check too.
+  { name: 'sharded pool: set_config', pool: 'sharded', steps: ["SELECT set_config('search_path', 'evil', false)"] },
+  { name: 'sharded pool: advisory lock after SELECT in one Query', pool: 'sharded', steps: ['SELECT 1; SELECT pg_advisory_lock(4249)'] },
 ];
 
 async function run(c: RawClient, step: Step): Promise<RawMessage[]> {
@@ -128,19 +131,32 @@ async function run(c: RawClient, step: Step): Promise<RawMessage[]> {
 }
 
 t.test('state left by one client is gone for the next (transaction mode, pool_size 1)', async (t) => {
-  const pgc = await startPostgres({ users: [{ name: 'app', password: 'pw', superuser: true }], settings: { log_statement: 'all' }, t });
-  for (const sql of SETUP) await pgc.query(sql);
+  const pgc = await startPostgres({
+    users: [{ name: 'app', password: 'pw', superuser: true }],
+    databases: [{ name: 's0' }, { name: 's1' }],
+    settings: { log_statement: 'all' },
+    t,
+  });
+  for (const database of ['postgres', 's0', 's1']) {
+    for (const sql of SETUP) if (database === 'postgres' || !sql.includes('ROLE')) await pgc.query(sql, [], database);
+  }
   const [{ oid }] = await pgc.query<{ oid: number }>("SELECT 'pg_advisory_lock(bigint)'::regprocedure::oid::int AS oid");
-  const pool = (extra: Record<string, number | boolean>) => ({
+  const server = (database: string) => ({ database, servers: [['127.0.0.1', pgc.port, 'primary']] as [string, number, 'primary'][] });
+  const pool = (extra: Record<string, number | boolean | string>, databases = ['postgres']) => ({
     pool_mode: 'transaction' as const,
     ...extra,
     users: [{ username: 'app', password: 'pw', pool_size: 1 }],
-    shards: [{ database: 'postgres', servers: [['127.0.0.1', pgc.port, 'primary']] as [string, number, 'primary'][] }],
+    shards: databases.map(server),
   });
   // One pool (so one server connection) per case: a leak in one case cannot show up in the next.
-  const settings = { plain: {}, cached: { prepared_statements_cache_size: 100 }, always: { server_reset_query_always: true } };
+  const kinds = {
+    plain: () => pool({}),
+    cached: () => pool({ prepared_statements_cache_size: 100 }),
+    always: () => pool({ server_reset_query_always: true }),
+    sharded: () => pool({ sharding_key_regex: '/\\* sharding_key: (-?\\d+) \\*/', default_shard: 'shard_0' }, ['s0', 's1']),
+  };
   const all = cases(oid);
-  const pools = Object.fromEntries(all.map((c, i) => [`case${i}`, pool(settings[c.pool ?? 'plain'])]));
+  const pools = Object.fromEntries(all.map((c, i) => [`case${i}`, kinds[c.pool ?? 'plain']()]));
   const port = await freePort();
   const pooler = await startPglynx(configToml({ port, pools: { fresh: pool({}), ...pools } }), { t, logLevel: 'warn' });
   t.notMatch(pooler.output(), /server_reset_query_always/, 'the key is known');

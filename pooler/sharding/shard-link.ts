@@ -11,6 +11,8 @@ import { parameterSyncQuery, trackedName } from '../server/params.js';
 import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
 import type { ClientStatements } from '../prepared/statements.js';
 import type { ClusterMember } from '../pool/cluster.js';
+import { changesSessionState } from '../client/session-state.js';
+import { Dirty } from '../server/reset.js';
 
 /** A shard that failed: the client's error names it. */
 export class ShardError extends Error {
@@ -74,10 +76,16 @@ export class ShardLink implements ServerOwner {
   /** Send a unit (counting its Query/Sync messages) and collect the reply. */
   run(bytes: Buffer, statements: ClientStatements | null): Promise<Buffer> {
     if (this.server.closed) return Promise.reject(new ShardError(this.shard, '08006', `${this.member.address}: server connection lost`));
-    if (this.server.replies && statements) bytes = rewriteForServer(splitMessages(bytes), statements, this.server.replies);
+    if (this.server.replies && statements) bytes = rewriteForServer(splitMessages(bytes), statements, this.server.replies, false, this.server);
     let syncs = 0;
     for (let off = 0; off + 5 <= bytes.length; off += 1 + bytes.readInt32BE(off + 1)) {
-      if (bytes[off] === 0x51 /* Q */ || bytes[off] === 0x53 /* S */) syncs += 1;
+      const type = bytes[off];
+      if (type === 0x51 /* Q */ || type === 0x53 /* S */) syncs += 1;
+      // Session state the unit leaves is undone before the server's next client (client/session-state.ts).
+      const end = off + 1 + bytes.readInt32BE(off + 1);
+      if (type === 0x51) this.server.dirty |= changesSessionState(bytes, off + 5, end);
+      else if (type === 0x50 /* P */) this.server.dirty |= changesSessionState(bytes, bytes.indexOf(0, off + 5) + 1, end);
+      else if (type === 0x46 /* F */) this.server.dirty |= Dirty.Other;
     }
     this.member.pool.stats.totals.queryCount += syncs;
     return new Promise((resolve, reject) => {
