@@ -96,6 +96,8 @@ const cases = (advisoryLockOid: number): Case[] => [
   { name: 'set_config with is_local as text false', steps: ["SELECT set_config('TimeZone', 'Asia/Tokyo', 'f')"] },
   { name: 'SET SESSION CHARACTERISTICS', steps: ['SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY'] },
   { name: 'comment before SET', steps: ['/* hi */ -- there\n SET statement_timeout = 1234'] },
+  { name: 'nested comment before SET', steps: ['/* a /* nested */ comment */ SET search_path = evil'] },
+  { name: 'form feed before SET', steps: ['\fSET search_path = evil'] },
   {
     name: 'set_config in extended protocol (unnamed Parse)',
     steps: [[msg.parse("SELECT set_config('search_path', $1, false)"), msg.bind(['evil']), msg.execute(), msg.sync()]],

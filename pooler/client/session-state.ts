@@ -19,6 +19,8 @@ const SPACE = 0x20;
 const TAB = 0x09;
 const NL = 0x0a;
 const CR = 0x0d;
+const FF = 0x0c;
+const VT = 0x0b;
 const DASH = 0x2d;
 const SLASH = 0x2f;
 const STAR = 0x2a;
@@ -40,16 +42,29 @@ const MAX_PARSED_TEXT = 64 * 1024;
  */
 const MAX_SCANNED_TEXT = 1024 * 1024;
 
-/** Index of the first character after whitespace and comments, from `i`. */
+/**
+ * Index of the first character after whitespace and comments, from `i`, as
+ * Postgres's lexer sees them (form feed is a space; block comments nest):
+ * the keyword found there is the statement's, however it is dressed up.
+ */
 function skipBlanks(buf: Buffer, i: number, end: number): number {
   while (i < end) {
     const c = buf[i];
-    if (c === SPACE || c === TAB || c === NL || c === CR) i++;
+    if (c === SPACE || c === TAB || c === NL || c === CR || c === FF || c === VT) i++;
     else if (c === DASH && buf[i + 1] === DASH) {
-      while (i < end && buf[i] !== NL) i++;
+      while (i < end && buf[i] !== NL && buf[i] !== CR) i++;
     } else if (c === SLASH && buf[i + 1] === STAR) {
-      const close = buf.indexOf('*/', i + 2);
-      i = close < 0 || close >= end ? end : close + 2;
+      let depth = 1;
+      i += 2;
+      while (i < end && depth > 0) {
+        if (buf[i] === SLASH && buf[i + 1] === STAR) {
+          depth += 1;
+          i += 2;
+        } else if (buf[i] === STAR && buf[i + 1] === SLASH) {
+          depth -= 1;
+          i += 2;
+        } else i++;
+      }
     } else break;
   }
   return i;
