@@ -7,6 +7,8 @@
 // 55000). Each case is one A and one B.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { parseConfig } from '../config/load.js';
+import { FILE, GENERAL, minimal } from './harness/config-fixtures.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
@@ -222,4 +224,12 @@ t.test('state left by one client is gone for the next (transaction mode, pool_si
   t.ok(log.includes(marker) && /pg_advisory_unlock_all/.test(log), "the log shows the pooler's statements (the resets of the cases above)");
   const after = log.slice(log.indexOf(marker));
   t.notMatch(after, /RESET ALL|DISCARD|pg_advisory_unlock_all/, 'and no reset was sent for them');
+});
+
+t.test('server_reset_query_always: [general] default false, a pool inherits it or overrides it', async (t) => {
+  t.equal(parseConfig(minimal(), FILE).pools.app.server_reset_query_always, false, 'off by default');
+  const on = `${GENERAL}server_reset_query_always = true\n`;
+  t.equal(parseConfig(minimal({ general: on }), FILE).pools.app.server_reset_query_always, true, 'inherited from [general]');
+  t.equal(parseConfig(minimal({ general: on, pool: 'server_reset_query_always = false\n' }), FILE).pools.app.server_reset_query_always, false, 'the pool wins');
+  t.throws(() => parseConfig(minimal({ pool: 'server_reset_query_always = "yes"\n' }), FILE), /server_reset_query_always/, 'a boolean');
 });
