@@ -1,7 +1,8 @@
-// Finds `pgml.embed(...)` calls in client SQL with the real Postgres parser
-// (libpg-query): each call's byte span, its arguments (constants or
-// parameters only), and whether it stands alone in the select list (then
-// the replacement keeps PostgresML's output column name, `embed`).
+// Finds `pgml.embed(...)` and `pgml.transform(...)` calls in client SQL with
+// the real Postgres parser (libpg-query): each call's byte span, its
+// arguments (constants or parameters only), and whether it stands alone in
+// the select list (then the replacement keeps PostgresML's output column
+// name, `embed` or `transform`).
 //
 // Results are cached by statement text; texts without "pgml" never reach
 // the parser, so ordinary traffic pays one indexOf.
@@ -18,15 +19,22 @@ export type PgmlArg =
   | { kind: 'param'; index: number }
   | { kind: 'array'; items: PgmlArg[] };
 
+export type PgmlFunction = 'embed' | 'transform';
+
 export interface PgmlCall {
+  fn: PgmlFunction;
   /** Byte offsets of the call in the UTF-8 statement, `pgml` through `)`. */
   start: number;
   end: number;
+  /** embed: the model name; transform: the task (text or jsonb, `{"task": ..., "model": ...}`). */
   model: PgmlArg;
+  /** embed: text or text[]; transform: the inputs text[] (a NULL constant when not given). */
   input: PgmlArg;
-  /** A bare select-list item: the replacement is named `embed`. */
+  /** transform: its args jsonb (null when not given). */
+  args: PgmlArg | null;
+  /** A bare select-list item: the replacement is named after the function. */
   needsAlias: boolean;
-  /** The text[] overload (ARRAY[...] or a cast to text[]): one row per element. */
+  /** embed's text[] overload (ARRAY[...] or a cast to text[]): one row per element; always true for transform. */
   inputIsArray: boolean;
 }
 
@@ -71,15 +79,16 @@ function analyze(sql: string): PgmlAnalysis | null {
   } catch {
     return null; // not valid SQL: the server will say so
   }
-  const found: { call: Node; bare: boolean }[] = [];
+  const found: { call: Node; fn: PgmlFunction; bare: boolean }[] = [];
   let maxParam = 0;
   const refs: { number: number; location: number }[] = [];
   walk(tree, null, (node, parent) => {
     // Nodes are wrapped by their type: { FuncCall: {...} } inside ResTarget.val.
     const call = node.FuncCall as Node | undefined;
-    if (call && isPgmlEmbed(call)) {
+    const fn = call ? pgmlFunction(call) : null;
+    if (call && fn) {
       const bare = parent !== null && parent.val === node && !parent.name;
-      found.push({ call, bare });
+      found.push({ call, fn, bare });
     }
     const p = (node as { ParamRef?: { number?: number; location?: number } }).ParamRef;
     if (p?.number) {
@@ -89,20 +98,17 @@ function analyze(sql: string): PgmlAnalysis | null {
   });
   if (found.length === 0) return null;
   const tokens = (scanSync(sql) as { tokens: { start: number; end: number; text: string }[] }).tokens;
-  const calls = found.map(({ call, bare }) => toCall(call, bare, tokens));
+  const calls = found.map(({ call, fn, bare }) => (fn === 'embed' ? toCall(call, bare, tokens) : toTransformCall(call, bare, tokens)));
   calls.sort((a, b) => a.start - b.start);
   const usedOutside = new Set(refs.filter((r) => !calls.some((c) => r.location >= c.start && r.location < c.end)).map((r) => r.number));
   return { calls, maxParam, usedOutside };
 }
 
-function isPgmlEmbed(node: Node): boolean {
+function pgmlFunction(node: Node): PgmlFunction | null {
   const names = node.funcname as { String?: { sval?: string } }[] | undefined;
-  return (
-    Array.isArray(names) &&
-    names.length === 2 &&
-    names[0].String?.sval?.toLowerCase() === 'pgml' &&
-    names[1].String?.sval?.toLowerCase() === 'embed'
-  );
+  if (!Array.isArray(names) || names.length !== 2 || names[0].String?.sval?.toLowerCase() !== 'pgml') return null;
+  const fn = names[1].String?.sval?.toLowerCase();
+  return fn === 'embed' || fn === 'transform' ? fn : null;
 }
 
 /** Depth-first walk over every object node, with the object that holds it. */
@@ -122,12 +128,49 @@ function toCall(call: Node, bare: boolean, tokens: { start: number; end: number;
   if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.embed is not an aggregate or window function');
   const { model, input, inputs } = signatureArgs((call.args as Node[] | undefined) ?? []);
   return {
+    fn: 'embed',
     start,
     end: closingParen(tokens, start),
     model: toArg(model),
     input: toArg(input),
+    args: null,
     needsAlias: bare,
     inputIsArray: inputs || isArrayTyped(input),
+  };
+}
+
+const TRANSFORM_SIGNATURE = 'pgml.transform takes (task text | jsonb, args jsonb DEFAULT \'{}\', inputs text[] DEFAULT \'{}\', cache bool DEFAULT false)';
+
+/** PostgresML's pgml.transform(task, args, inputs, cache), positional or named. */
+function toTransformCall(call: Node, bare: boolean, tokens: { start: number; end: number; text: string }[]): PgmlCall {
+  const start = call.location as number;
+  if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.transform is not an aggregate or window function');
+  const slots: (Node | undefined)[] = [];
+  ((call.args as Node[] | undefined) ?? []).forEach((node, i) => {
+    const named = node.NamedArgExpr as { name?: string; arg?: Node } | undefined;
+    let slot = i;
+    let value = node;
+    if (named) {
+      slot = ['task', 'args', 'inputs', 'cache'].indexOf(named.name?.toLowerCase() ?? '');
+      if (slot < 0) throw new PgmlError('42883', `${TRANSFORM_SIGNATURE}: no argument named "${named.name ?? ''}"`);
+      value = named.arg as Node;
+    }
+    if (slot > 3) throw new PgmlError('42883', TRANSFORM_SIGNATURE);
+    if (slots[slot]) throw new PgmlError('42601', `${TRANSFORM_SIGNATURE}: argument ${slot + 1} is given twice`);
+    slots[slot] = value;
+  });
+  const [task, args, inputs] = slots;
+  if (!task) throw new PgmlError('42883', TRANSFORM_SIGNATURE);
+  // cache (slot 3) only concerns PostgresML's Python model cache: accepted, not used.
+  return {
+    fn: 'transform',
+    start,
+    end: closingParen(tokens, start),
+    model: toArg(task, 'pgml.transform'),
+    input: inputs ? toArg(inputs, 'pgml.transform') : { kind: 'array', items: [] },
+    args: args ? toArg(args, 'pgml.transform') : null,
+    needsAlias: bare,
+    inputIsArray: true,
   };
 }
 
@@ -179,7 +222,7 @@ function isArrayTyped(node: Node): boolean {
   return Array.isArray(cast?.typeName?.arrayBounds) && cast.typeName.arrayBounds.length > 0;
 }
 
-function toArg(node: Node): PgmlArg {
+function toArg(node: Node, fn = 'pgml.embed'): PgmlArg {
   const [kind, body] = Object.entries(node)[0] as [string, Node];
   switch (kind) {
     case 'A_Const':
@@ -190,12 +233,13 @@ function toArg(node: Node): PgmlArg {
       return { kind: 'param', index: body.number as number };
     case 'TypeCast':
       // 'x'::text, $1::text, '{}'::jsonb: the value is what matters.
-      return toArg(body.arg as Node);
+      return toArg(body.arg as Node, fn);
     case 'A_ArrayExpr':
-      return { kind: 'array', items: ((body.elements as Node[] | undefined) ?? []).map(toArg) };
+      return { kind: 'array', items: ((body.elements as Node[] | undefined) ?? []).map((n) => toArg(n, fn)) };
   }
+  const what = fn === 'pgml.embed' ? 'the embedding' : 'the result';
   throw new PgmlError(
     '0A000',
-    'pgml.embed arguments must be constants or parameters: the pooler computes the embedding before the statement reaches the server, so it cannot read columns or expressions',
+    `${fn} arguments must be constants or parameters: the pooler computes ${what} before the statement reaches the server, so it cannot read columns or expressions`,
   );
 }

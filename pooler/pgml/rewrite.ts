@@ -1,4 +1,4 @@
-// Replaces pgml.embed calls so the server never sees `pgml.`:
+// Replaces pgml.embed and pgml.transform calls so the server never sees `pgml.`:
 // - simple protocol: the embedding is computed now and spliced in as a
 //   `real[]` literal;
 // - extended protocol: at Parse each call becomes a new parameter
@@ -6,14 +6,16 @@
 //   execution's parameters and appended, so a statement prepared once is
 //   computed per execution.
 // A text[] input yields one row per element, as PostgresML's overload does.
+// pgml.transform becomes a jsonb value the same way (transform.ts computes it).
 
 import { Frontend } from '../protocol/codes.js';
 import { MessageWriter } from '../protocol/messages/writer.js';
 import type { BindParts } from '../protocol/messages/bind.js';
 import { PgmlError, type PgmlAnalysis, type PgmlArg, type PgmlCall } from './analyze.js';
+import { computeTransform, type GenerationProvider } from './transform.js';
 
-/** What the pooler needs from the engine. */
-export interface EmbeddingProvider {
+/** What the pooler needs from the engine (generation for pgml.transform, when the engine has it). */
+export interface EmbeddingProvider extends Partial<GenerationProvider> {
   has(model: string): boolean;
   embed(model: string, inputs: string[]): Promise<Float32Array[]>;
 }
@@ -28,6 +30,7 @@ export interface PgmlPlan {
 export const TEXT_OID = 25;
 export const REAL_ARRAY_OID = 1021;
 export const TEXT_ARRAY_OID = 1009;
+export const JSONB_OID = 3802;
 
 /** The client's own parameter count: as Postgres counts it, declared types or highest $n. */
 export function clientParamCount(declared: number[], analysis: PgmlAnalysis): number {
@@ -36,7 +39,7 @@ export function clientParamCount(declared: number[], analysis: PgmlAnalysis): nu
 
 /** Type of each parameter the rewrite adds, in order (what the server reports for them). */
 export function addedParamTypes(calls: PgmlCall[]): number[] {
-  return calls.map((call) => (call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID));
+  return calls.map((call) => (call.fn === 'transform' ? JSONB_OID : call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID));
 }
 
 /**
@@ -47,10 +50,11 @@ export function addedParamTypes(calls: PgmlCall[]): number[] {
  */
 export function parseParamTypes(declared: number[], analysis: PgmlAnalysis): number[] {
   const arrayInputs = new Set(analysis.calls.filter((c) => c.inputIsArray && c.input.kind === 'param').map((c) => (c.input as { index: number }).index));
+  const jsonArgs = new Set(analysis.calls.flatMap((c) => (c.args?.kind === 'param' ? [c.args.index] : [])));
   const types: number[] = [];
   for (let n = 1; n <= clientParamCount(declared, analysis); n++) {
     const t = declared[n - 1] ?? 0;
-    types.push(t === 0 && !analysis.usedOutside.has(n) ? (arrayInputs.has(n) ? TEXT_ARRAY_OID : TEXT_OID) : t);
+    types.push(t === 0 && !analysis.usedOutside.has(n) ? (arrayInputs.has(n) ? TEXT_ARRAY_OID : jsonArgs.has(n) ? JSONB_OID : TEXT_OID) : t);
   }
   return [...types, ...addedParamTypes(analysis.calls)];
 }
@@ -127,12 +131,15 @@ interface Computed {
   vectors: (Float32Array | null)[];
   /** text[] input: one row per element. */
   many: boolean;
+  /** pgml.transform: the jsonb text (null for NULL); undefined for embed. */
+  json?: string | null;
 }
 
 /** Evaluate every call of a statement with the engine. */
 export async function computeCalls(calls: PgmlCall[], params: ParamValues | null, engine: EmbeddingProvider): Promise<Computed[]> {
   return Promise.all(
     calls.map(async (call): Promise<Computed> => {
+      if (call.fn === 'transform') return { vectors: [], many: false, json: await transformCall(call, params, engine) };
       const model = resolve(call.model, params, 'model');
       if (model === null || Array.isArray(model)) throw new PgmlError('22004', 'pgml.embed: the model name must be a non-null text');
       if (!engine.has(model)) throw new PgmlError('42704', `pgml.embed: model "${model}" does not exist (declare it as [models.${model}] in pgcat.toml)`);
@@ -148,7 +155,26 @@ export async function computeCalls(calls: PgmlCall[], params: ParamValues | null
   );
 }
 
+async function transformCall(call: PgmlCall, params: ParamValues | null, engine: EmbeddingProvider): Promise<string | null> {
+  if (!engine.names || !engine.task || !engine.generate) throw new PgmlError('0A000', 'pgml.transform: this pooler has no text-generation engine');
+  const taskValue = resolve(call.model, params, 'task');
+  if (Array.isArray(taskValue)) throw new PgmlError('42804', 'pgml.transform: task must be text or jsonb');
+  const args = call.args ? resolve(call.args, params, 'args') : null;
+  if (Array.isArray(args)) throw new PgmlError('42804', 'pgml.transform: args must be jsonb');
+  let input = resolve(call.input, params, 'inputs');
+  if (typeof input === 'string') input = parseTextArray(input);
+  return computeTransform(taskValue, args, input === null ? [] : input, engine as GenerationProvider);
+}
+
+/** A literal no escaping can change (standard_conforming_strings on or off): dollar quoting with a free tag. */
+function dollarQuote(s: string): string {
+  let tag = '$pglynx_json$';
+  for (let i = 0; s.includes(tag); i++) tag = `$pglynx_json${i}$`;
+  return `${tag}${s}${tag}`;
+}
+
 function replacement(c: Computed, call: PgmlCall): string {
+  if (call.fn === 'transform') return `${c.json == null ? 'NULL' : dollarQuote(c.json)}::jsonb${call.needsAlias ? ' AS transform' : ''}`;
   const alias = call.needsAlias ? ' AS embed' : '';
   if (c.many) {
     const items = c.vectors.map((v) => (v ? quote(vectorLiteral(v)) : 'NULL'));
@@ -184,6 +210,7 @@ export async function rewriteSimple(sql: string, analysis: PgmlAnalysis, engine:
 export function rewriteParseSql(sql: string, analysis: PgmlAnalysis, clientParams = analysis.maxParam): { sql: string; plan: PgmlPlan } {
   const firstParam = clientParams + 1;
   const texts = analysis.calls.map((call, i) => {
+    if (call.fn === 'transform') return `$${firstParam + i}::jsonb${call.needsAlias ? ' AS transform' : ''}`;
     const alias = call.needsAlias ? ' AS embed' : '';
     return call.inputIsArray ? `unnest($${firstParam + i}::text[])::real[]${alias}` : `$${firstParam + i}::real[]${alias}`;
   });
@@ -194,6 +221,7 @@ export function rewriteParseSql(sql: string, analysis: PgmlAnalysis, clientParam
 export async function computeBindValues(plan: PgmlPlan, params: ParamValues, engine: EmbeddingProvider): Promise<(string | null)[]> {
   const computed = await computeCalls(plan.calls, params, engine);
   return computed.map((c) => {
+    if (c.json !== undefined) return c.json;
     if (c.many) return `{${c.vectors.map((v) => (v ? `"${vectorLiteral(v)}"` : 'NULL')).join(',')}}`;
     return c.vectors[0] ? vectorLiteral(c.vectors[0]) : null;
   });

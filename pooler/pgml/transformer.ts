@@ -1,4 +1,4 @@
-// Per-client rewriting of pgml.embed calls, message by message, in order.
+// Per-client rewriting of pgml.embed and pgml.transform calls, message by message, in order.
 // Runs only for batches that mention pgml (or bind a statement that did);
 // everything else stays on the synchronous hot path.
 //
@@ -15,6 +15,7 @@ import { raiseQuery } from '../protocol/messages/raise.js';
 import { MessageWriter } from '../protocol/messages/writer.js';
 import { analyzePgml, mentionsPgml, PgmlError } from './analyze.js';
 import { DescribeReplies, type DescribeEdit, type ReplyContext } from './describe-replies.js';
+import { constantTransformModel, type GenerationProvider } from './transform.js';
 import {
   addedParamTypes,
   appendParams,
@@ -159,6 +160,10 @@ export class PgmlTransformer {
         const analysis = analyzePgml(sql);
         if (!analysis) return msg;
         for (const call of analysis.calls) {
+          if (call.fn === 'transform') {
+            if (this.engine.names && this.engine.task && this.engine.generate) constantTransformModel(call, this.engine as GenerationProvider);
+            continue;
+          }
           if (call.model.kind === 'const' && !this.engine.has(call.model.value)) {
             throw new PgmlError('42704', `pgml.embed: model "${call.model.value}" does not exist (declare it as [models.${call.model.value}] in pgcat.toml)`);
           }
