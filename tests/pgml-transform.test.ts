@@ -6,6 +6,7 @@
 // (`[[{"generated_text": prompt + continuation}]]`, column "transform"); the
 // errors; pgml.embed unchanged beside it.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -14,6 +15,7 @@ import { synthModel } from '../bin/models.js';
 import { Decoder, emptyCache } from '../engine/decoder.js';
 import { argmax } from '../engine/sampling.js';
 import { pgClient, psql } from './harness/clients.js';
+import { cancelRequest } from './harness/raw-client.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -56,7 +58,14 @@ t.test('pgml.transform through the pooler', async (t) => {
           shards: [{ database: 'postgres', servers: [['127.0.0.1', pg.port, 'primary']] }],
         },
       },
-      extra: { models: { gpt: { path: dir, max_new_tokens: 32, max_batch_size: 8 }, lexical: { builtin: 'hash-384' } } },
+      extra: {
+        models: {
+          gpt: { path: dir, max_new_tokens: 32, max_batch_size: 8 },
+          // One sequence at a time: a sequence that did not leave would hold up the next call.
+          long: { path: dir, max_new_tokens: 1000, max_batch_size: 1 },
+          lexical: { builtin: 'hash-384' },
+        },
+      },
     }),
     { t, logLevel: 'warn' },
   );
@@ -129,6 +138,42 @@ t.test('pgml.transform through the pooler', async (t) => {
     t.equal(s.stdout.replace(/\n$/, ''), expected, `psql: ${s.stderr}`);
     const e = await c.query(`SELECT pgml.embed('lexical', 'hello world')`);
     t.equal((e.rows[0].embed as number[]).length, 384);
+  });
+
+  await t.test('cancel and disconnect stop a generation and free its place in the batch', async (t) => {
+    const LONG = `SELECT pgml.transform('{"task": "text-generation", "model": "long"}', '{"max_new_tokens": 1000}', ARRAY['x'])`;
+    const SHORT = `SELECT pgml.transform('{"task": "text-generation", "model": "long"}', '{"max_new_tokens": 4}', ARRAY['y']) AS g`;
+    const quick = async (what: string): Promise<void> => {
+      const started = Date.now();
+      const r = await c.query(SHORT);
+      t.equal((r.rows[0].g as unknown[]).length, 1);
+      t.ok(Date.now() - started < 2500, `${what}: the next call ran at once (${Date.now() - started} ms)`);
+    };
+    const victim = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'app' });
+    t.teardown(() => victim.end().catch(() => {}));
+    const started = Date.now();
+    const running = victim.query(LONG);
+    await new Promise((r) => setTimeout(r, 200));
+    const { processID, secretKey } = victim as unknown as { processID: number; secretKey: number };
+    await new Promise<void>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: pooler.port }, () => s.end(cancelRequest(processID, secretKey)));
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+    });
+    await t.rejects(running, { code: '57014', message: /canceling statement due to user request/ });
+    t.ok(Date.now() - started < 4000, `cancelled mid-generation (${Date.now() - started} ms)`);
+    await quick('after cancel');
+    const after = await victim.query('SELECT 2 AS two');
+    t.equal(after.rows[0].two, 2, 'the cancelled client carries on');
+
+    const leaver = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'app' });
+    leaver.on('error', () => {});
+    const gone = leaver.query(LONG).catch(() => null);
+    await new Promise((r) => setTimeout(r, 200));
+    (leaver as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
+    await gone;
+    await new Promise((r) => setTimeout(r, 50));
+    await quick('after a disconnect');
   });
 
   await t.test('the server never sees pgml.', async (t) => {

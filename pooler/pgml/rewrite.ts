@@ -136,10 +136,10 @@ interface Computed {
 }
 
 /** Evaluate every call of a statement with the engine. */
-export async function computeCalls(calls: PgmlCall[], params: ParamValues | null, engine: EmbeddingProvider): Promise<Computed[]> {
+export async function computeCalls(calls: PgmlCall[], params: ParamValues | null, engine: EmbeddingProvider, signal?: AbortSignal): Promise<Computed[]> {
   return Promise.all(
     calls.map(async (call): Promise<Computed> => {
-      if (call.fn === 'transform') return { vectors: [], many: false, json: await transformCall(call, params, engine) };
+      if (call.fn === 'transform') return { vectors: [], many: false, json: await transformCall(call, params, engine, signal) };
       const model = resolve(call.model, params, 'model');
       if (model === null || Array.isArray(model)) throw new PgmlError('22004', 'pgml.embed: the model name must be a non-null text');
       if (!engine.has(model)) throw new PgmlError('42704', `pgml.embed: model "${model}" does not exist (declare it as [models.${model}] in pgcat.toml)`);
@@ -155,7 +155,7 @@ export async function computeCalls(calls: PgmlCall[], params: ParamValues | null
   );
 }
 
-async function transformCall(call: PgmlCall, params: ParamValues | null, engine: EmbeddingProvider): Promise<string | null> {
+async function transformCall(call: PgmlCall, params: ParamValues | null, engine: EmbeddingProvider, signal?: AbortSignal): Promise<string | null> {
   if (!engine.names || !engine.task || !engine.generate) throw new PgmlError('0A000', 'pgml.transform: this pooler has no text-generation engine');
   const taskValue = resolve(call.model, params, 'task');
   if (Array.isArray(taskValue)) throw new PgmlError('42804', 'pgml.transform: task must be text or jsonb');
@@ -163,7 +163,7 @@ async function transformCall(call: PgmlCall, params: ParamValues | null, engine:
   if (Array.isArray(args)) throw new PgmlError('42804', 'pgml.transform: args must be jsonb');
   let input = resolve(call.input, params, 'inputs');
   if (typeof input === 'string') input = parseTextArray(input);
-  return computeTransform(taskValue, args, input === null ? [] : input, engine as GenerationProvider);
+  return computeTransform(taskValue, args, input === null ? [] : input, engine as GenerationProvider, signal);
 }
 
 /** A literal no escaping can change (standard_conforming_strings on or off): dollar quoting with a free tag. */
@@ -198,8 +198,8 @@ function splice(sql: string, calls: PgmlCall[], texts: string[]): string {
 }
 
 /** Simple protocol: the statement with every call computed and spliced in. */
-export async function rewriteSimple(sql: string, analysis: PgmlAnalysis, engine: EmbeddingProvider): Promise<string> {
-  const computed = await computeCalls(analysis.calls, null, engine);
+export async function rewriteSimple(sql: string, analysis: PgmlAnalysis, engine: EmbeddingProvider, signal?: AbortSignal): Promise<string> {
+  const computed = await computeCalls(analysis.calls, null, engine, signal);
   return splice(sql, analysis.calls, computed.map((c, i) => replacement(c, analysis.calls[i])));
 }
 
@@ -218,8 +218,8 @@ export function rewriteParseSql(sql: string, analysis: PgmlAnalysis, clientParam
 }
 
 /** The text value of each added parameter, for one execution. */
-export async function computeBindValues(plan: PgmlPlan, params: ParamValues, engine: EmbeddingProvider): Promise<(string | null)[]> {
-  const computed = await computeCalls(plan.calls, params, engine);
+export async function computeBindValues(plan: PgmlPlan, params: ParamValues, engine: EmbeddingProvider, signal?: AbortSignal): Promise<(string | null)[]> {
+  const computed = await computeCalls(plan.calls, params, engine, signal);
   return computed.map((c) => {
     if (c.json !== undefined) return c.json;
     if (c.many) return `{${c.vectors.map((v) => (v ? `"${vectorLiteral(v)}"` : 'NULL')).join(',')}}`;

@@ -1,7 +1,7 @@
 // pgml.transform(task, args, inputs) for text generation, computed in the
 // pooler's engine: the task names the model (`{"task": "text-generation",
-// "model": "gpt"}`, or the task alone when exactly one generation model is
-// configured), args are Hugging Face generate() arguments, and the result is
+// "model": "gpt"}`; the task alone uses the first text-generation model in
+// the config, as PostgresML uses its default model for a task), args are Hugging Face generate() arguments, and the result is
 // the jsonb PostgresML returns for text-generation: one list per input
 // holding one `{"generated_text": ...}` (the prompt followed by the
 // continuation, unless args say "return_full_text": false).
@@ -12,7 +12,8 @@ import { PgmlError, type PgmlCall } from './analyze.js';
 export interface GenerationProvider {
   names(): string[];
   task(model: string): string | null;
-  generate(model: string, prompts: string[], args: unknown): Promise<{ text: string }[]>;
+  /** Aborting `signal` (the client's CancelRequest or disconnect) stops the sequences at the next decode step, with 57014. */
+  generate(model: string, prompts: string[], args: unknown, opts?: { signal?: AbortSignal }): Promise<{ text: string }[]>;
 }
 
 /** A task argument: the model it names and the task it asks for. */
@@ -42,8 +43,8 @@ export function parseTask(value: string): TaskSpec {
 
 /**
  * The engine model a task argument resolves to. Only text generation is
- * served; a task without a model picks the only generation model, if there
- * is exactly one. 42704 for an unknown model.
+ * served; a task without a model gets the first text-generation model
+ * configured. 42704 for an unknown model.
  */
 export function resolveModel(spec: TaskSpec, engine: GenerationProvider): string {
   if (spec.task !== null && spec.task !== 'text-generation') {
@@ -55,14 +56,9 @@ export function resolveModel(spec: TaskSpec, engine: GenerationProvider): string
     if (task !== 'text-generation') throw new PgmlError('42809', `pgml.transform: model "${spec.model}" is an embedding model, not a text-generation model`);
     return spec.model;
   }
-  const generators = engine.names().filter((n) => engine.task(n) === 'text-generation');
-  if (generators.length === 1) return generators[0]!;
-  throw new PgmlError(
-    '42704',
-    generators.length === 0
-      ? 'pgml.transform: no text-generation model is configured ([models.<name>] with a decoder)'
-      : `pgml.transform: name the model, e.g. '{"task": "text-generation", "model": "${generators[0]}"}' (configured: ${generators.join(', ')})`,
-  );
+  const first = engine.names().find((n) => engine.task(n) === 'text-generation');
+  if (first !== undefined) return first;
+  throw new PgmlError('42704', 'pgml.transform: no text-generation model is configured ([models.<name>] with a decoder)');
 }
 
 /** Model name known at Parse (a constant task), for the early 42704; null when it comes from a parameter. */
@@ -77,6 +73,7 @@ export async function computeTransform(
   argsText: string | null,
   inputs: (string | null)[],
   engine: GenerationProvider,
+  signal?: AbortSignal,
 ): Promise<string | null> {
   if (task === null) return null; // a strict function: NULL in, NULL out
   const model = resolveModel(parseTask(task), engine);
@@ -93,7 +90,7 @@ export async function computeTransform(
   }
   const fullText = args['return_full_text'] !== false;
   const prompts = inputs.filter((x): x is string => x !== null);
-  const results = prompts.length > 0 ? await engine.generate(model, prompts, args) : [];
+  const results = prompts.length > 0 ? await engine.generate(model, prompts, args, { signal }) : [];
   let k = 0;
   const out = inputs.map((prompt) => {
     if (prompt === null) return null;

@@ -48,6 +48,8 @@ export class PgmlTransformer {
   private readonly plans = new Map<string, Planned>();
   /** A failed extended batch: drop client messages through the next Sync. */
   private skipping = false;
+  /** Aborted by cancel(): the engine calls of the batch being rewritten. */
+  private inflight: AbortController | null = null;
   /**
    * @param replies the client's reply edits (the session applies edit() to server replies)
    * @param context what the session knows about the reply stream when an
@@ -107,8 +109,27 @@ export class PgmlTransformer {
     return false;
   }
 
+  /**
+   * The client sent a CancelRequest, or left: generation in progress for it
+   * stops at the next decode step (its sequences leave the batch) and the
+   * statement fails with 57014, as a cancelled query does.
+   */
+  cancel(): void {
+    this.inflight?.abort();
+  }
+
   /** The batch's messages, rewritten. */
   async transform(buffer: Buffer, messages: number[]): Promise<Buffer> {
+    const abort = new AbortController();
+    this.inflight = abort;
+    try {
+      return await this.transformBatch(buffer, messages, abort.signal);
+    } finally {
+      if (this.inflight === abort) this.inflight = null;
+    }
+  }
+
+  private async transformBatch(buffer: Buffer, messages: number[], signal: AbortSignal): Promise<Buffer> {
     const out: Buffer[] = [];
     // Each message is recorded as it is produced (the plans it names are those of that point).
     let syncs = 0;
@@ -120,7 +141,7 @@ export class PgmlTransformer {
         continue;
       }
       try {
-        const m = await this.rewrite(type, msg);
+        const m = await this.rewrite(type, msg, signal);
         out.push(m);
         syncs = this.note(type, m, 0, false, syncs);
       } catch (err) {
@@ -143,13 +164,13 @@ export class PgmlTransformer {
     return Buffer.concat(out);
   }
 
-  private async rewrite(type: number, msg: Buffer): Promise<Buffer> {
+  private async rewrite(type: number, msg: Buffer, signal: AbortSignal): Promise<Buffer> {
     switch (type) {
       case Frontend.Query: {
         const sql = msg.toString('utf8', 5, msg.length - 1);
         const analysis = analyzePgml(sql);
         if (!analysis) return msg;
-        return new MessageWriter().cstring(await rewriteSimple(sql, analysis, this.engine)).finish(Frontend.Query);
+        return new MessageWriter().cstring(await rewriteSimple(sql, analysis, this.engine, signal)).finish(Frontend.Query);
       }
       case Frontend.Parse: {
         const nameEnd = msg.indexOf(0, 5);
@@ -183,7 +204,7 @@ export class PgmlTransformer {
         const bind = parseBind(msg);
         const planned = this.plans.get(bind.statement);
         if (!planned) return msg;
-        return appendParams(bind, await computeBindValues(planned.plan, paramTexts(bind), this.engine));
+        return appendParams(bind, await computeBindValues(planned.plan, paramTexts(bind), this.engine, signal));
       }
       case Frontend.Close:
         if (msg[5] === STATEMENT) this.plans.delete(msg.toString('utf8', 6, msg.indexOf(0, 6)));
