@@ -99,7 +99,8 @@ export class Pooler implements AdminContext {
     this.every(MAINTENANCE_INTERVAL_MS, () => {
       for (const pool of this.memberPools()) pool.maintain();
     });
-    this.every(ROLE_PROBE_INTERVAL_MS, () => this.roleProber.tick(this.pools().map((e) => e.cluster), this.currentConfig.general.healthcheck_timeout));
+    this.every(ROLE_PROBE_INTERVAL_MS, () => this.probeRoles());
+    this.probeRoles(); // now: role-auto servers are unknown (writes wait) until their first answer
     this.every(STATS_PERIOD_MS, () => {
       for (const pool of this.memberPools()) pool.stats.roll();
     });
@@ -157,6 +158,7 @@ export class Pooler implements AdminContext {
     this.clientTls = clientTls;
     this.embeddingProvider = Object.keys(next.models).length > 0 ? this.engineRef : null;
     this.applyPools(next);
+    this.probeRoles(); // new role-auto servers
     this.watchConfig(next);
     await this.syncExporter(next);
     this.log.info({ pools: this.poolMap.size }, 'config reloaded');
@@ -237,6 +239,10 @@ export class Pooler implements AdminContext {
     };
     this.exporterChange = this.exporterChange.then(change);
     return this.exporterChange;
+  }
+
+  private probeRoles(): void {
+    this.roleProber.tick(this.pools().map((e) => e.cluster), this.currentConfig.general.healthcheck_timeout);
   }
 
   private every(ms: number, fn: () => void): void {

@@ -21,7 +21,7 @@ import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
 import { AT_BOUNDARY, DescribeReplies, replyContext, type ReplyContext } from '../pgml/describe-replies.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
-import type { Cluster, ClusterMember } from '../pool/cluster.js';
+import type { Cluster, ClusterMember, RoleTarget } from '../pool/cluster.js';
 import { RoutingState, type RoutingSettings } from '../router/route.js';
 import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../router/custom-sql.js';
 import { answerCustom, type ShardState } from '../router/custom-reply.js';
@@ -155,6 +155,7 @@ export class ClientSession implements ServerOwner {
 
   /** Cancel whatever the client's server is running (CancelRequest). */
   cancel(): Promise<void> {
+    this.pgml?.cancel(); // generation in progress for this client stops (57014)
     return this.server ? this.server.cancel() : Promise.resolve();
   }
 
@@ -473,11 +474,9 @@ export class ClientSession implements ServerOwner {
    * synchronous: no pause of the client socket, no promise hops.
    */
   private async attachServer(): Promise<void> {
-    const member = this.chooseMember();
-    if (!member) {
-      this.checkoutFailed(SqlState.ConnectionFailure, 'no server available for this query (all candidates are down or banned)');
-      return;
-    }
+    // `??`: no await (no promise hop) when a server fits at once.
+    const member = this.chooseMember() ?? (await this.waitForMember());
+    if (!member) return; // the batch was answered with an error
     this.member = member;
     this.pool = member.pool;
     const ready = this.pool.tryAcquire();
@@ -523,9 +522,39 @@ export class ClientSession implements ServerOwner {
   private chooseMember(): ClusterMember | null {
     const members = this.cluster.members;
     if (members.length === 1 && !this.excluded) return members[0];
-    const shard = typeof this.shardState.shard === 'number' ? this.shardState.shard : 0;
-    const { role, primaryReads } = this.routing.route(this.queued[0] ?? Buffer.alloc(0), this.settings.routing);
+    const { shard, role, primaryReads } = this.target();
     return this.cluster.choose(shard, role, primaryReads, this.excluded ?? undefined);
+  }
+
+  private target(): { shard: number; role: RoleTarget; primaryReads: boolean } {
+    const shard = typeof this.shardState.shard === 'number' ? this.shardState.shard : 0;
+    return { shard, ...this.routing.route(this.queued[0] ?? Buffer.alloc(0), this.settings.routing) };
+  }
+
+  /**
+   * No server fits the batch. While roles may still change (start-up before
+   * the first probe, a promotion), wait for the role probe within the
+   * checkout timeout; otherwise fail at once. Null once the batch is answered.
+   */
+  private async waitForMember(): Promise<ClusterMember | null> {
+    const { shard, role, primaryReads } = this.target();
+    const noServer = 'no server available for this query (all candidates are down or banned)';
+    if (!this.cluster.mayFindLater(shard, role)) {
+      this.checkoutFailed(SqlState.ConnectionFailure, noServer);
+      return null;
+    }
+    const timeoutMs = this.pool.settings.checkoutTimeout;
+    this.acquiring = true; // later messages queue behind this batch
+    this.socket.pause();
+    const found = await this.cluster.chooseWhenKnown(shard, role, primaryReads, performance.now() + timeoutMs, this.excluded ?? undefined);
+    this.acquiring = false;
+    if (this.closed) return null;
+    if (found === 'timeout') {
+      this.checkoutFailed(SqlState.ConnectionFailure, `no ${role} server available: none found by the role probe within ${timeoutMs} ms`);
+      return null;
+    }
+    if (!found) this.checkoutFailed(SqlState.ConnectionFailure, noServer);
+    return found;
   }
 
   /** Ban `member` and place the queued batch on another server; false when there is none. */
@@ -724,23 +753,27 @@ export class ClientSession implements ServerOwner {
       this.queued.shift();
       this.queuedSyncs -= retry.syncs;
     }
-    // The server may have said why itself (FATAL 57P01...); one error per statement.
-    const message = `server connection lost: ${reason.message}`;
+    // The server may have said why itself (FATAL 57P01...), held back by the
+    // connection (heldFatal) or already shown; one error per statement.
+    const held = server.heldFatal;
+    const message = `server connection lost: ${held ? held.message : reason.message}`;
     const inTransaction = server.txStatus !== TxStatus.Idle;
     const errorShown = server.errorForwarded && !this.swallowedFatal;
-    // After FATAL a client expects the connection to end, as with Postgres.
-    if (inTransaction || this.isSessionMode || (server.unsynced && server.pending === 0) || (errorShown && server.fatal)) {
-      if (errorShown) {
-        this.socket.end();
+    // After a FATAL the client saw, it expects the connection to end, as with Postgres.
+    if (inTransaction || this.isSessionMode || (server.unsynced && server.pending === 0) || (errorShown && server.fatal && !held)) {
+      // Its transaction or session is gone: the server's own FATAL, then the end.
+      if (errorShown || held) {
+        if (held) this.socket.end(held.bytes);
+        else this.socket.end();
         this.end();
       } else {
         this.terminate(SqlState.ConnectionFailure, message);
       }
       return;
     }
-    // An autocommit statement was in flight: answer it with an error and let
-    // the client go on with another server.
-    const replies = errorShown ? [] : [errorResponse(SqlState.ConnectionFailure, message)];
+    // An autocommit statement was in flight: answer it with an error (not
+    // FATAL: the client keeps its connection) and let it go on with another server.
+    const replies = errorShown ? [] : [errorResponse(held?.code ?? SqlState.ConnectionFailure, message)];
     for (let i = 0; i < Math.max(server.pending, 1); i++) replies.push(readyForQuery(TxStatus.Idle));
     this.unsynced = false;
     this.socket.write(Buffer.concat(replies));
@@ -751,6 +784,7 @@ export class ClientSession implements ServerOwner {
     if (this.closed) return;
     this.closed = true;
     this.sharded?.close();
+    this.pgml?.cancel();
     this.timers.clear();
     const server = this.server;
     this.server = null;

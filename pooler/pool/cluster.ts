@@ -15,6 +15,8 @@ export type RoleTarget = 'primary' | 'replica' | 'any';
 export class ClusterMember {
   /** The role in effect: configured, or detected for `auto` servers. */
   role: 'primary' | 'replica';
+  /** False for an `auto` server until its first probe result (its role is a guess). */
+  roleKnown: boolean;
   bannedUntil = 0;
   banReason = '';
 
@@ -27,6 +29,7 @@ export class ClusterMember {
     // An `auto` server counts as a replica until a probe says otherwise:
     // reads are safe anywhere, writes are not.
     this.role = configuredRole === 'primary' ? 'primary' : 'replica';
+    this.roleKnown = configuredRole !== 'auto';
   }
 
   get address(): string {
@@ -52,6 +55,8 @@ export interface ClusterOptions {
 
 export class Cluster {
   readonly balancer: Balancer;
+  /** Resolved (and replaced) at the next role-probe result that changes a role: one promise for every waiting client. */
+  private rolesChanged: { promise: Promise<void>; resolve: () => void } | null = null;
 
   constructor(
     /** shards[s] = that shard's servers, in config order. */
@@ -81,8 +86,9 @@ export class Cluster {
       const p = servers.find((m) => m.role === 'primary' && !exclude?.has(m));
       return p ?? null;
     }
+    // A server whose role is not known yet may be the primary: not for a read pinned to replicas.
     const eligible = (m: ClusterMember): boolean =>
-      !exclude?.has(m) && (m.role === 'replica' || role === 'any' || primaryReads);
+      !exclude?.has(m) && ((m.role === 'replica' && m.roleKnown) || role === 'any' || primaryReads);
     let candidates = servers.filter((m) => eligible(m) && (m.role === 'primary' || !m.banned));
     if (candidates.every((m) => m.role === 'primary')) {
       // Every replica banned: PgCat lifts the bans rather than refuse reads.
@@ -96,6 +102,60 @@ export class Cluster {
     // operator who pins reads to replicas is protecting the primary.
     const i = this.balancer.pick(candidates);
     return i < 0 ? null : candidates[i];
+  }
+
+  /**
+   * Whether a query for `role` on `shard` that choose() could not place may
+   * find a server after the next probe: a server's role is not known yet
+   * (start-up), or a primary is wanted and an `auto` server may be promoted
+   * (failover in progress). With configured roles only, waiting cannot help.
+   */
+  mayFindLater(shard: number, role: RoleTarget): boolean {
+    // Single-server clusters are not probed (role-probe.ts).
+    if (this.members.length < 2) return false;
+    const servers = this.shards[shard] ?? [];
+    return servers.some((m) => !m.roleKnown || (role === 'primary' && m.configuredRole === 'auto'));
+  }
+
+  /** Resolves true at the next role change the probe reports, false after `ms`. */
+  whenRolesChange(ms: number): Promise<boolean> {
+    if (!this.rolesChanged) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.rolesChanged = { promise, resolve };
+    }
+    const changed = this.rolesChanged.promise;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, ms))));
+    return Promise.race([changed.then(() => true), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** The role probe learnt something (a role, or a first answer): waiting queries look again. */
+  rolesChangedNow(): void {
+    const waiting = this.rolesChanged;
+    this.rolesChanged = null;
+    waiting?.resolve();
+  }
+
+  /**
+   * choose(), or when nothing fits yet but may after the next probe
+   * (mayFindLater), wait for probe results until `deadline` (performance.now()
+   * clock; the checkout timeout). 'timeout' when the wait ran out.
+   */
+  async chooseWhenKnown(
+    shard: number,
+    role: RoleTarget,
+    primaryReads: boolean,
+    deadline: number,
+    exclude?: Set<ClusterMember>,
+  ): Promise<ClusterMember | null | 'timeout'> {
+    for (;;) {
+      const m = this.choose(shard, role, primaryReads, exclude);
+      if (m || !this.mayFindLater(shard, role)) return m;
+      if (!(await this.whenRolesChange(deadline - performance.now()))) return 'timeout';
+      // Fresh roles: a server that just failed this query may be the one now.
+      exclude?.clear();
+    }
   }
 
   ban(member: ClusterMember, reason: string, ms = this.options.banTimeMs): boolean {

@@ -66,24 +66,27 @@ export class RoleProber {
         await client.connect();
       }
       const r = await client.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
-      if (m.configuredRole === 'auto') this.setRole(m, r.rows[0].recovery ? 'replica' : 'primary');
+      if (m.configuredRole === 'auto') this.setRole(cluster, m, r.rows[0].recovery ? 'replica' : 'primary');
     } catch (err) {
       const stale = this.clients.get(m);
       this.clients.delete(m);
       void stale?.end().catch(() => {});
       const reason = `probe failed: ${(err as Error).message}`;
-      if (m.configuredRole === 'auto') this.setRole(m, 'replica', reason);
+      if (m.configuredRole === 'auto') this.setRole(cluster, m, 'replica', reason);
       if (!m.banned && cluster.ban(m, reason)) this.log.warn({ server: m.address, reason }, 'server banned');
     } finally {
       this.inFlight.delete(m);
     }
   }
 
-  private setRole(m: ClusterMember, role: 'primary' | 'replica', why?: string): void {
-    if (m.role === role) return;
-    this.log.warn({ server: m.address, from: m.role, to: role, reason: why }, 'server role changed');
+  private setRole(cluster: Cluster, m: ClusterMember, role: 'primary' | 'replica', why?: string): void {
+    if (m.role === role && m.roleKnown) return;
+    if (m.role !== role) this.log.warn({ server: m.address, from: m.role, to: role, reason: why }, 'server role changed');
     m.role = role;
+    m.roleKnown = true;
     if (role === 'primary') m.bannedUntil = 0;
+    // Queries waiting for a role (start-up, a promotion) look again.
+    cluster.rolesChangedNow();
   }
 
   close(): void {

@@ -198,7 +198,11 @@ export class ShardedExecutor {
     const open = async (shard: number): Promise<ShardLink> => {
       const existing = tx?.links.get(shard);
       if (existing) return existing;
-      const member = this.client.cluster.choose(shard, role, primaryReads);
+      // At start-up or during a promotion, waits for the role probe within the checkout timeout.
+      const cluster = this.client.cluster;
+      const waitMs = cluster.members[0]?.pool.settings.checkoutTimeout ?? 0;
+      const member = await cluster.chooseWhenKnown(shard, role, primaryReads, performance.now() + waitMs);
+      if (member === 'timeout') throw new ShardError(shard, SqlState.ConnectionFailure, `no ${role} server available: none found by the role probe within ${waitMs} ms`);
       if (!member) throw new ShardError(shard, SqlState.ConnectionFailure, 'no server available (all candidates are down or banned)');
       const link = await ShardLink.open(member, this.client.params);
       if (tx) {
