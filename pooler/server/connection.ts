@@ -77,6 +77,14 @@ export class ServerConnection {
   /** The server said FATAL (it is going away: shutdown, crash, terminate). */
   fatal = false;
   /**
+   * That FATAL, held back from the client (the owner decides: an autocommit
+   * client gets an ERROR and carries on, see ClientSession.onServerClosed).
+   * Null when it reached the client (its first bytes came in an earlier chunk).
+   */
+  heldFatal: { code: string; message: string; bytes: Buffer } | null = null;
+  /** Where the held FATAL starts in the chunk being scanned (it is the server's last message). */
+  private fatalAt = -1;
+  /**
    * Prepared-statement bookkeeping (transaction mode with prepared
    * statements): replies the pooler caused are removed from the stream,
    * which is then framed message by message instead of scanned.
@@ -246,7 +254,11 @@ export class ServerConnection {
     this.counters.received += chunk.length;
     try {
       if (this.replies) chunk = this.filterReplies(chunk, this.replies);
-      else this.scanner.scan(chunk, this.onMessage);
+      else {
+        this.scanner.scan(chunk, this.onMessage);
+        if (this.fatalAt >= 0) chunk = chunk.subarray(0, this.fatalAt);
+        this.fatalAt = -1;
+      }
     } catch (err) {
       this.teardown(err as Error);
       this.socket.destroy();
@@ -307,6 +319,7 @@ export class ServerConnection {
       if (!drop && WATCHED[type]) {
         this.onMessage(type, buffer.subarray(start + 5, end));
         if (type === Backend.ReadyForQuery) replies.onReady();
+        if (this.heldFatal && type === Backend.ErrorResponse) drop = true;
       }
       if (!drop && client) drop = replies.onKept(type);
       if (drop) {
@@ -345,7 +358,10 @@ export class ServerConnection {
         break;
       }
       case Backend.ErrorResponse:
-        if (parseErrorFields(body).get('V') === 'FATAL') this.fatal = true;
+        if (parseErrorFields(body).get('V') === 'FATAL') {
+          this.fatal = true;
+          if (!this.internal && this.holdFatal(body)) break;
+        }
         if (!this.internal) this.errorForwarded = true;
         else if (!this.internal.error) {
           const f = parseErrorFields(body);
@@ -354,6 +370,19 @@ export class ServerConnection {
         break;
     }
   };
+
+  /** Keep a client's FATAL out of the stream when it is whole in this chunk (framed: always). */
+  private holdFatal(body: Buffer): boolean {
+    const start = this.replies ? 0 : this.scanner.messageEnd - body.length - 5;
+    if (start < 0) return false;
+    if (!this.replies) this.fatalAt = start;
+    const f = parseErrorFields(body);
+    const header = Buffer.alloc(5);
+    header[0] = Backend.ErrorResponse;
+    header.writeInt32BE(body.length + 4, 1);
+    this.heldFatal = { code: f.get('C') ?? '08006', message: f.get('M') ?? 'server connection lost', bytes: Buffer.concat([header, body]) };
+    return true;
+  }
 
   private teardown(reason: Error): void {
     if (this.closed) return;

@@ -126,11 +126,12 @@ export class ShardLink implements ServerOwner {
     this.chunks = [];
   }
 
-  onServerClosed(_server: ServerConnection, reason: Error): void {
+  onServerClosed(server: ServerConnection, reason: Error): void {
     const w = this.waiting;
     this.waiting = null;
-    // The server may have said why before closing (FATAL: a malformed message, a shutdown).
-    const said = replyError(Buffer.concat(this.chunks));
+    // The server may have said why before closing (FATAL: a malformed message, a shutdown), held back by the connection.
+    const held = server.heldFatal;
+    const said = held ? [held.code, held.message] : replyError(Buffer.concat(this.chunks));
     this.chunks = [];
     w?.reject(new ShardError(this.shard, said?.[0] ?? '08006', `${this.member.address}: ${said?.[1] ?? `server connection lost: ${reason.message}`}`));
   }
