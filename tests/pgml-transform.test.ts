@@ -176,6 +176,19 @@ t.test('pgml.transform through the pooler', async (t) => {
     await quick('after a disconnect');
   });
 
+  await t.test('SHOW MODELS lists the generation slots with their counters', async (t) => {
+    const admin = await pgClient({ port: pooler.port, user: 'admin', password: 'admin', database: 'pgcat' });
+    t.teardown(() => admin.end());
+    const rows = (await admin.query<Record<string, string | null>>('SHOW MODELS')).rows;
+    const gpt = rows.find((r) => r['model'] === 'gpt')!;
+    t.match(gpt, { instance: '0', loaded: '1', state: 'ready' });
+    t.ok(Number(gpt['calls']) >= 10, `generations counted (${gpt['calls']})`);
+    t.ok(Number(gpt['avg_batch_size']) >= 1, `sequences per forward pass (${gpt['avg_batch_size']})`);
+    const long = rows.find((r) => r['model'] === 'long')!;
+    t.ok(Number(long['errors']) >= 2, 'the cancelled and abandoned generations are counted as errors');
+    t.equal(long['queue_depth'], '0');
+  });
+
   await t.test('the server never sees pgml.', async (t) => {
     const log = await pg.log();
     const statements = log.split('\n').filter((l) => /statement:|execute/.test(l) && !l.includes('DO $pglynx$'));
