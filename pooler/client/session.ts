@@ -101,7 +101,6 @@ export class ClientSession implements ServerOwner {
   /** An autocommit read in flight that may be retried elsewhere if its server dies before answering. */
   private retryable: { bytes: Buffer; syncs: number } | null = null;
   private repliedSinceSend = false;
-  private swallowedFatal = false;
   /** Last time the client sent anything (SHOW CLIENTS). */
   lastRequestAt = Date.now();
   /** performance.now() marks for SHOW STATS times; 0 when not running. */
@@ -606,7 +605,6 @@ export class ClientSession implements ServerOwner {
         ? { bytes, syncs }
         : null;
     this.repliedSinceSend = false;
-    this.swallowedFatal = false;
     if (this.waitStart > 0) {
       const waitedUs = Math.round((performance.now() - this.waitStart) * 1000);
       this.pool.stats.totals.waitTimeUs += waitedUs;
@@ -689,13 +687,7 @@ export class ClientSession implements ServerOwner {
   // ServerOwner: replies from the attached server.
 
   onServerData(chunk: Buffer): void {
-    // A server dying under a retryable read says FATAL first: keep that from
-    // the client, the read is about to run elsewhere. Only a chunk that is
-    // that one error: a reply followed by FATAL in the same chunk is a reply.
-    if (this.retryable && !this.repliedSinceSend && this.server?.fatal && isLoneError(chunk)) {
-      this.swallowedFatal = true;
-      return;
-    }
+    // A dying server's FATAL is not here: the connection holds it back (heldFatal, see onServerClosed).
     if (this.replyEdits.active) {
       chunk = this.replyEdits.edit(chunk);
       if (chunk.length === 0) return;
@@ -758,7 +750,7 @@ export class ClientSession implements ServerOwner {
     const held = server.heldFatal;
     const message = `server connection lost: ${held ? held.message : reason.message}`;
     const inTransaction = server.txStatus !== TxStatus.Idle;
-    const errorShown = server.errorForwarded && !this.swallowedFatal;
+    const errorShown = server.errorForwarded;
     // After a FATAL the client saw, it expects the connection to end, as with Postgres.
     if (inTransaction || this.isSessionMode || (server.unsynced && server.pending === 0) || (errorShown && server.fatal && !held)) {
       // Its transaction or session is gone: the server's own FATAL, then the end.
@@ -796,11 +788,6 @@ export class ClientSession implements ServerOwner {
     if (!this.socket.destroyed) this.socket.end();
     this.onEnd(this);
   }
-}
-
-/** The chunk is exactly one ErrorResponse. */
-function isLoneError(chunk: Buffer): boolean {
-  return chunk.length >= 5 && chunk[0] === 0x45 && 1 + chunk.readInt32BE(1) === chunk.length;
 }
 
 /** The pooler's answer to PgCat's SQL (SET SHARD, SET SERVER ROLE...), or null when `sql` is not one of its commands. */
