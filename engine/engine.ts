@@ -166,6 +166,8 @@ export class Engine {
       }
       this.models.set(name, model);
     }
+    // Config order, not load-completion order: "the first text-generation model" must mean the first in the file.
+    this.models = new Map(Object.keys(next).map((name) => [name, this.models.get(name)!]));
     for (const g of grown) g.commit();
     for (const [name, config] of Object.entries(next)) if (!created.has(name)) this.models.get(name)!.update(config);
     for (const model of retired) {

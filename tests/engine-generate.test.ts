@@ -73,6 +73,7 @@ t.teardown(async () => {
 t.test('a GPT-2 config.json makes a text-generation model', async (t) => {
   t.equal(e.task('gpt'), 'text-generation');
   t.equal(e.task('embedder'), 'embedding');
+  t.same(e.names(), ['gpt', 'eos', 'tight', 'slow', 'embedder'], 'models in config order, whichever loaded first');
   await t.rejects(e.embed('gpt', ['x']), { code: '42809' });
   await t.rejects(e.generate('embedder', ['x']), { code: '42809' });
   await t.rejects(e.generate('nope', ['x']), { code: '42704' });
