@@ -35,6 +35,11 @@ t.test('role auto: writes wait for a known primary', async (t) => {
       pools: {
         split: pool({ query_parser_enabled: true, query_parser_read_write_splitting: true, primary_reads_enabled: false }),
         pinned: pool({ default_role: 'replica', primary_reads_enabled: false }),
+        // Two shards (both on the primary's database), each one auto server: the sharded executor waits too.
+        sharded: {
+          ...pool({ query_parser_enabled: true, query_parser_read_write_splitting: true, automatic_sharding_key: 'items.id' }),
+          shards: [0, 1].map(() => ({ database: 'postgres', servers: [servers[0]] })),
+        },
       },
     }),
     { t, logLevel: 'warn' },
@@ -48,7 +53,7 @@ t.test('role auto: writes wait for a known primary', async (t) => {
 
   await t.test('start-up: writes and pinned reads from the first moment', async (t) => {
     // As soon as the port accepts: the roles are not known yet.
-    const outcomes = await Promise.all(
+    const unsharded = Promise.all(
       Array.from({ length: 6 }, async (_, i) => {
         const c = await connect('split');
         clients.push(c);
@@ -58,7 +63,19 @@ t.test('role auto: writes wait for a known primary', async (t) => {
         );
       }),
     );
+    const sharded = Promise.all(
+      [1001, 1002, 1003, 1004].map(async (id) => {
+        const c = await connect('sharded');
+        t.teardown(() => c.end().catch(() => undefined));
+        return c.query('INSERT INTO items (id, v) VALUES ($1, $2)', [id, 'sharded']).then(
+          (r) => r.rowCount,
+          (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+        );
+      }),
+    );
+    const outcomes = await unsharded;
     t.same(outcomes, outcomes.map(() => `on ${primary.port}`), 'every write ran on the primary (none got 08006)');
+    t.same(await sharded, [1, 1, 1, 1], 'sharded writes ran (each on its shard)');
     const reads = await Promise.all(
       Array.from({ length: 4 }, async () => {
         const c = await connect('pinned');
