@@ -6,7 +6,6 @@
 // (`[[{"generated_text": prompt + continuation}]]`, column "transform"); the
 // errors; pgml.embed unchanged beside it.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -15,7 +14,6 @@ import { synthModel } from '../bin/models.js';
 import { Decoder, emptyCache } from '../engine/decoder.js';
 import { argmax } from '../engine/sampling.js';
 import { pgClient, psql } from './harness/clients.js';
-import { cancelRequest } from './harness/raw-client.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -140,42 +138,6 @@ t.test('pgml.transform through the pooler', async (t) => {
     t.equal((e.rows[0].embed as number[]).length, 384);
   });
 
-  await t.test('cancel and disconnect stop a generation and free its place in the batch', async (t) => {
-    const LONG = `SELECT pgml.transform('{"task": "text-generation", "model": "long"}', '{"max_new_tokens": 1000}', ARRAY['x'])`;
-    const SHORT = `SELECT pgml.transform('{"task": "text-generation", "model": "long"}', '{"max_new_tokens": 4}', ARRAY['y']) AS g`;
-    const quick = async (what: string): Promise<void> => {
-      const started = Date.now();
-      const r = await c.query(SHORT);
-      t.equal((r.rows[0].g as unknown[]).length, 1);
-      t.ok(Date.now() - started < 2500, `${what}: the next call ran at once (${Date.now() - started} ms)`);
-    };
-    const victim = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'app' });
-    t.teardown(() => victim.end().catch(() => {}));
-    const started = Date.now();
-    const running = victim.query(LONG);
-    await new Promise((r) => setTimeout(r, 200));
-    const { processID, secretKey } = victim as unknown as { processID: number; secretKey: number };
-    await new Promise<void>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: pooler.port }, () => s.end(cancelRequest(processID, secretKey)));
-      s.on('error', () => resolve());
-      s.on('close', () => resolve());
-    });
-    await t.rejects(running, { code: '57014', message: /canceling statement due to user request/ });
-    t.ok(Date.now() - started < 4000, `cancelled mid-generation (${Date.now() - started} ms)`);
-    await quick('after cancel');
-    const after = await victim.query('SELECT 2 AS two');
-    t.equal(after.rows[0].two, 2, 'the cancelled client carries on');
-
-    const leaver = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'app' });
-    leaver.on('error', () => {});
-    const gone = leaver.query(LONG).catch(() => null);
-    await new Promise((r) => setTimeout(r, 200));
-    (leaver as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
-    await gone;
-    await new Promise((r) => setTimeout(r, 50));
-    await quick('after a disconnect');
-  });
-
   await t.test('SHOW MODELS lists the generation slots with their counters', async (t) => {
     const admin = await pgClient({ port: pooler.port, user: 'admin', password: 'admin', database: 'pgcat' });
     t.teardown(() => admin.end());
@@ -184,9 +146,7 @@ t.test('pgml.transform through the pooler', async (t) => {
     t.match(gpt, { instance: '0', loaded: '1', state: 'ready' });
     t.ok(Number(gpt['calls']) >= 10, `generations counted (${gpt['calls']})`);
     t.ok(Number(gpt['avg_batch_size']) >= 1, `sequences per forward pass (${gpt['avg_batch_size']})`);
-    const long = rows.find((r) => r['model'] === 'long')!;
-    t.ok(Number(long['errors']) >= 2, 'the cancelled and abandoned generations are counted as errors');
-    t.equal(long['queue_depth'], '0');
+    t.equal(gpt['queue_depth'], '0');
   });
 
   await t.test('the server never sees pgml.', async (t) => {
