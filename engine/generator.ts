@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LoadBalancingMode } from '../config/types.js';
+import { chooseInstance } from './routing.js';
 import { modelSource, type ModelConfig } from './config.js';
 import { EngineCode, EngineError, type ModelInfo } from './errors.js';
 import { GenInstance, type GenCall, type GenResult } from './gen-instance.js';
@@ -187,19 +188,7 @@ export class Generator {
 
   /** Among ready slots by the pool's mode; `loc` prefers the one with the fewest running + queued sequences. */
   private route(mode: LoadBalancingMode): GenInstance {
-    const live = this.instances.filter((i) => i.state !== 'closed' && !i.retiring);
-    const ready = live.filter((i) => i.state === 'ready');
-    const choices = ready.length > 0 ? ready : live;
-    if (choices.length === 0) throw new EngineError(EngineCode.Shutdown, `model "${this.name}" has no instances`);
-    const turn = this.turn++;
-    if (mode === 'random') return choices[randomInt(choices.length)]!;
-    if (mode === 'round_robin') return choices[turn % choices.length]!;
-    let best = choices[turn % choices.length]!;
-    for (let k = 1; k < choices.length; k++) {
-      const inst = choices[(turn + k) % choices.length]!;
-      if (inst.outstanding < best.outstanding) best = inst;
-    }
-    return best;
+    return chooseInstance(this.instances, mode, this.turn++, this.name);
   }
 
   async drain(): Promise<void> {

@@ -2,9 +2,9 @@
 // bound, routing of calls among instances, per-call timeouts and the
 // embedding cache.
 
-import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LoadBalancingMode } from '../config/types.js';
+import { chooseInstance } from './routing.js';
 import type { Logger } from '../pooler/logger.js';
 import { EmbeddingCache } from './cache.js';
 import { modelSource, type ModelConfig } from './config.js';
@@ -191,25 +191,9 @@ export class Model {
     for (const c of live) this.route('loc').enqueue([c]);
   }
 
-  /**
-   * The instance for one call: among loaded instances (or, while none is,
-   * among those loading) by the pool's load-balancing mode. `loc` is least
-   * outstanding inputs, ties broken in turn so equal instances share.
-   */
+  /** The instance for one call (`loc`: least outstanding inputs). */
   private route(mode: LoadBalancingMode): Instance {
-    const live = this.instances.filter((i) => i.state !== 'closed' && !i.retiring);
-    const ready = live.filter((i) => i.state === 'ready');
-    const choices = ready.length > 0 ? ready : live;
-    if (choices.length === 0) throw new EngineError(EngineCode.Shutdown, `model "${this.name}" has no instances`);
-    const turn = this.turn++;
-    if (mode === 'random') return choices[randomInt(choices.length)]!;
-    if (mode === 'round_robin') return choices[turn % choices.length]!;
-    let best = choices[turn % choices.length]!;
-    for (let k = 1; k < choices.length; k++) {
-      const inst = choices[(turn + k) % choices.length]!;
-      if (inst.outstanding < best.outstanding) best = inst;
-    }
-    return best;
+    return chooseInstance(this.instances, mode, this.turn++, this.name);
   }
 
   /** Stops taking calls, lets queued and running ones finish (or time out), then ends the workers. */
