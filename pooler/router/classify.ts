@@ -4,6 +4,7 @@
 //
 // Cached by statement text (applications send the same few texts).
 
+import { walkAst, type AstNode } from './ast-walk.js';
 import { loadModule, parseSync } from 'libpg-query';
 import { memoizeByText } from '../util/text-cache.js';
 import { sessionEffects } from './session-effects.js';
@@ -20,7 +21,7 @@ export type QueryKind =
   | 'begin'
   | 'begin_read_only';
 
-type Node = Record<string, unknown>;
+type Node = AstNode;
 
 /** Functions that change state even inside a SELECT. */
 const WRITING_FUNCTIONS = new Set([
@@ -119,7 +120,7 @@ function readOnlyOption(options: unknown): boolean {
 function selectWrites(select: Node): boolean {
   if (select.intoClause) return true;
   let writes = false;
-  walk(select, (node) => {
+  walkAst(select, (node) => {
     if (writes) return;
     if (node.lockingClause) writes = true;
     else if (node.InsertStmt || node.UpdateStmt || node.DeleteStmt || node.MergeStmt) writes = true;
@@ -130,14 +131,4 @@ function selectWrites(select: Node): boolean {
     }
   });
   return writes;
-}
-
-function walk(value: unknown, visit: (node: Node) => void): void {
-  if (Array.isArray(value)) {
-    for (const v of value) walk(v, visit);
-    return;
-  }
-  if (value === null || typeof value !== 'object') return;
-  visit(value as Node);
-  for (const v of Object.values(value as Node)) walk(v, visit);
 }

@@ -6,9 +6,10 @@
 // those. Errs on the side of "dirty": a needless reset costs one round trip,
 // a missed one hands a client another client's role or locks.
 
+import { walkAst, type AstNode } from './ast-walk.js';
 import { Dirty } from '../server/reset.js';
 
-type Node = Record<string, unknown>;
+type Node = AstNode;
 
 /** DECLARE ... WITH HOLD (parsenodes.h CURSOR_OPT_HOLD): the cursor outlives the transaction. */
 const CURSOR_OPT_HOLD = 0x20;
@@ -51,7 +52,7 @@ function statementEffects(stmt: Node): number {
       // tables, sequences) is invisible from here: reset everything.
       return Dirty.Other;
   }
-  walk(body, (node) => {
+  walkAst(body, (node) => {
     dirt |= nodeEffects(node);
   });
   return dirt;
@@ -102,14 +103,4 @@ function setConfig(args: Node[]): number {
   // Anything but a literal name may be session_authorization too.
   if (setting === undefined || setting === 'session_authorization') return Dirty.Other;
   return Dirty.Params;
-}
-
-function walk(value: unknown, visit: (node: Node) => void): void {
-  if (Array.isArray(value)) {
-    for (const v of value) walk(v, visit);
-    return;
-  }
-  if (value === null || typeof value !== 'object') return;
-  visit(value as Node);
-  for (const v of Object.values(value as Node)) walk(v, visit);
 }
