@@ -57,7 +57,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { MODEL_DEFAULTS, type ModelConfig } from '../engine/config.js';
+import { MODEL_DEFAULTS, type ModelConfig } from '../config/models.js';
 import { Engine } from '../engine/engine.js';
 import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import { CLK_TCK, cpuIdleFraction, fmt, median, sh, sleep, writeReport } from './lib/report.js';

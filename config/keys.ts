@@ -131,7 +131,7 @@ export const POOL_KEYS: Readonly<Record<keyof PoolConfig, KeyNode>> = {
 /**
  * The whole file. `path` is a PgCat key too (PgCat overwrites it with the
  * real file path, so setting it has no effect there either). `models` is
- * PgLynx's own section for the engine (Config.models); engine/config.ts
+ * PgLynx's own section for the engine (Config.models); config/models.ts
  * knows its keys and reports typos in it (unknownModelKeys).
  */
 export const CONFIG_KEYS: KeyNode = {
@@ -220,7 +220,7 @@ export const IMPLEMENTED: Set<string> = new Set([
   // Every plugin and key under them (pooler/plugins/).
   'plugins',
   'pools.*.plugins',
-  // The model engine (engine/config.ts).
+  // The model engine (schema in config/models.ts).
   'models',
 ]);
 

@@ -14,7 +14,7 @@ import {
   AUTH_TYPES, DEFAULT_ROLES, LB_MODES, POOL_MODES, SERVER_ROLES, SHARDING_FUNCTIONS, UNKNOWN_PREFIX, isTable, reportKeys,
 } from './keys.js';
 import { Reader, typeName, type Path, type Table } from './reader.js';
-import { parseModels, unknownModelKeys } from '../engine/config.js';
+import { parseModels, unknownModelKeys } from './models.js';
 import { ConfigError } from './types.js';
 import type {
   Config, GeneralConfig, InterceptQuery, MirrorConfig, PluginsConfig, PoolConfig, ServerAddressConfig, ShardConfig,

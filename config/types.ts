@@ -4,7 +4,7 @@
 // can read a key in the TOML and find it here. Durations are milliseconds
 // unless the name says otherwise (ban_time is seconds, as in PgCat).
 
-import type { ModelConfig } from '../engine/config.js';
+import type { ModelConfig } from './models.js';
 
 export type PoolMode = 'transaction' | 'session';
 export type LoadBalancingMode = 'random' | 'loc' | 'round_robin';
@@ -154,7 +154,7 @@ export interface Config {
   general: GeneralConfig;
   plugins: PluginsConfig | null;
   pools: Record<string, PoolConfig>;
-  /** `[models.<name>]`: models the engine loads (PgLynx's own section; engine/config.ts). */
+  /** `[models.<name>]`: models the engine loads (PgLynx's own section; config/models.ts). */
   models: Record<string, ModelConfig>;
   /** Sections other than PgCat's, kept verbatim (`models` is also parsed into `models`). */
   extra: Record<string, unknown>;

@@ -10,15 +10,14 @@
 
 import type { LoadBalancingMode } from '../config/types.js';
 import type { Logger } from '../pooler/logger.js';
-import { modelTask, sameLoad, type ModelConfig, type ModelTask } from './config.js';
+import type { ModelConfig, ModelTask } from '../config/models.js';
+import { modelTask, sameLoad } from './config.js';
 import { EngineCode, EngineError } from './errors.js';
 import { Generator, type GenerateOptions, type GenResult } from './generator.js';
 import { Model, type Growth } from './model.js';
 import type { ModelStats } from './stats.js';
-import { testHooksEnabled } from './test-hooks.js';
 
 export { EngineError, EngineCode } from './errors.js';
-export type { ModelConfig } from './config.js';
 export type { ModelStats } from './stats.js';
 export type { GenerateOptions, GenResult } from './generator.js';
 
@@ -29,6 +28,8 @@ export interface EngineOptions {
   log: Logger;
   /** How calls are spread over a model's instances unless a call says otherwise (default random, as PgCat's pools). */
   loadBalancing?: LoadBalancingMode;
+  /** Tests only: a module every worker imports to misbehave on marked inputs (see WorkerData.hooks). */
+  workerHooks?: string;
 }
 
 export interface EmbedOptions {
@@ -43,16 +44,16 @@ export class Engine {
   /** Reloads run one after another. */
   private reloading: Promise<void> = Promise.resolve();
   private closed = false;
-  private readonly testHooks = testHooksEnabled();
 
   private constructor(
     private readonly log: Logger,
     private loadBalancing: LoadBalancingMode,
+    private readonly workerHooks: string | null,
   ) {}
 
   /** Loads every model; throws an EngineError naming the first model that cannot be loaded. */
   static async start(models: Record<string, ModelConfig>, opts: EngineOptions): Promise<Engine> {
-    const engine = new Engine(opts.log, opts.loadBalancing ?? 'random');
+    const engine = new Engine(opts.log, opts.loadBalancing ?? 'random', opts.workerHooks ?? null);
     await engine.apply(models);
     return engine;
   }
@@ -131,7 +132,7 @@ export class Engine {
 
   private async apply(next: Record<string, ModelConfig>): Promise<void> {
     if (this.closed) throw new EngineError(EngineCode.Shutdown, 'the model engine is shut down');
-    const deps = { log: this.log, testHooks: this.testHooks };
+    const deps = { log: this.log, workerHooks: this.workerHooks };
     const created = new Map<string, Served>();
     const grown: Growth[] = [];
     // Load everything new first, in parallel; keep every outcome so a failure cleans up all of it.

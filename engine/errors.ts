@@ -1,8 +1,5 @@
 // Errors the engine hands to callers, each with the SQLSTATE the SQL surface
-// sends to the client, and the shapes passed between the main thread and
-// the worker threads.
-
-import type { ModelConfig } from './config.js';
+// sends to the client.
 
 /** SQLSTATEs of engine failures. */
 export const EngineCode = {
@@ -39,37 +36,3 @@ export class EngineError extends Error {
     this.name = 'EngineError';
   }
 }
-
-// Main thread <-> worker messages (structured-cloned by piscina).
-
-/** What every worker of one instance is started with (piscina's workerData). */
-export interface WorkerData {
-  model: string;
-  config: ModelConfig;
-  /** Enables the crash/hang/sleep inputs of engine/test-hooks.ts. */
-  testHooks: boolean;
-}
-
-export type WorkerTask = { op: 'load' } | { op: 'embed'; texts: string[] };
-
-/** What a loaded instance reports about its model. */
-export interface ModelInfo {
-  dims: number;
-  /** Effective truncation (max_tokens capped by the model's position table). */
-  maxTokens: number;
-  /** Graph inputs the model was fed. */
-  inputs: string[];
-  /** The tokenizer's vocabulary size (null for the builtin hash model). */
-  vocabSize: number | null;
-  /** Decoders only: what admission needs to size the KV cache. */
-  generation?: { kvBytesPerToken: number; maxPositions: number; layers: number };
-}
-
-/**
- * Worker replies. Failures come back as values, not rejections, so that a
- * rejected task always means the worker itself died (or was terminated).
- */
-export type WorkerReply =
-  | { ok: true; info: ModelInfo }
-  | { ok: true; dims: number; vectors: Float32Array }
-  | { ok: false; message: string };

@@ -20,8 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Logger } from '../pooler/logger.js';
-import type { ModelConfig } from './config.js';
-import { EngineCode, EngineError, type ModelInfo, type WorkerData } from './errors.js';
+import type { ModelConfig } from '../config/models.js';
+import { EngineCode, EngineError } from './errors.js';
+import type { ModelInfo, WorkerData } from './worker-protocol.js';
 import type { FinishReason, FromWorker, GenTask, ToWorker } from './gen-protocol.js';
 import type { GenerateParams } from './sampling.js';
 import { LatencyWindow, type ModelStats } from './stats.js';
@@ -86,11 +87,11 @@ export class GenInstance {
     readonly model: string,
     readonly index: number,
     private config: ModelConfig,
-    testHooks: boolean,
+    workerHooks: string | null,
     private readonly log: Logger,
     private readonly hooks: GenInstanceHooks,
   ) {
-    const workerData: WorkerData = { model, config, testHooks };
+    const workerData: WorkerData = { model, config, hooks: workerHooks };
     this.pool = new Piscina<GenTask, Reply>({
       filename: WORKER_FILE,
       minThreads: 1,

@@ -15,13 +15,14 @@ import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { workerData } from 'piscina';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Decoder, emptyCache, kvBytesPerToken, type KvCache } from './decoder.js';
-import type { ModelInfo, WorkerData } from './errors.js';
+import type { ModelInfo, WorkerData, WorkerHooks } from './worker-protocol.js';
 import type { FinishReason, FromWorker, GenTask, ToWorker } from './gen-protocol.js';
 import { chooseToken, samplerFor, stopAt, type GenerateParams } from './sampling.js';
-import { runTestHooks, TEST_HOOK_PREFIX } from './test-hooks.js';
 import { modelFiles, sessionOptions } from './runtime.js';
 
 const data = workerData as WorkerData;
+// Tests only (WorkerData.hooks); production workers import nothing here.
+const hooks: Promise<WorkerHooks> | null = data.hooks === null ? null : import(data.hooks);
 
 interface GenRuntime {
   info: ModelInfo;
@@ -186,7 +187,7 @@ async function serve(port: MessagePort, rt: GenRuntime): Promise<void> {
     const joining: Sequence[] = [];
     for (const a of arrivals.splice(0)) {
       try {
-        if (data.testHooks && a.prompt.startsWith(TEST_HOOK_PREFIX)) await runTestHooks([a.prompt]);
+        if (hooks) await (await hooks).beforeInputs([a.prompt]);
         joining.push(start(a, rt));
       } catch (err) {
         post({ t: 'error', id: a.id, message: (err as Error).message });

@@ -6,8 +6,10 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LoadBalancingMode } from '../config/types.js';
 import { chooseInstance } from './routing.js';
-import { modelSource, type ModelConfig } from './config.js';
-import { EngineCode, EngineError, type ModelInfo } from './errors.js';
+import type { ModelConfig } from '../config/models.js';
+import { modelSource } from './config.js';
+import { EngineCode, EngineError } from './errors.js';
+import type { ModelInfo } from './worker-protocol.js';
 import { GenInstance, type GenCall, type GenResult } from './gen-instance.js';
 import type { Growth, ModelDeps } from './model.js';
 import { parseGenerateArgs } from './sampling.js';
@@ -52,7 +54,7 @@ export class Generator {
     const base = this.instances.length;
     const fresh = Array.from(
       { length: count },
-      (_, i) => new GenInstance(this.name, base + i, this.config, this.deps.testHooks, this.deps.log, { reroute: (calls) => this.place(calls) }),
+      (_, i) => new GenInstance(this.name, base + i, this.config, this.deps.workerHooks, this.deps.log, { reroute: (calls) => this.place(calls) }),
     );
     const results = await Promise.allSettled(fresh.map((inst) => inst.load()));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -16,8 +16,9 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from '../pooler/logger.js';
-import type { ModelConfig } from './config.js';
-import { EngineCode, EngineError, type ModelInfo, type WorkerData, type WorkerReply, type WorkerTask } from './errors.js';
+import type { ModelConfig } from '../config/models.js';
+import { EngineCode, EngineError } from './errors.js';
+import type { ModelInfo, WorkerData, WorkerReply, WorkerTask } from './worker-protocol.js';
 import { LatencyWindow, type ModelStats } from './stats.js';
 
 // From source (tsx, tap) the worker is worker.ts next to this file; built, worker.js.
@@ -70,11 +71,11 @@ export class Instance {
     readonly index: number,
     /** Live settings (batch size, delay, timeout) follow reloads through this object. */
     private config: ModelConfig,
-    testHooks: boolean,
+    workerHooks: string | null,
     private readonly log: Logger,
     private readonly hooks: InstanceHooks,
   ) {
-    const workerData: WorkerData = { model, config, testHooks };
+    const workerData: WorkerData = { model, config, hooks: workerHooks };
     this.pool = new Piscina<WorkerTask, WorkerReply>({
       filename: WORKER_FILE,
       name: 'default',

@@ -7,8 +7,10 @@ import type { LoadBalancingMode } from '../config/types.js';
 import { chooseInstance } from './routing.js';
 import type { Logger } from '../pooler/logger.js';
 import { EmbeddingCache } from './cache.js';
-import { modelSource, type ModelConfig } from './config.js';
-import { EngineCode, EngineError, type ModelInfo } from './errors.js';
+import type { ModelConfig } from '../config/models.js';
+import { modelSource } from './config.js';
+import { EngineCode, EngineError } from './errors.js';
+import type { ModelInfo } from './worker-protocol.js';
 import { Instance, type Call } from './instance.js';
 import type { ModelStats } from './stats.js';
 
@@ -16,7 +18,8 @@ const MB = 1024 * 1024;
 
 export interface ModelDeps {
   log: Logger;
-  testHooks: boolean;
+  /** WorkerData.hooks of every instance (tests only). */
+  workerHooks: string | null;
 }
 
 /** Extra instances loaded by a reload, not yet taking calls. */
@@ -59,7 +62,7 @@ export class Model {
     const base = this.instances.length;
     const fresh = Array.from(
       { length: count },
-      (_, i) => new Instance(this.name, base + i, this.config, this.deps.testHooks, this.deps.log, { reroute: (calls) => this.place(calls) }),
+      (_, i) => new Instance(this.name, base + i, this.config, this.deps.workerHooks, this.deps.log, { reroute: (calls) => this.place(calls) }),
     );
     const results = await Promise.allSettled(fresh.map((inst) => inst.load()));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -2,7 +2,7 @@
 // normalised vector per input. Both run in the worker threads.
 
 import type { Tokenizer } from '@huggingface/tokenizers';
-import type { Pooling } from './config.js';
+import type { Pooling } from '../config/models.js';
 
 /**
  * Encodes texts to token ids with the tokenizer's special tokens, truncated

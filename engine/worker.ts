@@ -7,12 +7,13 @@
 // rejected task then always means the thread itself died.
 
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import type { ModelInfo, WorkerData, WorkerReply, WorkerTask } from './errors.js';
+import type { ModelInfo, WorkerData, WorkerHooks, WorkerReply, WorkerTask } from './worker-protocol.js';
 import { loadRuntime, type Runtime } from './runtime.js';
-import { runTestHooks } from './test-hooks.js';
 
 const data = workerData as WorkerData;
 let loading: Promise<Runtime> | null = null;
+// Tests only (WorkerData.hooks); production workers import nothing here.
+const hooks: Promise<WorkerHooks> | null = data.hooks === null ? null : import(data.hooks);
 
 function runtime(): Promise<Runtime> {
   if (!loading) {
@@ -41,7 +42,7 @@ export default async function handler(task: WorkerTask): Promise<unknown> {
     return { ok: true, info } satisfies WorkerReply;
   }
   try {
-    if (data.testHooks) await runTestHooks(task.texts);
+    if (hooks) await (await hooks).beforeInputs(task.texts);
     const vectors = await rt.embed(task.texts);
     // Transferred, not copied: the batch's vectors move to the main thread.
     return move(transferable({ ok: true, dims: rt.info.dims, vectors }, vectors.buffer));

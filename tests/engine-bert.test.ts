@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { parseModels } from '../engine/config.js';
+import { parseModels } from '../config/models.js';
 import { Engine } from '../engine/engine.js';
 import { createLogger } from '../pooler/logger.js';
 import { REPO_ROOT } from './harness/pglynx.js';

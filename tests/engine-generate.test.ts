@@ -11,15 +11,14 @@ import path from 'node:path';
 import t from 'tap';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { synthModel } from '../bin/models.js';
-import { parseModels } from '../engine/config.js';
+import { parseModels } from '../config/models.js';
 import { Decoder, emptyCache } from '../engine/decoder.js';
 import { Engine, type EngineError } from '../engine/engine.js';
 import { argmax } from '../engine/sampling.js';
-import { TEST_HOOK_PREFIX, TEST_HOOKS_ENV } from '../engine/test-hooks.js';
+import { ENGINE_WORKER_HOOKS, TEST_HOOK_PREFIX } from './harness/engine-worker-hooks.js';
 import { createLogger } from '../pooler/logger.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
 
-process.env[TEST_HOOKS_ENV] = '1';
 const out = mkdtempSync(path.join(tmpdir(), 'pglynx-gen-'));
 synthModel({ src: GPT2_TOKENIZER, out, seed: 3, gpt2: { layers: 2, hidden: 96 } });
 
@@ -62,7 +61,7 @@ const e = await Engine.start(
     },
     '/tmp/pgcat.toml',
   ),
-  { log: createLogger('silent'), loadBalancing: 'loc' },
+  { log: createLogger('silent'), loadBalancing: 'loc', workerHooks: ENGINE_WORKER_HOOKS },
 );
 t.teardown(async () => {
   await e.close();

@@ -10,15 +10,14 @@ import path from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../config/load.js';
 import { ConfigError } from '../config/types.js';
-import { MODEL_DEFAULTS, parseModels, type ModelConfig } from '../engine/config.js';
+import { MODEL_DEFAULTS, parseModels, type ModelConfig } from '../config/models.js';
 import { Engine, EngineError } from '../engine/engine.js';
 import { buildHashModel } from '../engine/onnx/hash-model.js';
 import { synthesizeBert, type HfBertConfig } from '../engine/onnx/bert-synth.js';
-import { TEST_HOOK_PREFIX, TEST_HOOKS_ENV } from '../engine/test-hooks.js';
+import { ENGINE_WORKER_HOOKS, TEST_HOOK_PREFIX } from './harness/engine-worker-hooks.js';
 import { createLogger } from '../pooler/logger.js';
 import { MINILM_TOKENIZER } from './harness/fixtures.js';
 
-process.env[TEST_HOOKS_ENV] = '1';
 const log = createLogger('silent');
 const MINILM = MINILM_TOKENIZER;
 const FILE = '/etc/pglynx/pgcat.toml';
@@ -104,25 +103,25 @@ t.test('broken models stop start-up with a message naming the model', async (tt)
     ['inputs', { path: modelDir('inputs', buildHashModel(), null) }, /has no input_ids input \(its inputs: ids, mask\)/],
   ];
   for (const [name, raw, reason] of cases) {
-    const err = await failure(Engine.start(models({ ok: { builtin: 'hash-384' }, [name]: raw }), { log }));
+    const err = await failure(Engine.start(models({ ok: { builtin: 'hash-384' }, [name]: raw }), { log, workerHooks: ENGINE_WORKER_HOOKS }));
     tt.ok(err instanceof EngineError && err.code === '58000', `${name}: an EngineError 58000`);
     tt.match(err.message, new RegExp(`^model "${name}" \\(path .*\\) could not be loaded: `), `${name}: names the model`);
     tt.match(err.message, reason, `${name}: says why`);
   }
   // The same directory with a fitting graph loads: the checks are not too strict.
-  const good = await Engine.start(models({ tiny: { path: modelDir('tiny', synthesizeBert(TINY), TINY), max_tokens: 64 } }), { log });
+  const good = await Engine.start(models({ tiny: { path: modelDir('tiny', synthesizeBert(TINY), TINY), max_tokens: 64 } }), { log, workerHooks: ENGINE_WORKER_HOOKS });
   tt.equal((await good.embed('tiny', ['hello']))[0]!.length, 32);
   await good.close();
   // model.onnx at the top of the directory, no tokenizer_config.json: loads too.
   const flat = modelDir('flat', null, TINY, ['tokenizer.json']);
   writeFileSync(path.join(flat, 'model.onnx'), synthesizeBert(TINY));
-  const flatEngine = await Engine.start(models({ flat: { path: flat, max_tokens: 64 } }), { log });
+  const flatEngine = await Engine.start(models({ flat: { path: flat, max_tokens: 64 } }), { log, workerHooks: ENGINE_WORKER_HOOKS });
   tt.equal(flatEngine.dims('flat'), 32, 'model.onnx at the top level is found');
   await flatEngine.close();
 });
 
 t.test('reload: add, resize, replace and remove models without dropping callers', async (tt) => {
-  const e = await Engine.start(models({ a: { builtin: 'hash-384', cache_mb: 0 } }), { log });
+  const e = await Engine.start(models({ a: { builtin: 'hash-384', cache_mb: 0 } }), { log, workerHooks: ENGINE_WORKER_HOOKS });
   tt.teardown(() => e.close());
   // A steady stream of callers on "a" for the whole test; none may fail.
   let stop = false;

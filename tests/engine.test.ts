@@ -4,20 +4,19 @@
 // isolation, and the load-balancing modes across instances.
 //
 // Misbehaving workers come from the hidden test inputs of
-// engine/test-hooks.ts, enabled for this process below.
+// tests/harness/engine-worker-hooks.ts, passed to every engine below.
 import t, { type Test } from 'tap';
-import { parseModels } from '../engine/config.js';
+import { parseModels } from '../config/models.js';
 import { Engine, EngineError } from '../engine/engine.js';
-import { TEST_HOOK_PREFIX, TEST_HOOKS_ENV } from '../engine/test-hooks.js';
+import { ENGINE_WORKER_HOOKS, TEST_HOOK_PREFIX } from './harness/engine-worker-hooks.js';
 import { createLogger } from '../pooler/logger.js';
 
-process.env[TEST_HOOKS_ENV] = '1';
 const log = createLogger('silent');
 const hook = (h: string): string => TEST_HOOK_PREFIX + h;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function engine(tt: Test, models: Record<string, Record<string, unknown>>, loadBalancing?: 'random' | 'loc' | 'round_robin'): Promise<Engine> {
-  const e = await Engine.start(parseModels(models, '/tmp/pgcat.toml'), { log, loadBalancing });
+  const e = await Engine.start(parseModels(models, '/tmp/pgcat.toml'), { log, loadBalancing, workerHooks: ENGINE_WORKER_HOOKS });
   tt.teardown(() => e.close());
   return e;
 }
@@ -220,7 +219,7 @@ t.test('load balancing across 2 instances: round_robin, random, loc', async (tt)
 });
 
 t.test('close: queued calls fail with 57P01, later calls too', async (tt) => {
-  const e = await Engine.start(parseModels({ m: { builtin: 'hash-384', max_batch_size: 1 } }, '/tmp/pgcat.toml'), { log });
+  const e = await Engine.start(parseModels({ m: { builtin: 'hash-384', max_batch_size: 1 } }, '/tmp/pgcat.toml'), { log, workerHooks: ENGINE_WORKER_HOOKS });
   const slow = failure(e.embed('m', [hook('sleep:2000')]));
   await sleep(50);
   const queued = failure(e.embed('m', ['queued']));
