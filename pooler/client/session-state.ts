@@ -4,7 +4,7 @@
 // that connection before another client gets it (PgCat's
 // cleanup_server_connections). Every statement of a text counts, so such a
 // text is read with the real parser (the one cached parse in
-// router/classify.ts). This runs on every Query and Parse, so cheap byte
+// router/parse.ts). This runs on every Query and Parse, so cheap byte
 // checks come first: a text is parsed only if it starts with one of the
 // keywords of such statements, or holds a word they need inside an
 // expression (set_config, pg_advisory_lock, nextval, TEMP...), or holds
@@ -13,7 +13,7 @@
 // What was changed is kept apart (Dirty bits) so the reset undoes only that.
 
 import { Dirty } from '../server/reset.js';
-import { sessionState } from '../router/classify.js';
+import { statementOf } from '../router/parse.js';
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -111,7 +111,7 @@ export function changesSessionState(buf: Buffer, start: number, end: number): nu
     if (!INSIDE.test(text) && !(severalStatements(buf, first, stop) && ANY_STATEMENT.test(text))) return 0;
   }
   if (stop - start > MAX_PARSED_TEXT) return Dirty.Other;
-  return sessionState(buf.toString('utf8', start, stop));
+  return statementOf(buf.toString('utf8', start, stop)).sessionState;
 }
 
 function startsStateful(buf: Buffer, i: number, end: number): boolean {

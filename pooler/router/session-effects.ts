@@ -7,6 +7,7 @@
 // a missed one hands a client another client's role or locks.
 
 import { walkAst, type AstNode } from './ast-walk.js';
+import { nodeBody, nodeType, type RawStmt } from './sql-ast.js';
 import { Dirty } from '../server/reset.js';
 
 type Node = AstNode;
@@ -22,14 +23,13 @@ const SEQUENCE_WRITERS = new Set(['nextval', 'setval']);
 const TRUE_WORDS = new Set(['t', 'true', 'on', 'y', 'yes', '1']);
 
 /** Dirty bits for the parsed statements of one text. */
-export function sessionEffects(stmts: readonly { stmt: Node }[]): number {
+export function sessionEffects(stmts: readonly RawStmt[]): number {
   let dirt = 0;
-  for (const { stmt } of stmts) dirt |= statementEffects(stmt);
+  for (const { stmt } of stmts) if (stmt) dirt |= statementEffects(nodeType(stmt), nodeBody(stmt));
   return dirt;
 }
 
-function statementEffects(stmt: Node): number {
-  const [type, body] = Object.entries(stmt)[0] as [string, Node];
+function statementEffects(type: string, body: Node): number {
   let dirt = 0;
   switch (type) {
     case 'VariableSetStmt':

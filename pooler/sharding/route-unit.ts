@@ -6,19 +6,15 @@
 // is; a data-changing statement with no key is refused.
 
 import { serialize } from 'pg-protocol';
-import { loadModule, parseSync } from 'libpg-query';
 import { SqlState } from '../protocol/codes.js';
 import type { Cluster } from '../pool/cluster.js';
 import type { ShardState } from '../router/custom-reply.js';
-import { relationsOf } from '../plugins/sql.js';
-import { memoizeByText } from '../util/text-cache.js';
+import { statementOf, type Statement } from '../router/parse.js';
 import type { ShardingContext } from './context.js';
 import { insertForRows, type InsertKeys } from './keys.js';
-import { planCrossShard, PlanError, type CrossShardPlan } from './plan.js';
+import { PlanError, type CrossShardPlan } from './plan.js';
 import { defaultShard, resolveKey, resolveKeys, selectShards, shardRows, type PickOptions } from './select-shards.js';
 import { withStatementText, type Unit } from './units.js';
-
-await loadModule();
 
 export type ShardRoute =
   | { kind: 'single'; shards: number[] }
@@ -39,17 +35,6 @@ const refuse = (code: string, message: string): RouteError => ({ kind: 'error', 
 
 /** Data-changing statements: never sent to every shard for want of a key. */
 const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'CopyStmt']);
-
-/** The statement's kind (its parse-tree node), or null for several statements or unparseable text. */
-const statementKind = memoizeByText<string | null>(2048, (sql) => {
-  try {
-    const stmts = (parseSync(sql) as { stmts?: { stmt?: Record<string, unknown> }[] }).stmts ?? [];
-    if (stmts.length !== 1 || !stmts[0].stmt) return null;
-    return Object.keys(stmts[0].stmt)[0] ?? null;
-  } catch {
-    return null;
-  }
-});
 
 export function routeUnit(unit: Unit, ctx: ShardingContext, state: ShardState, cluster: Cluster): ShardRoute | RouteError {
   const count = ctx.settings.shards;
@@ -75,33 +60,34 @@ export function routeUnit(unit: Unit, ctx: ShardingContext, state: ShardState, c
   }
   if (!ctx.finder) return fallback();
 
-  const keys = ctx.finder.find(sql);
+  const statement = statementOf(sql);
+  const keys = statement.shardingKeys(ctx.finder.spec);
   if (keys.kind === 'insert') return routeInsert(unit, sql, keys, ctx, pick, single);
   if (keys.kind === 'keys') {
     const shards = selectShards(ctx.settings, resolveKeys(keys.values, unit.params), pick);
     if (shards !== 'all') {
       if (shards.length === 0) return fallback();
       if (shards.length === 1) return single(shards[0]!);
-      return spread(unit, sql, shards, ctx, () => defaultShard(ctx.settings, pick));
+      return spread(unit, statement, shards, ctx, () => defaultShard(ctx.settings, pick));
     }
   }
-  return spread(unit, sql, Array.from({ length: count }, (_, i) => i), ctx, () => defaultShard(ctx.settings, pick));
+  return spread(unit, statement, Array.from({ length: count }, (_, i) => i), ctx, () => defaultShard(ctx.settings, pick));
 }
 
 /** A statement for several shards; `pickDefault` is the pool's default_shard choice. */
-function spread(unit: Unit, sql: string, shards: number[], ctx: ShardingContext, pickDefault: () => number | null): ShardRoute | RouteError {
-  const kind = statementKind(sql);
+function spread(unit: Unit, statement: Statement, shards: number[], ctx: ShardingContext, pickDefault: () => number | null): ShardRoute | RouteError {
+  const kind = statement.soleStatementType;
   if (kind === 'SelectStmt') {
     // No table at all (SELECT 1, SELECT inet_server_port()): one shard
     // answers it, the default_shard as in PgCat, where a statement with no
     // key goes there. With default_shard = "fail" (a PgLynx addition) such a
     // statement is still answered, by the first candidate: it reads no data.
-    const relations = relationsOf(sql);
+    const relations = statement.relations;
     if (relations !== null && relations.length === 0) {
       const d = pickDefault();
       return { kind: 'single', shards: [d !== null && shards.includes(d) ? d : shards[0]!] };
     }
-    const plan = planCrossShard(sql);
+    const plan = statement.crossShardPlan;
     if (plan instanceof PlanError) return refuse(plan.code, plan.message);
     if (unit.named) return refuse(SqlState.FeatureNotSupported, 'cross-shard queries cannot use named prepared statements: use unnamed statements (or SET SHARD TO)');
     const bytes = unit.kind === 'query' ? serialize.query(plan.shardSql) : withStatementText(unit, plan.shardSql);

@@ -5,13 +5,9 @@
 // bodies and subqueries are always parenthesised, so depth 0 is the main
 // SELECT). All offsets are byte offsets into the UTF-8 text.
 
-/** A scanSync token. */
-export interface ScanToken {
-  start: number;
-  end: number;
-  text: string;
-  keywordKind: number;
-}
+import type { ScanToken } from '../router/sql-ast.js';
+
+export type { ScanToken };
 
 export interface Token {
   start: number;

@@ -1,0 +1,224 @@
+// Finds `pgml.embed(...)` and `pgml.transform(...)` calls in a parsed
+// statement (libpg-query's tree, see router/parse.ts): each call's byte
+// span, its arguments (constants or parameters only), and whether it stands
+// alone in the select list (then the replacement keeps PostgresML's output
+// column name, `embed` or `transform`). Pure: the statement's one parse
+// keeps the answer (analyze.ts reads it).
+
+import type { RawStmt, ScanToken } from '../router/sql-ast.js';
+
+/** An argument the pooler can evaluate: a constant, a NULL, or a bind parameter ($n). */
+export type PgmlArg =
+  | { kind: 'const'; value: string }
+  | { kind: 'null' }
+  | { kind: 'param'; index: number }
+  | { kind: 'array'; items: PgmlArg[] };
+
+export type PgmlFunction = 'embed' | 'transform';
+
+export interface PgmlCall {
+  fn: PgmlFunction;
+  /** Byte offsets of the call in the UTF-8 statement, `pgml` through `)`. */
+  start: number;
+  end: number;
+  /** embed: the model name; transform: the task (text or jsonb, `{"task": ..., "model": ...}`). */
+  model: PgmlArg;
+  /** embed: text or text[]; transform: the inputs text[] (a NULL constant when not given). */
+  input: PgmlArg;
+  /** transform: its args jsonb (null when not given). */
+  args: PgmlArg | null;
+  /** A bare select-list item: the replacement is named after the function. */
+  needsAlias: boolean;
+  /** embed's text[] overload (ARRAY[...] or a cast to text[]): one row per element; always true for transform. */
+  inputIsArray: boolean;
+}
+
+/** The statement cannot be served (SQLSTATE and message for the client). */
+export class PgmlError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface PgmlAnalysis {
+  calls: PgmlCall[];
+  /** Highest $n in the statement (new parameters are numbered after it). */
+  maxParam: number;
+  /** Parameters still referenced once the calls are replaced (the others need a declared type). */
+  usedOutside: Set<number>;
+}
+
+type Node = Record<string, unknown>;
+
+/**
+ * The pgml.embed / pgml.transform calls of a parsed text, or null when it
+ * has none (or does not parse: the server will say what is wrong). `tokens`
+ * is the text's scan, called only when there are calls. Throws PgmlError.
+ */
+export function findPgmlCalls(stmts: readonly RawStmt[] | null, tokens: () => readonly ScanToken[] | null): PgmlAnalysis | null {
+  if (stmts === null) return null;
+  const found: { call: Node; fn: PgmlFunction; bare: boolean }[] = [];
+  let maxParam = 0;
+  const refs: { number: number; location: number }[] = [];
+  walk(stmts, null, (node, parent) => {
+    // Nodes are wrapped by their type: { FuncCall: {...} } inside ResTarget.val.
+    const call = node.FuncCall as Node | undefined;
+    const fn = call ? pgmlFunction(call) : null;
+    if (call && fn) {
+      const bare = parent !== null && parent.val === node && !parent.name;
+      found.push({ call, fn, bare });
+    }
+    const p = (node as { ParamRef?: { number?: number; location?: number } }).ParamRef;
+    if (p?.number) {
+      refs.push({ number: p.number, location: p.location ?? -1 });
+      if (p.number > maxParam) maxParam = p.number;
+    }
+  });
+  if (found.length === 0) return null;
+  const scanned = tokens();
+  if (scanned === null) throw new PgmlError('42601', 'the statement text cannot be scanned');
+  const calls = found.map(({ call, fn, bare }) => (fn === 'embed' ? toCall(call, bare, scanned) : toTransformCall(call, bare, scanned)));
+  calls.sort((a, b) => a.start - b.start);
+  const usedOutside = new Set(refs.filter((r) => !calls.some((c) => r.location >= c.start && r.location < c.end)).map((r) => r.number));
+  return { calls, maxParam, usedOutside };
+}
+
+function pgmlFunction(node: Node): PgmlFunction | null {
+  const names = node.funcname as { String?: { sval?: string } }[] | undefined;
+  if (!Array.isArray(names) || names.length !== 2 || names[0].String?.sval?.toLowerCase() !== 'pgml') return null;
+  const fn = names[1].String?.sval?.toLowerCase();
+  return fn === 'embed' || fn === 'transform' ? fn : null;
+}
+
+/** Depth-first walk over every object node, with the object that holds it. */
+function walk(value: unknown, parent: Node | null, visit: (node: Node, parent: Node | null) => void): void {
+  if (Array.isArray(value)) {
+    for (const v of value) walk(v, parent, visit);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  const node = value as Node;
+  visit(node, parent);
+  for (const v of Object.values(node)) walk(v, node, visit);
+}
+
+function toCall(call: Node, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
+  const start = call.location as number;
+  if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.embed is not an aggregate or window function');
+  const { model, input, inputs } = signatureArgs((call.args as Node[] | undefined) ?? []);
+  return {
+    fn: 'embed',
+    start,
+    end: closingParen(tokens, start),
+    model: toArg(model),
+    input: toArg(input),
+    args: null,
+    needsAlias: bare,
+    inputIsArray: inputs || isArrayTyped(input),
+  };
+}
+
+const TRANSFORM_SIGNATURE = 'pgml.transform takes (task text | jsonb, args jsonb DEFAULT \'{}\', inputs text[] DEFAULT \'{}\', cache bool DEFAULT false)';
+
+/** PostgresML's pgml.transform(task, args, inputs, cache), positional or named. */
+function toTransformCall(call: Node, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
+  const start = call.location as number;
+  if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.transform is not an aggregate or window function');
+  const slots: (Node | undefined)[] = [];
+  ((call.args as Node[] | undefined) ?? []).forEach((node, i) => {
+    const named = node.NamedArgExpr as { name?: string; arg?: Node } | undefined;
+    let slot = i;
+    let value = node;
+    if (named) {
+      slot = ['task', 'args', 'inputs', 'cache'].indexOf(named.name?.toLowerCase() ?? '');
+      if (slot < 0) throw new PgmlError('42883', `${TRANSFORM_SIGNATURE}: no argument named "${named.name ?? ''}"`);
+      value = named.arg as Node;
+    }
+    if (slot > 3) throw new PgmlError('42883', TRANSFORM_SIGNATURE);
+    if (slots[slot]) throw new PgmlError('42601', `${TRANSFORM_SIGNATURE}: argument ${slot + 1} is given twice`);
+    slots[slot] = value;
+  });
+  const [task, args, inputs] = slots;
+  if (!task) throw new PgmlError('42883', TRANSFORM_SIGNATURE);
+  // cache (slot 3) only concerns PostgresML's Python model cache: accepted, not used.
+  return {
+    fn: 'transform',
+    start,
+    end: closingParen(tokens, start),
+    model: toArg(task, 'pgml.transform'),
+    input: inputs ? toArg(inputs, 'pgml.transform') : { kind: 'array', items: [] },
+    args: args ? toArg(args, 'pgml.transform') : null,
+    needsAlias: bare,
+    inputIsArray: true,
+  };
+}
+
+const SIGNATURE = 'pgml.embed takes (transformer text, text text | inputs text[] [, kwargs jsonb])';
+
+/**
+ * The arguments in PostgresML's signature order, positional or named
+ * (`transformer => ..., text => ... | inputs => ..., kwargs => ...`), as
+ * Postgres resolves them: positional first, then named. `inputs` names the
+ * text[] overload. kwargs is accepted and not used (the pooler's models take none).
+ */
+function signatureArgs(args: Node[]): { model: Node; input: Node; inputs: boolean } {
+  const slots: (Node | undefined)[] = [];
+  let inputs = false;
+  args.forEach((node, i) => {
+    const named = node.NamedArgExpr as { name?: string; arg?: Node } | undefined;
+    let slot = i;
+    let value = node;
+    if (named) {
+      const name = named.name?.toLowerCase();
+      slot = name === 'transformer' ? 0 : name === 'text' || name === 'inputs' ? 1 : name === 'kwargs' ? 2 : -1;
+      if (slot < 0) throw new PgmlError('42883', `${SIGNATURE}: no argument named "${named.name ?? ''}"`);
+      if (name === 'inputs') inputs = true;
+      value = named.arg as Node;
+    }
+    if (slot > 2) throw new PgmlError('42883', SIGNATURE);
+    if (slots[slot]) throw new PgmlError('42601', `${SIGNATURE}: argument ${slot + 1} is given twice`);
+    slots[slot] = value;
+  });
+  const [model, input] = slots;
+  if (!model || !input) throw new PgmlError('42883', SIGNATURE);
+  return { model, input, inputs };
+}
+
+/** End (exclusive) of the call starting at `start`: its matching ")". */
+function closingParen(tokens: readonly ScanToken[], start: number): number {
+  let depth = 0;
+  for (const t of tokens) {
+    if (t.start < start) continue;
+    if (t.text === '(') depth++;
+    else if (t.text === ')' && --depth === 0) return t.end;
+  }
+  throw new PgmlError('42601', 'unbalanced parentheses around pgml.embed');
+}
+
+function isArrayTyped(node: Node): boolean {
+  if ('A_ArrayExpr' in node) return true;
+  const cast = node.TypeCast as { typeName?: { arrayBounds?: unknown[] } } | undefined;
+  return Array.isArray(cast?.typeName?.arrayBounds) && cast.typeName.arrayBounds.length > 0;
+}
+
+function toArg(node: Node, fn = 'pgml.embed'): PgmlArg {
+  const [kind, body] = Object.entries(node)[0] as [string, Node];
+  switch (kind) {
+    case 'A_Const':
+      if (body.isnull) return { kind: 'null' };
+      if (body.sval) return { kind: 'const', value: (body.sval as { sval?: string }).sval ?? '' };
+      break;
+    case 'ParamRef':
+      return { kind: 'param', index: body.number as number };
+    case 'TypeCast':
+      // 'x'::text, $1::text, '{}'::jsonb: the value is what matters.
+      return toArg(body.arg as Node, fn);
+    case 'A_ArrayExpr':
+      return { kind: 'array', items: ((body.elements as Node[] | undefined) ?? []).map((n) => toArg(n, fn)) };
+  }
+  const what = fn === 'pgml.embed' ? 'the embedding' : 'the result';
+  throw new PgmlError(
+    '0A000',
+    `${fn} arguments must be constants or parameters: the pooler computes ${what} before the statement reaches the server, so it cannot read columns or expressions`,
+  );
+}

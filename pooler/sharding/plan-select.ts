@@ -1,0 +1,322 @@
+// Plans a parsed SELECT for running on every shard at once (each holding a disjoint
+// subset of the rows) so that merge.ts can turn the shards' results into the
+// one result a single node holding all rows would give.
+//
+// The shard text is the client's, edited at byte locations:
+// - ORDER BY / GROUP BY keys that are not output columns become hidden
+//   output columns appended to the select list (`, (expr) AS __pglynx_hN`);
+//   the merger sorts/groups on them and strips them;
+// - avg(x) becomes sum(x) in place (named `avg`), plus a hidden count(x);
+// - `LIMIT n OFFSET m` becomes `LIMIT n+m` (parameters: `LIMIT ($a::int8 +
+//   $b::int8)`, NULL meaning no limit, as in Postgres); for aggregates it is
+//   dropped unless the ORDER BY fixes the order of whole groups. The merger
+//   applies the real OFFSET/LIMIT.
+//
+// Unsupported (PlanError 0A000): DISTINCT aggregates, aggregates other than
+// count/sum/min/max/avg, expressions over aggregates, window functions,
+// HAVING, DISTINCT ON, grouping sets, set operations, FETCH ... WITH TIES,
+// ORDER BY ... USING, locking clauses, `*` in aggregate queries.
+// Known divergences: a GROUP BY name matching an output alias is taken as
+// that alias (Postgres prefers an input column of that name); user-defined
+// aggregates are not recognised; avg(real) is summed in float4 per shard;
+// scalar subqueries run per shard; merging needs text results, C collation,
+// DateStyle ISO and extra_float_digits >= 1.
+
+import { nodeBody, nodeType, type RawStmt, type ScanToken } from '../router/sql-ast.js';
+import { SqlText, type Item } from './sql-text.js';
+import { limitValue, shardLimitClause, type LimitValue } from './plan-limit.js';
+import type { AggKind, ColumnPlan, CrossShardPlan } from './plan-types.js';
+import { aggregateOf, bareName, exprKey, implicitName, isStar, PlanError, rejectUnsupported, type Node } from './plan-tree.js';
+
+interface Col {
+  hidden: boolean;
+  agg: AggKind | null;
+  /** Parse-tree JSON without locations (null: never matched). */
+  key: string | null;
+  /** Output name (visible columns). */
+  name: string | null;
+  countCol?: Col;
+  /** Hidden: its select-list text; fromOrderBy: made for ORDER BY. */
+  text?: string;
+  fromOrderBy?: boolean;
+}
+
+const NOT_A_SELECT = (): PlanError => new PlanError('0A000', 'not a single SELECT');
+
+/**
+ * How to run a parsed text across shards, or why it cannot be (PlanError:
+ * SQLSTATE and message). `stmts` null: the text does not parse (`parseError`
+ * says why); `tokens` is the text's scan (called once the text is a SELECT).
+ */
+export function planSelect(
+  stmts: readonly RawStmt[] | null,
+  parseError: string | null,
+  sql: string,
+  tokens: () => readonly ScanToken[] | null,
+): CrossShardPlan | PlanError {
+  if (stmts === null) return new PlanError('42601', parseError ?? 'syntax error');
+  const stmt = stmts.length === 1 ? stmts[0].stmt : undefined;
+  if (!stmt || nodeType(stmt) !== 'SelectStmt') return NOT_A_SELECT();
+  const sel = nodeBody(stmt);
+  const bytes = Buffer.from(sql, 'utf8');
+  const from = stmts[0].stmt_location ?? 0;
+  const to = stmts[0].stmt_len ? from + stmts[0].stmt_len : bytes.length;
+  try {
+    rejectUnsupported(sel);
+    const scanned = tokens();
+    if (scanned === null) return new PlanError('42601', 'the statement text cannot be scanned');
+    return new Planner(new SqlText(bytes, scanned, from, to), sel).plan();
+  } catch (err) {
+    if (err instanceof PlanError) return err;
+    throw err;
+  }
+}
+
+class Planner {
+  private readonly visible: Col[] = [];
+  private readonly hidden: Col[] = [];
+  private readonly targets: Node[];
+  private readonly hasStar: boolean;
+
+  constructor(private readonly text: SqlText, private readonly sel: Node) {
+    this.targets = ((sel.targetList as Node[] | undefined) ?? []).map((t) => t.ResTarget as Node);
+    this.hasStar = this.targets.some((t) => isStar(t.val as Node));
+  }
+
+  plan(): CrossShardPlan {
+    const { text, sel } = this;
+    const select = text.find('SELECT');
+    if (select < 0 || text.tokens[0].text === '(') throw new PlanError('0A000', 'cross-shard queries need a plain SELECT ... statement');
+    const list = text.targetList(select);
+    if (list.items.length !== this.targets.length) throw internal('select list');
+    this.targets.forEach((t, i) => this.addTarget(t, list.items[i]));
+    const listEnd = text.tokenAt(list.end);
+
+    const groupBy = this.groupBy(listEnd);
+    const orderBy = this.orderBy(listEnd);
+    const distinct = Array.isArray(sel.distinctClause);
+    const all = [...this.visible, ...this.hidden];
+    const aggregate = groupBy.length > 0 || all.some((c) => c.agg !== null);
+    if (aggregate && this.hasStar) throw unsupported('* in the select list of aggregate queries');
+    if (distinct && this.hidden.some((c) => c.fromOrderBy)) {
+      throw new PlanError('42P10', 'for SELECT DISTINCT, ORDER BY expressions must appear in select list');
+    }
+
+    const limit = limitValue(sel.limitCount as Node | undefined, 'LIMIT');
+    const offset = limitValue(sel.limitOffset as Node | undefined, 'OFFSET');
+    this.rewriteLimit(limit, offset, !aggregate || pushableGroupOrder(groupBy, orderBy), listEnd);
+
+    if (this.hidden.length > 0) {
+      const added = this.hidden.map((c, i) => `(${c.text}) AS __pglynx_h${i}`);
+      text.insert(list.end, (this.targets.length ? ', ' : ' ') + added.join(', '));
+    }
+
+    const index = (c: Col | number): number => this.index(c);
+    const columns = (this.hasStar ? this.hidden : all).map((c) => {
+      const p: ColumnPlan = { hidden: c.hidden, agg: c.agg };
+      if (c.countCol) p.avgCountColumn = index(c.countCol);
+      return p;
+    });
+    return {
+      shardSql: text.result(),
+      visibleCount: this.hasStar ? null : this.visible.length,
+      columns,
+      aggregate,
+      groupBy: groupBy.map(index),
+      orderBy: orderBy.map((k) => ({ column: index(k.col), desc: k.desc, nullsFirst: k.nullsFirst })),
+      limit,
+      offset,
+      distinct,
+    };
+  }
+
+  private index(c: Col | number): number {
+    if (typeof c === 'number') return c;
+    if (!c.hidden) {
+      if (this.hasStar) throw internal('column after *');
+      return this.visible.indexOf(c);
+    }
+    const h = this.hidden.indexOf(c);
+    return this.hasStar ? h - this.hidden.length : this.visible.length + h;
+  }
+
+  private addTarget(t: Node, item: Item): void {
+    const val = t.val as Node;
+    const agg = aggregateOf(val);
+    const col: Col = { hidden: false, agg, key: exprKey(val), name: (t.name as string | undefined) ?? implicitName(val) };
+    this.visible.push(col);
+    if (agg !== 'avg') return;
+    // avg(x) → sum(x) AS avg here, count(x) hidden; the merger divides.
+    const [start, end] = this.exprRange(item, t.name !== undefined);
+    const call = val.FuncCall as Node;
+    const name = this.nameSpan(call);
+    this.text.replace(name[0], name[1], 'sum');
+    if (t.name === undefined) this.text.insert(end, ' AS avg');
+    col.countCol = this.addHidden({ agg: 'count', key: null, text: this.renamed(start, end, name, 'count') });
+  }
+
+  /** Byte range of a select-list item's expression (without its alias). */
+  private exprRange([first, last]: Item, aliased: boolean): [number, number] {
+    const toks = this.text.tokens;
+    if (aliased) {
+      last--;
+      if (toks[last]?.keyword === 'AS') last--;
+    }
+    return [toks[first].start, toks[last].end];
+  }
+
+  /** Byte range of a call's function name (up to its opening parenthesis). */
+  private nameSpan(call: Node): [number, number] {
+    const start = call.location as number;
+    const toks = this.text.tokens;
+    const open = toks.findIndex((t) => t.start >= start && t.text === '(');
+    if (open <= 0) throw internal('aggregate call');
+    return [start, toks[open - 1].end];
+  }
+
+  private renamed(start: number, end: number, name: [number, number], to: string): string {
+    return this.text.text(start, name[0]) + to + this.text.text(name[1], end);
+  }
+
+  private addHidden(c: Omit<Col, 'hidden' | 'name'>): Col {
+    const col: Col = { hidden: true, name: null, ...c };
+    this.hidden.push(col);
+    return col;
+  }
+
+  /** A hidden column for an expression (an aggregate one combines like a visible one). */
+  private hiddenFor(node: Node, start: number, end: number, fromOrderBy: boolean): Col {
+    const key = exprKey(node);
+    const agg = aggregateOf(node);
+    if (agg !== 'avg') return this.addHidden({ agg, key, text: this.text.text(start, end), fromOrderBy });
+    const name = this.nameSpan(node.FuncCall as Node);
+    const countCol = this.addHidden({ agg: 'count', key: null, text: this.renamed(start, end, name, 'count') });
+    return this.addHidden({ agg: 'avg', key, text: this.renamed(start, end, name, 'sum'), countCol, fromOrderBy });
+  }
+
+  private byPosition(node: Node, clause: string): number | null {
+    const c = node.A_Const as { ival?: { ival?: number } } | undefined;
+    if (!c?.ival) return null;
+    const k = c.ival.ival ?? 0;
+    if (!this.hasStar && (k < 1 || k > this.visible.length)) {
+      throw new PlanError('42P10', `${clause} position ${k} is not in select list`);
+    }
+    return k - 1;
+  }
+
+  /** The output column a bare name refers to (optionally only non-aggregates). */
+  private byName(node: Node, plainOnly = false): Col | undefined {
+    const name = bareName(node);
+    return name === undefined ? undefined : this.visible.find((c) => c.name === name && !(plainOnly && c.agg));
+  }
+
+  private groupBy(listEnd: number): Col[] {
+    const nodes = (this.sel.groupClause as Node[] | undefined) ?? [];
+    if (nodes.length === 0) return [];
+    const items = this.text.clause('GROUP', listEnd);
+    if (items?.length !== nodes.length) throw internal('GROUP BY');
+    const out: Col[] = [];
+    nodes.forEach((node, i) => {
+      const pos = this.byPosition(node, 'GROUP BY');
+      let col: Col | undefined;
+      if (pos !== null) {
+        if (this.hasStar) throw unsupported('GROUP BY position with * in the select list');
+        col = this.visible[pos];
+      } else {
+        const key = exprKey(node);
+        col = this.visible.find((c) => c.key === key) ?? this.byName(node, true) ?? this.hidden.find((c) => c.key === key);
+        col ??= this.addHidden({ agg: null, key, text: this.text.itemText(items[i]) });
+      }
+      if (col.agg !== null) throw new PlanError('42803', 'aggregate functions are not allowed in GROUP BY');
+      if (!out.includes(col)) out.push(col);
+    });
+    return out;
+  }
+
+  private orderBy(listEnd: number): { col: Col | number; desc: boolean; nullsFirst: boolean }[] {
+    const nodes = ((this.sel.sortClause as Node[] | undefined) ?? []).map((n) => n.SortBy as Node);
+    if (nodes.length === 0) return [];
+    const items = this.text.clause('ORDER', listEnd);
+    if (items?.length !== nodes.length) throw internal('ORDER BY');
+    return nodes.map((sb, i) => {
+      const dir = sb.sortby_dir as string;
+      if (dir === 'SORTBY_USING') throw unsupported('ORDER BY ... USING');
+      const desc = dir === 'SORTBY_DESC';
+      const nulls = sb.sortby_nulls as string;
+      const nullsFirst = nulls === 'SORTBY_NULLS_DEFAULT' ? desc : nulls === 'SORTBY_NULLS_FIRST';
+      const node = sb.node as Node;
+      const pos = this.byPosition(node, 'ORDER BY');
+      if (pos !== null) return { col: this.hasStar ? pos : this.visible[pos], desc, nullsFirst };
+      const [start, end] = this.sortExprRange(items[i], dir !== 'SORTBY_DEFAULT', nulls !== 'SORTBY_NULLS_DEFAULT');
+      const key = exprKey(node);
+      let col: Col | undefined;
+      if (!this.hasStar) col = this.byName(node) ?? this.visible.find((c) => c.key === key);
+      col ??= this.hidden.find((c) => c.key === key);
+      if (!col && this.hasStar) {
+        // An alias of an item next to `*`: sort on a copy of that item's expression.
+        const aliased = this.aliasedTarget(node);
+        if (aliased) col = this.hiddenFor(aliased, ...this.exprRangeOfTarget(aliased), true);
+      }
+      col ??= this.hiddenFor(node, start, end, true);
+      return { col, desc, nullsFirst };
+    });
+  }
+
+  private aliasedTarget(node: Node): Node | undefined {
+    const name = bareName(node);
+    const t = name === undefined ? undefined : this.targets.find((x) => x.name === name);
+    return t?.val as Node | undefined;
+  }
+
+  private exprRangeOfTarget(val: Node): [number, number] {
+    const i = this.targets.findIndex((t) => t.val === val);
+    const list = this.text.targetList(this.text.find('SELECT'));
+    return this.exprRange(list.items[i], true);
+  }
+
+  /** Byte range of an ORDER BY item without ASC/DESC and NULLS FIRST/LAST. */
+  private sortExprRange([first, last]: Item, hasDir: boolean, hasNulls: boolean): [number, number] {
+    const toks = this.text.tokens;
+    if (hasNulls) {
+      if (toks[last - 1]?.keyword !== 'NULLS') throw internal('NULLS FIRST/LAST');
+      last -= 2;
+    }
+    if (hasDir) {
+      if (toks[last]?.keyword !== 'ASC' && toks[last]?.keyword !== 'DESC') throw internal('ASC/DESC');
+      last--;
+    }
+    if (last < first) throw internal('ORDER BY item');
+    return [toks[first].start, toks[last].end];
+  }
+
+  private rewriteLimit(limit: LimitValue, offset: LimitValue, pushable: boolean, listEnd: number): void {
+    if (limit === null && offset === null) return;
+    const section = this.text.limitSection(listEnd);
+    if (!section) throw internal('LIMIT/OFFSET');
+    const clause = shardLimitClause(limit, offset, pushable);
+    if (clause !== null) this.text.replace(section[0], section[1], clause);
+  }
+}
+
+/**
+ * Per-shard LIMIT on grouped rows is safe only when the sort fixes the order
+ * of whole groups: a leading run of ORDER BY keys covering every group key.
+ */
+function pushableGroupOrder(groupBy: Col[], orderBy: { col: Col | number }[]): boolean {
+  if (groupBy.length === 0) return false;
+  const covered = new Set<Col>();
+  for (const k of orderBy) {
+    if (typeof k.col === 'number' || !groupBy.includes(k.col)) return false;
+    covered.add(k.col);
+    if (covered.size === groupBy.length) return true;
+  }
+  return false;
+}
+
+function unsupported(what: string): PlanError {
+  return new PlanError('0A000', `cross-shard queries do not support ${what}`);
+}
+
+function internal(what: string): PlanError {
+  return new PlanError('XX000', `cross-shard planner could not locate the ${what} in the statement text`);
+}
