@@ -37,9 +37,6 @@ const SPECS: Spec[] = [
   { name: 'cache_bytes', type: 'gauge', per: 'model', help: 'Bytes the embedding cache accounts for', value: (s) => s.cacheBytes },
 ];
 
-/** The metric names served (for docs and tests). */
-export const ENGINE_METRIC_NAMES: readonly string[] = SPECS.map((s) => `pglynx_engine_${s.name}`);
-
 type Bound = { spec: Spec; metric: Counter<string> | Gauge<string> };
 
 /** Registers the engine metrics on `registry`; returns the function that sets them before a scrape. */

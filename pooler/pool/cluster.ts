@@ -171,9 +171,4 @@ export class Cluster {
     member.bannedUntil = 0;
     member.banReason = '';
   }
-
-  /** The member whose address is host:port (admin BAN / UNBAN). */
-  find(address: string): ClusterMember | null {
-    return this.members.find((m) => m.address === address) ?? null;
-  }
 }

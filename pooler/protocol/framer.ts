@@ -72,16 +72,6 @@ export class MessageFramer {
     return { buffer, messages };
   }
 
-  /** Hand back bytes not yet framed (used when a session changes hands). */
-  takeTail(): Buffer | null {
-    if (this.pieces.length === 0) return null;
-    const tail = Buffer.concat(this.pieces, this.piecesLength);
-    this.pieces = [];
-    this.piecesLength = 0;
-    this.needed = 0;
-    return tail;
-  }
-
   /** Total size of the message whose header is spread over the first pieces. */
   private headerOfPieces(): number {
     const header = Buffer.alloc(HEADER);

@@ -27,11 +27,6 @@ export class BackendScanner {
     return table;
   }
 
-  /** True when the stream is between messages (nothing half-read). */
-  get atBoundary(): boolean {
-    return this.headerFill === 0 && this.remaining === 0;
-  }
-
   /** Between chunks: the header bytes of the current message already read, and its body bytes still to come. */
   get position(): { header: Buffer; remaining: number } {
     return { header: Buffer.from(this.header.subarray(0, this.headerFill)), remaining: this.remaining };

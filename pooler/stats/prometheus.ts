@@ -111,9 +111,6 @@ const SPECS: MetricSpec[] = [
   { name: 'databases_current_connections', type: 'gauge', labels: 'address', help: 'Server connections open now', value: (s) => s.counters.total },
 ];
 
-/** The PgCat metric names this exporter serves (for docs and tests). */
-export const PGCAT_METRIC_NAMES: readonly string[] = SPECS.map((s) => `pgcat_${s.name}`);
-
 type Bound = { spec: MetricSpec; counter: Counter<string> } | { spec: MetricSpec; gauge: Gauge<string> };
 
 function register(registry: Registry): Bound[] {

@@ -8,10 +8,6 @@ export function authenticationOk(): Buffer {
   return new MessageWriter().int32(0).finish(R);
 }
 
-export function authenticationCleartext(): Buffer {
-  return new MessageWriter().int32(3).finish(R);
-}
-
 export function authenticationMd5(salt: Buffer): Buffer {
   return new MessageWriter().int32(5).raw(salt).finish(R);
 }
