@@ -1,12 +1,12 @@
 // Unit tests of sharding's pure parts: key parsing and hashing edge cases,
 // automatic sharding keys (libpg-query), comment routing, shard selection.
 import t from 'tap';
-import { parseInt64, pgBigintHash, shardForKey } from '../pooler/sharding/hash.js';
-import { CommentRouter, commentRouter } from '../pooler/sharding/comments.js';
-import { insertForRows, ShardingKeyFinder, type ShardingKeys } from '../pooler/sharding/keys.js';
+import { parseInt64, pgBigintHash, shardForKey } from '../../pooler/sharding/hash.js';
+import { CommentRouter, commentRouter } from '../../pooler/sharding/comments.js';
+import { insertForRows, ShardingKeyFinder, type ShardingKeys } from '../../pooler/sharding/keys.js';
 import {
   defaultShard, parseArrayLiteral, resolveKey, resolveKeys, selectShards, shardRows, type ShardingSettings,
-} from '../pooler/sharding/select-shards.js';
+} from '../../pooler/sharding/select-shards.js';
 
 const text = (...v: string[]): ShardingKeys => ({ kind: 'keys', values: v.map((s) => ({ text: s })) });
 const NONE: ShardingKeys = { kind: 'none' };

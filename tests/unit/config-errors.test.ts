@@ -7,9 +7,9 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, parseConfig } from '../config/load.js';
-import { ConfigError } from '../config/types.js';
-import { FILE, GENERAL, minimal, SHARD, USER } from './harness/config-fixtures.js';
+import { loadConfig, parseConfig } from '../../config/load.js';
+import { ConfigError } from '../../config/types.js';
+import { FILE, GENERAL, minimal, SHARD, USER } from '../harness/config-fixtures.js';
 
 
 /** Asserts that `text` fails with a one-line ConfigError naming the file, `key` and `reason`. */

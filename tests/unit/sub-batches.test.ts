@@ -1,7 +1,7 @@
 // Length-aware sub-batching: every input runs exactly once, runs hold
 // inputs of similar lengths, and the plan never costs more than one padded run.
 import t from 'tap';
-import { planSubBatches } from '../engine/sub-batches.js';
+import { planSubBatches } from '../../engine/sub-batches.js';
 
 const cost = (lengths: number[], groups: number[][], overhead: number): number =>
   groups.reduce((s, g) => s + overhead + g.length * Math.max(...g.map((i) => lengths[i]!)), 0);

@@ -4,8 +4,8 @@
 // standard_conforming_strings says), the extended protocol's added jsonb
 // parameter and the types given to parameters only the call used.
 import t from 'tap';
-import { analyzePgml } from '../pooler/pgml/analyze.js';
-import { computeBindValues, JSONB_OID, parseParamTypes, rewriteParseSql, rewriteSimple, TEXT_ARRAY_OID, TEXT_OID, type EmbeddingProvider } from '../pooler/pgml/rewrite.js';
+import { analyzePgml } from '../../pooler/pgml/analyze.js';
+import { computeBindValues, JSONB_OID, parseParamTypes, rewriteParseSql, rewriteSimple, TEXT_ARRAY_OID, TEXT_OID, type EmbeddingProvider } from '../../pooler/pgml/rewrite.js';
 
 const calls: { model: string; prompts: string[]; args: unknown }[] = [];
 const engine: EmbeddingProvider = {

@@ -1,9 +1,9 @@
 // Unit tests of the router's pure parts: read/write classification with the
 // real Postgres parser, PgCat's custom SQL, and load-balancing choices.
 import t from 'tap';
-import { classify } from '../pooler/router/classify.js';
-import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../pooler/router/custom-sql.js';
-import { Balancer } from '../pooler/pool/balancer.js';
+import { classify } from '../../pooler/router/classify.js';
+import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../../pooler/router/custom-sql.js';
+import { Balancer } from '../../pooler/pool/balancer.js';
 
 t.test('read/write classification', async (t) => {
   const cases: [string, string][] = [
