@@ -15,33 +15,14 @@
 // connection's "password" string, in a form that no real password can take:
 // it starts with a NUL byte, which a PasswordMessage (a C string) cannot carry.
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ScramSecret } from './scram-server.js';
+import type { ScramKeys } from './scram-client.js';
+import { KEY_LEN, hmac, sha256, xor } from './scram-crypto.js';
 
-const KEY_LEN = 32;
+export type { ScramKeys } from './scram-client.js';
+
 const KEYS_PREFIX = '\u0000pglynx-scram-keys:';
-
-/** What logs into a server with SCRAM without the password. */
-export interface ScramKeys {
-  iterations: number;
-  salt: Buffer;
-  clientKey: Buffer;
-  serverKey: Buffer;
-}
-
-function hmac(key: Buffer, data: string): Buffer {
-  return createHmac('sha256', key).update(data).digest();
-}
-
-function sha256(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
-}
-
-function xor(a: Buffer, b: Buffer): Buffer {
-  const out = Buffer.alloc(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
-  return out;
-}
 
 /** The md5 PasswordMessage for a stored "md5<hex>" hash (no password needed). */
 export function md5ResponseFromHash(storedHash: string, salt: Buffer): string {
@@ -85,59 +66,4 @@ export function decodeScramKeys(password: string): ScramKeys | null {
   };
   const valid = Number.isSafeInteger(keys.iterations) && keys.clientKey.length === KEY_LEN && keys.serverKey.length === KEY_LEN;
   return valid ? keys : null;
-}
-
-/**
- * Client side of SCRAM-SHA-256 from keys rather than a password, for one
- * server login. Throws Error on anything unexpected; the caller wraps it.
- * No channel binding (gs2 header "n,,"), like the password path.
- */
-export class ScramKeyClient {
-  private readonly clientNonce = randomBytes(18).toString('base64');
-  private clientFirstBare = '';
-  private authMessage: string | null = null;
-
-  constructor(private readonly keys: ScramKeys) {}
-
-  /** client-first-message (the SASLInitialResponse data). */
-  first(): string {
-    // Postgres ignores the SCRAM user name: the startup packet's user counts.
-    this.clientFirstBare = `n=,r=${this.clientNonce}`;
-    return `n,,${this.clientFirstBare}`;
-  }
-
-  /** client-final-message for the server-first-message. */
-  final(serverFirst: string): string {
-    if (!this.clientFirstBare || this.authMessage !== null) throw new Error('unexpected server-first-message');
-    const attrs = new Map<string, string>();
-    for (const part of serverFirst.split(',')) {
-      if (/^[A-Za-z]=/.test(part)) attrs.set(part[0]!, part.slice(2));
-    }
-    const nonce = attrs.get('r') ?? '';
-    const salt = Buffer.from(attrs.get('s') ?? '', 'base64');
-    const iterations = Number(attrs.get('i'));
-    if (!nonce.startsWith(this.clientNonce) || nonce.length === this.clientNonce.length) {
-      throw new Error('server nonce does not extend the client nonce');
-    }
-    // The keys derive from one salt and iteration count; another pair means
-    // the role's password changed since a client revealed them.
-    if (iterations !== this.keys.iterations || !salt.equals(this.keys.salt)) {
-      throw new Error("the server's SCRAM secret changed since the client logged in; the client must log in again");
-    }
-    const withoutProof = `c=biws,r=${nonce}`; // biws = base64("n,,")
-    this.authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
-    const proof = xor(this.keys.clientKey, hmac(sha256(this.keys.clientKey), this.authMessage));
-    return `${withoutProof},p=${proof.toString('base64')}`;
-  }
-
-  /** Check server-final-message ("v=" + ServerSignature): the server knows the verifier. */
-  verify(serverFinal: string): void {
-    if (this.authMessage === null) throw new Error('unexpected server-final-message');
-    const m = /^v=([A-Za-z0-9+/=]+)$/.exec(serverFinal.trim());
-    const expected = hmac(this.keys.serverKey, this.authMessage);
-    const actual = m ? Buffer.from(m[1]!, 'base64') : Buffer.alloc(0);
-    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
-      throw new Error('server signature does not match');
-    }
-  }
 }

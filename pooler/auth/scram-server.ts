@@ -15,15 +15,16 @@
 // is accepted, "p=" is rejected. "y" means "client could bind but thinks the
 // server cannot", which is true of PgLynx even on TLS, so it is no downgrade.
 
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { KEY_LEN, decodeBase64, hmac, scramKeysSync, scramNonce, sha256, xor } from './scram-crypto.js';
+
+export { saslprep } from './scram-crypto.js';
 
 /** The only mechanism PgLynx lists in AuthenticationSASL. */
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
 
-const KEY_LEN = 32; // SHA-256 output
 const DEFAULT_ITERATIONS = 4096; // Postgres's scram_iterations default
 const DEFAULT_SALT_LEN = 16; // Postgres's SCRAM_DEFAULT_SALT_LEN
-const RAW_NONCE_LEN = 18; // Postgres's SCRAM_RAW_NONCE_LEN
 
 export interface ScramSecret {
   iterations: number;
@@ -40,63 +41,7 @@ export class ScramError extends Error {
 }
 
 // ---------------------------------------------------------------------------
-// SASLprep (RFC 4013), approximated.
-//
-// Postgres runs pg_saslprep() on the password before PBKDF2, both when it
-// stores a verifier and when a client (libpq, node-postgres) answers, so we
-// must do the same or non-ASCII passwords would not match. Steps:
-//   * pure ASCII: returned unchanged (Postgres has the same fast path, and it
-//     skips the prohibition checks for ASCII too);
-//   * otherwise map non-ASCII spaces (C.1.2) to U+0020, drop "mapped to
-//     nothing" characters (B.1), and normalize with NFKC;
-//   * if the result contains prohibited characters (C.2-C.9), Postgres falls
-//     back to the raw password, and so do we.
-// Approximation: String.prototype.normalize('NFKC') uses the runtime's Unicode
-// version rather than Unicode 3.2, and we skip the unassigned code point (A.1)
-// and bidi (RFC 3454 section 6) checks. For real-world passwords the result is
-// identical.
-
-const NON_ASCII_SPACE = /[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g;
-// eslint-disable-next-line no-misleading-character-class
-const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200C\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
-
-function isProhibited(cp: number): boolean {
-  return (
-    cp <= 0x1f || (cp >= 0x7f && cp <= 0x9f) || // C.2.1 / C.2.2 controls
-    cp === 0x06dd || cp === 0x070f || cp === 0x180e ||
-    cp === 0x2028 || cp === 0x2029 || (cp >= 0x2060 && cp <= 0x2063) ||
-    (cp >= 0x1d173 && cp <= 0x1d17a) ||
-    (cp >= 0xe000 && cp <= 0xf8ff) || cp >= 0xf0000 || // C.3 private use
-    (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe || // C.4 non-characters
-    (cp >= 0xd800 && cp <= 0xdfff) || // C.5 lone surrogates
-    (cp >= 0xfff9 && cp <= 0xfffd) || // C.6 / C.2.2
-    (cp >= 0x2ff0 && cp <= 0x2ffb) || // C.7
-    cp === 0x0340 || cp === 0x0341 || cp === 0x200e || cp === 0x200f ||
-    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x206a && cp <= 0x206f) || // C.8
-    cp === 0xe0001 || (cp >= 0xe0020 && cp <= 0xe007f) // C.9 tagging
-  );
-}
-
-export function saslprep(password: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7f]*$/.test(password)) return password;
-  const prepared = password.replace(NON_ASCII_SPACE, ' ').replace(MAPPED_TO_NOTHING, '').normalize('NFKC');
-  for (const ch of prepared) {
-    if (isProhibited(ch.codePointAt(0) ?? 0)) return password;
-  }
-  return prepared;
-}
-
-// ---------------------------------------------------------------------------
 // Secrets
-
-function hmac(key: Buffer, data: string | Buffer): Buffer {
-  return createHmac('sha256', key).update(data).digest();
-}
-
-function sha256(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
-}
 
 /** Compute a verifier from a plaintext password, like CREATE ROLE ... PASSWORD does. */
 export function scramSecretFromPassword(
@@ -107,21 +52,8 @@ export function scramSecretFromPassword(
   if (!Number.isInteger(iterations) || iterations < 1) {
     throw new RangeError(`SCRAM iteration count must be a positive integer, got ${iterations}`);
   }
-  const salted = pbkdf2Sync(Buffer.from(saslprep(password), 'utf8'), salt, iterations, KEY_LEN, 'sha256');
-  return {
-    iterations,
-    salt: Buffer.from(salt),
-    storedKey: sha256(hmac(salted, 'Client Key')),
-    serverKey: hmac(salted, 'Server Key'),
-  };
-}
-
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-// Strict: Buffer.from(x, 'base64') silently skips garbage, which would turn a
-// corrupt secret or proof into a wrong-but-accepted value.
-function decodeBase64(text: string): Buffer | null {
-  return BASE64_RE.test(text) ? Buffer.from(text, 'base64') : null;
+  const { clientKey, serverKey } = scramKeysSync(password, salt, iterations);
+  return { iterations, salt: Buffer.from(salt), storedKey: sha256(clientKey), serverKey };
 }
 
 const SECRET_RE = /^SCRAM-SHA-256\$([1-9][0-9]*):([^$:]+)\$([^$:]+):([^$:]+)$/;
@@ -222,7 +154,7 @@ export class ScramServerSession {
     private readonly secret: ScramSecret,
     options: ScramServerOptions = {},
   ) {
-    this.serverNonce = options.serverNonce ?? randomBytes(RAW_NONCE_LEN).toString('base64');
+    this.serverNonce = options.serverNonce ?? scramNonce();
     if (!PRINTABLE_RE.test(this.serverNonce)) throw new ScramError('server nonce must be printable ASCII without ","');
   }
 
@@ -311,8 +243,7 @@ export class ScramServerSession {
 
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const clientSignature = hmac(this.secret.storedKey, authMessage);
-    const clientKey = Buffer.alloc(KEY_LEN);
-    for (let i = 0; i < KEY_LEN; i++) clientKey[i] = proof[i]! ^ clientSignature[i]!;
+    const clientKey = xor(proof, clientSignature);
     if (!timingSafeEqual(sha256(clientKey), this.secret.storedKey)) {
       throw new ScramError('password authentication failed (invalid client proof)');
     }

@@ -1,14 +1,15 @@
 // Client side of Postgres authentication: what PgLynx answers when a real
 // Postgres server sends it an Authentication ('R') request.
 //
-// SCRAM is delegated to node-postgres's implementation (pg/lib/crypto/sasl.js,
-// the code pg.Client runs), so we only keep the state machine and the framing.
-// Channel binding is never used (gs2 flag "n"), so a server that only offers
-// SCRAM-SHA-256-PLUS cannot be logged into.
+// SCRAM runs on PgLynx's own client (scram-client.ts), from a password or
+// from the keys an auth_query login revealed. Channel binding is never used
+// (gs2 flag "n"), so a server that only offers SCRAM-SHA-256-PLUS cannot be
+// logged into.
 
+import { MessageWriter } from '../protocol/messages/writer.js';
 import { isMd5Secret, md5PasswordResponse } from './md5.js';
-import { decodeScramKeys, md5ResponseFromHash, ScramKeyClient } from './passthrough-credentials.js';
-import { pgSasl, serialize, type PgSaslSession } from './pg-sasl.js';
+import { decodeScramKeys, md5ResponseFromHash } from './passthrough-credentials.js';
+import { ScramClient } from './scram-client.js';
 
 // Authentication request codes (the int32 after 'R').
 const AUTH_OK = 0;
@@ -24,6 +25,23 @@ const AUTH_SASL_CONTINUE = 11;
 const AUTH_SASL_FINAL = 12;
 
 const SCRAM_SHA_256 = 'SCRAM-SHA-256';
+
+// Frontend 'p' messages, built here: pg-protocol's serializer cannot be
+// imported as ESM under tap's TypeScript loader (see tests/harness/pg-sasl.ts).
+const PASSWORD_MESSAGE = 0x70;
+
+function passwordMessage(password: string): Buffer {
+  return new MessageWriter().cstring(password).finish(PASSWORD_MESSAGE);
+}
+
+function saslInitialResponse(mechanism: string, data: string): Buffer {
+  const bytes = Buffer.from(data, 'utf8');
+  return new MessageWriter().cstring(mechanism).int32(bytes.length).raw(bytes).finish(PASSWORD_MESSAGE);
+}
+
+function saslResponse(data: string): Buffer {
+  return new MessageWriter().raw(Buffer.from(data, 'utf8')).finish(PASSWORD_MESSAGE);
+}
 
 export class ServerAuthError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -63,10 +81,9 @@ function describe(err: unknown): string {
  * Feed it every 'R' message payload in order until it has seen AuthenticationOk.
  */
 export class ServerAuthenticator {
-  private scram: PgSaslSession | null = null;
-  /** SCRAM from keys instead of a password (auth_query users, see passthrough-credentials.ts). */
-  private keyClient: ScramKeyClient | null = null;
-  private scramVerified = false;
+  /** From the password, or from keys for auth_query users (see passthrough-credentials.ts). */
+  private scram: ScramClient | null = null;
+  private scramFinalSent = false;
   private ok = false;
 
   constructor(
@@ -91,19 +108,19 @@ export class ServerAuthenticator {
       case AUTH_OK:
         // A server that started SCRAM must prove it knows the verifier before
         // we trust it (otherwise an impostor could skip SASLFinal).
-        if ((this.scram || this.keyClient) && !this.scramVerified) {
+        if (this.scram && !this.scram.verified) {
           throw new ServerAuthError('server sent AuthenticationOk before completing SCRAM authentication');
         }
         this.ok = true;
         return null;
       case AUTH_CLEARTEXT:
-        return serialize.password(this.requirePassword('cleartext'));
+        return passwordMessage(this.requirePassword('cleartext'));
       case AUTH_MD5: {
         if (data.length !== 4) throw new ServerAuthError('malformed AuthenticationMD5Password message: salt must be 4 bytes');
         const password = this.requirePassword('md5');
         // A stored "md5<hex>" hash (auth_query) answers the challenge by itself;
         // Postgres never stores such a string as a plaintext password either.
-        return serialize.password(isMd5Secret(password) ? md5ResponseFromHash(password, data) : md5PasswordResponse(this.user, password, data));
+        return passwordMessage(isMd5Secret(password) ? md5ResponseFromHash(password, data) : md5PasswordResponse(this.user, password, data));
       }
       case AUTH_SASL:
         return this.saslStart(data);
@@ -140,7 +157,7 @@ export class ServerAuthenticator {
   }
 
   private saslStart(data: Buffer): Buffer {
-    if (this.scram || this.keyClient) throw new ServerAuthError('server restarted SASL authentication');
+    if (this.scram) throw new ServerAuthError('server restarted SASL authentication');
     const mechanisms = parseMechanisms(data);
     if (!mechanisms.includes(SCRAM_SHA_256)) {
       throw new ServerAuthError(
@@ -148,54 +165,30 @@ export class ServerAuthenticator {
           `PgLynx supports only ${SCRAM_SHA_256} (no channel binding)`,
       );
     }
-    const keys = decodeScramKeys(this.requirePassword(SCRAM_SHA_256));
-    if (keys) {
-      this.keyClient = new ScramKeyClient(keys);
-      return serialize.sendSASLInitialResponseMessage(SCRAM_SHA_256, this.keyClient.first());
-    }
-    // No stream argument: node-postgres then picks SCRAM-SHA-256 with gs2 flag "n".
-    this.scram = pgSasl.startSession([SCRAM_SHA_256]);
-    return serialize.sendSASLInitialResponseMessage(this.scram.mechanism, this.scram.response);
+    const password = this.requirePassword(SCRAM_SHA_256);
+    const keys = decodeScramKeys(password);
+    this.scram = new ScramClient(keys ? { keys } : { password });
+    return saslInitialResponse(SCRAM_SHA_256, this.scram.first());
   }
 
   private async saslContinue(data: Buffer): Promise<Buffer> {
-    if (this.keyClient) {
-      try {
-        return serialize.sendSCRAMClientFinalMessage(this.keyClient.final(data.toString('utf8')));
-      } catch (err) {
-        throw new ServerAuthError(`SCRAM exchange with server failed: ${describe(err)}`, { cause: err });
-      }
-    }
-    if (!this.scram || this.scram.message !== 'SASLInitialResponse') {
-      throw new ServerAuthError('unexpected AuthenticationSASLContinue message');
-    }
+    if (!this.scram || this.scramFinalSent) throw new ServerAuthError('unexpected AuthenticationSASLContinue message');
+    this.scramFinalSent = true;
     try {
-      await pgSasl.continueSession(this.scram, this.requirePassword(SCRAM_SHA_256), data.toString('utf8'));
+      return saslResponse(await this.scram.final(data.toString('utf8')));
     } catch (err) {
-      if (err instanceof ServerAuthError) throw err;
       throw new ServerAuthError(`SCRAM exchange with server failed: ${describe(err)}`, { cause: err });
     }
-    return serialize.sendSCRAMClientFinalMessage(this.scram.response);
   }
 
   private saslFinal(data: Buffer): void {
-    if (this.keyClient && !this.scramVerified) {
-      try {
-        this.keyClient.verify(data.toString('utf8'));
-      } catch (err) {
-        throw new ServerAuthError(`server SCRAM signature did not verify: ${describe(err)}`, { cause: err });
-      }
-      this.scramVerified = true;
-      return;
-    }
-    if (!this.scram || this.scram.message !== 'SASLResponse' || this.scramVerified) {
+    if (!this.scram || !this.scramFinalSent || this.scram.verified) {
       throw new ServerAuthError('unexpected AuthenticationSASLFinal message');
     }
     try {
-      pgSasl.finalizeSession(this.scram, data.toString('utf8'));
+      this.scram.verify(data.toString('utf8'));
     } catch (err) {
       throw new ServerAuthError(`server SCRAM signature did not verify: ${describe(err)}`, { cause: err });
     }
-    this.scramVerified = true;
   }
 }
