@@ -345,9 +345,14 @@ export class Pool {
     );
   }
 
+  /** Open one server connection (the seam unit tests override: tests/unit/pool-checkout.test.ts). */
+  protected openServer(options: ServerOptions): Promise<ServerConnection> {
+    return ServerConnection.connect(options);
+  }
+
   /** Open and prewarm one connection. */
   private async connect(): Promise<ServerConnection> {
-    const conn = await ServerConnection.connect(this.settings.server);
+    const conn = await this.openServer(this.settings.server);
     this.trackStatements(conn);
     try {
       for (const sql of this.settings.prewarm) await conn.query(sql);

@@ -4,6 +4,7 @@
 // unit tests themselves take well under a second each, so one process keeps
 // the whole layer to seconds on a busy 2-core machine. `npm test` still runs
 // each file in its own process (tap's include matches *.test.ts, not this).
+import '../harness/pg-protocol-hook.js';
 import { readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
