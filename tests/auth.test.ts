@@ -13,7 +13,7 @@ import {
   type ScramSecret,
 } from '../pooler/auth/scram-server.js';
 import { ServerAuthError, ServerAuthenticator } from '../pooler/auth/server-auth.js';
-import { pgSasl } from '../pooler/auth/pg-sasl.js';
+import { pgSasl } from './harness/pg-sasl.js';
 
 // node-postgres's SCRAM client (pgSasl) is the independent peer for the server.
 

@@ -2,7 +2,7 @@
 // length refused at its header, and a large message joined once (the cost
 // of a message split over many reads grows with its size, not its square).
 import t from 'tap';
-import { serialize } from '../pooler/auth/pg-sasl.js';
+import { serialize } from './harness/pg-sasl.js';
 import { MessageFramer } from '../pooler/protocol/framer.js';
 
 /** Every message framed from `stream` fed in `cuts`, as [type, bytes] pairs. */

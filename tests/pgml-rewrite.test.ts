@@ -20,7 +20,7 @@ import { DescribeReplies } from '../pooler/pgml/describe-replies.js';
 import { errorResponse } from '../pooler/protocol/messages/error.js';
 import { PgmlTransformer } from '../pooler/pgml/transformer.js';
 import { MessageFramer } from '../pooler/protocol/framer.js';
-import { serialize } from '../pooler/auth/pg-sasl.js';
+import { serialize } from './harness/pg-sasl.js';
 
 // A deterministic fake: the vector is [length of text, code of first char].
 const engine: EmbeddingProvider = {

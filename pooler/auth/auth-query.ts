@@ -8,22 +8,14 @@
 // Once the client is in, its server connections log in as that same user
 // with what the exchange left us (see passthrough-credentials.ts).
 
-import net from 'node:net';
 import type { PoolConfig } from '../../config/types.js';
 import type { LoginEntry } from '../client/login.js';
 import { mockEntry } from './mock-auth.js';
-import { Backend } from '../protocol/codes.js';
-import { MessageFramer } from '../protocol/framer.js';
-import { parseErrorFields } from '../protocol/messages/error.js';
-import type { ServerOptions } from '../server/connection.js';
-import { login } from '../server/login.js';
-import { openServerSocket } from '../server/address.js';
-import { negotiateServerTls } from '../tls/server.js';
+import { ServerConnection, type ServerOptions } from '../server/connection.js';
 import { isMd5Secret } from './md5.js';
 import { parseScramSecret, type ScramSecret } from './scram-server.js';
 import { encodeScramKeys } from './passthrough-credentials.js';
 import { authQuerySql } from './auth-query-sql.js';
-import { serialize } from './pg-sasl.js';
 import type { AuthQueryCache } from './auth-query-cache.js';
 
 /** What the server stores for a role, in a form the login can check. */
@@ -49,20 +41,22 @@ export function parseStoredSecret(text: string): StoredSecret | null {
 
 /**
  * Runs the auth_query for `user` on a fresh connection (as PgCat does),
- * logged in and encrypted exactly like the pool's own server connections.
- * Resolves null when the server has no usable secret for the user (no row,
- * NULL password, a row for another name); rejects when the query cannot run.
+ * opened like the pool's own server connections (server_tls, the DNS cache,
+ * connect_timeout) and logged in as auth_query_user. Resolves null when the
+ * server has no usable secret for the user (no row, NULL password, a row for
+ * another name); rejects when the query cannot run or does not answer within
+ * connect_timeout.
  */
 export async function fetchSecret(target: AuthQueryTarget, user: string): Promise<StoredSecret | null> {
   const { server } = target;
-  const plain = await openServerSocket(server.host, server.port, server.connectTimeout);
-  let socket = plain;
+  // A connection of its own: no mirrors, no keepalive (it lives for one query).
+  const conn = await ServerConnection.connect({ ...server, mirrors: undefined, keepAliveIdleMs: 0 });
+  const timer = setTimeout(() => conn.close(`auth_query timed out after ${server.connectTimeout} ms`), server.connectTimeout);
   try {
-    if (server.tls?.enabled) socket = await negotiateServerTls(plain, server.host, server.port, server.tls, server.connectTimeout);
-    // A late error (reset after Terminate) must not go unhandled.
-    socket.on('error', () => {});
-    await login(socket, server, server.connectTimeout);
-    const row = await firstRow(socket, authQuerySql(target.query, user), server.connectTimeout);
+    const rows = await conn.queryRows(authQuerySql(target.query, user)).catch((err: Error) => {
+      throw new Error(`auth_query failed: ${err.message}`);
+    });
+    const row = rows[0];
     if (!row || row.length === 0) return null;
     // PgCat's shape is (user name, hash) and it checks the name; a single
     // column is taken as the hash.
@@ -70,68 +64,9 @@ export async function fetchSecret(target: AuthQueryTarget, user: string): Promis
     const text = row[row.length >= 2 ? 1 : 0];
     return typeof text === 'string' ? parseStoredSecret(text) : null;
   } finally {
-    if (!socket.destroyed) socket.end(serialize.end());
-    plain.on('error', () => {});
+    clearTimeout(timer);
+    conn.close('auth_query done');
   }
-}
-
-
-/** Runs one simple Query; resolves with its first row's text values (null for NULL), or null without rows. */
-function firstRow(socket: net.Socket, sql: string, timeoutMs: number): Promise<(string | null)[] | null> {
-  return new Promise((resolve, reject) => {
-    const framer = new MessageFramer();
-    let row: (string | null)[] | null = null;
-    let error: Error | null = null;
-    const done = (err: Error | null): void => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('close', onClose);
-      if (err) reject(err);
-      else resolve(row);
-    };
-    const timer = setTimeout(() => done(new Error(`auth_query timed out after ${timeoutMs} ms`)), timeoutMs);
-    const onClose = (): void => done(new Error('server closed the connection while running auth_query'));
-    const onData = (chunk: Buffer): void => {
-      let batch;
-      try {
-        batch = framer.push(chunk);
-      } catch (err) {
-        done(err as Error);
-        return;
-      }
-      const { buffer, messages } = batch;
-      for (let i = 0; i < messages.length; i += 3) {
-        const body = buffer.subarray(messages[i + 1] + 5, messages[i + 2]);
-        switch (messages[i]) {
-          case Backend.DataRow:
-            row ??= parseDataRow(body);
-            break;
-          case Backend.ErrorResponse:
-            error ??= new Error(`auth_query failed: ${parseErrorFields(body).get('M') ?? 'server error'}`);
-            break;
-          case Backend.ReadyForQuery:
-            done(error);
-            return;
-        }
-      }
-    };
-    socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.write(serialize.query(sql));
-  });
-}
-
-/** DataRow: int16 column count, then per column int32 length (-1 = NULL) and the bytes. */
-function parseDataRow(body: Buffer): (string | null)[] {
-  const values: (string | null)[] = [];
-  let pos = 2;
-  for (let n = body.readInt16BE(0); n > 0; n--) {
-    const len = body.readInt32BE(pos);
-    pos += 4;
-    values.push(len < 0 ? null : body.toString('utf8', pos, pos + len));
-    if (len > 0) pos += len;
-  }
-  return values;
 }
 
 /**

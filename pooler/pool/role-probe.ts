@@ -9,17 +9,26 @@
 //   health check timeout) is banned at once: its pooled connections are
 //   closed and in-flight reads move elsewhere, instead of waiting on a
 //   server whose postmaster died under it.
+//
+// The probe connection is a ServerConnection opened with the member pool's
+// own settings: server_tls, the DNS cache and the credentials its server
+// connections use (an auth_query user's md5 hash or SCRAM keys included).
+// It stays open between probes, so a probe costs one round trip.
 
-import pg from 'pg';
 import type { Logger } from '../logger.js';
+import { ServerAuthError } from '../auth/server-auth.js';
+import { ServerConnection } from '../server/connection.js';
 import type { Cluster, ClusterMember } from './cluster.js';
 
 /** How often auto servers are probed. */
 export const ROLE_PROBE_INTERVAL_MS = 500;
 
+const PROBE_SQL = 'SELECT pg_is_in_recovery()';
+
 export class RoleProber {
-  private readonly clients = new Map<ClusterMember, pg.Client>();
+  private readonly connections = new Map<ClusterMember, ServerConnection>();
   private readonly inFlight = new Set<ClusterMember>();
+  private closed = false;
 
   constructor(private readonly log: Logger) {}
 
@@ -33,50 +42,66 @@ export class RoleProber {
         if (!this.inFlight.has(m)) void this.probe(cluster, m, timeoutMs);
       }
     }
-    for (const [m, c] of this.clients) {
-      if (!seen.has(m)) {
-        this.clients.delete(m);
-        void c.end().catch(() => {});
-      }
+    for (const [m, conn] of this.connections) {
+      if (!seen.has(m)) this.drop(m, conn, 'server no longer probed');
     }
   }
 
   private async probe(cluster: Cluster, m: ClusterMember, timeoutMs: number): Promise<void> {
     this.inFlight.add(m);
+    let conn: ServerConnection | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      let client = this.clients.get(m);
-      if (!client) {
-        const s = m.pool.settings.server;
-        client = new pg.Client({
-          host: s.host,
-          port: s.port,
-          database: s.database,
-          user: s.user,
-          password: s.password ?? undefined,
-          connectionTimeoutMillis: timeoutMs,
-          query_timeout: timeoutMs,
-          application_name: 'pglynx role probe',
-        });
-        // A connection error between probes (the server went away) drops the client.
-        const own = client;
-        client.on('error', () => {
-          if (this.clients.get(m) === own) this.clients.delete(m);
-        });
-        this.clients.set(m, client);
-        await client.connect();
-      }
-      const r = await client.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
-      if (m.configuredRole === 'auto') this.setRole(cluster, m, r.rows[0].recovery ? 'replica' : 'primary');
+      conn = this.connections.get(m) ?? (await this.open(m, timeoutMs));
+      const probing = conn;
+      timer = setTimeout(() => probing.close(`no answer within ${timeoutMs} ms`), timeoutMs);
+      const rows = await conn.queryRows(PROBE_SQL);
+      const recovery = rows[0]?.[0];
+      if (recovery !== 't' && recovery !== 'f') throw new Error(`unexpected answer ${JSON.stringify(rows)}`);
+      if (m.configuredRole === 'auto') this.setRole(cluster, m, recovery === 't' ? 'replica' : 'primary');
     } catch (err) {
-      const stale = this.clients.get(m);
-      this.clients.delete(m);
-      void stale?.end().catch(() => {});
+      if (conn) this.drop(m, conn, 'probe failed');
+      if (this.closed) return;
+      if (err instanceof ServerAuthError && m.pool.settings.server.password === null) {
+        // Nothing to log in with yet (an auth_query user before any login):
+        // not the server's fault. Its role stays unknown until a login
+        // brings the credential.
+        this.log.debug({ server: m.address, reason: err.message }, 'role probe waits for credentials');
+        return;
+      }
       const reason = `probe failed: ${(err as Error).message}`;
       if (m.configuredRole === 'auto') this.setRole(cluster, m, 'replica', reason);
       if (!m.banned && cluster.ban(m, reason)) this.log.warn({ server: m.address, reason }, 'server banned');
     } finally {
+      clearTimeout(timer);
       this.inFlight.delete(m);
     }
+  }
+
+  /** A probe connection like the pool's own (tls, lookup, credentials), bounded by the probe's timeout. */
+  private async open(m: ClusterMember, timeoutMs: number): Promise<ServerConnection> {
+    const server = m.pool.settings.server;
+    const conn = await ServerConnection.connect({
+      ...server,
+      connectTimeout: timeoutMs,
+      mirrors: undefined,
+      startupParams: { ...server.startupParams, application_name: 'pglynx role probe' },
+    });
+    if (this.closed) {
+      conn.close('role prober closed');
+      throw new Error('role prober closed');
+    }
+    this.connections.set(m, conn);
+    // Closed between probes (the server went away): the next probe opens another.
+    conn.onClose(() => {
+      if (this.connections.get(m) === conn) this.connections.delete(m);
+    });
+    return conn;
+  }
+
+  private drop(m: ClusterMember, conn: ServerConnection, reason: string): void {
+    if (this.connections.get(m) === conn) this.connections.delete(m);
+    conn.close(reason);
   }
 
   private setRole(cluster: Cluster, m: ClusterMember, role: 'primary' | 'replica', why?: string): void {
@@ -90,7 +115,8 @@ export class RoleProber {
   }
 
   close(): void {
-    for (const c of this.clients.values()) void c.end().catch(() => {});
-    this.clients.clear();
+    this.closed = true;
+    for (const conn of this.connections.values()) conn.close('pooler shutting down');
+    this.connections.clear();
   }
 }

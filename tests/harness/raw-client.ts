@@ -7,7 +7,7 @@
 // they are, readMessages() parses what comes back.
 import net from 'node:net';
 import { md5PasswordResponse } from '../../pooler/auth/md5.js';
-import { pgSasl, serialize, type PgSaslSession } from '../../pooler/auth/pg-sasl.js';
+import { pgSasl, serialize, type PgSaslSession } from './pg-sasl.js';
 import { parseErrorFields } from '../../pooler/protocol/messages/error.js';
 
 export { serialize };

@@ -1,4 +1,4 @@
-// Typed access to node-postgres's SCRAM client (pg/lib/crypto/sasl.js, the
+// For tests: typed access to node-postgres's SCRAM client (pg/lib/crypto/sasl.js, the
 // code pg.Client runs) and to pg-protocol's serializer, both CommonJS.
 // require() is used on purpose: pg-protocol's ESM wrapper (esm/index.js in a
 // package without "type": "module") breaks under tap's TypeScript loader, and
