@@ -50,7 +50,7 @@ export function scanCount(): number {
 /** Why a text does not parse: libpg-query's message (Postgres's own) and where. */
 export interface ParseError {
   readonly message: string;
-  /** 1-based character position, 0 when unknown. */
+  /** Where in the text the parser stopped (libpg-query's 0-based cursor position; -1 when unknown). */
   readonly cursorPosition: number;
 }
 
@@ -83,7 +83,7 @@ export class Statement {
         this.parsed = parseSync(this.text).stmts ?? [];
       } catch (err) {
         const details = (err as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
-        this.parseError = { message: (err as Error).message, cursorPosition: details?.cursorPosition ?? 0 };
+        this.parseError = { message: (err as Error).message, cursorPosition: details?.cursorPosition ?? -1 };
         this.parsed = null;
       }
     }
