@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
-import { ConfigError } from '../config/types.js';
+import { ConfigError } from '../config/errors.js';
 import { createLogger, LOG_LEVELS } from '../pooler/logger.js';
 import { Pooler } from '../pooler/pooler.js';
 

@@ -16,6 +16,7 @@ import type {
   AuthType, Config, DefaultRole, GeneralConfig, LoadBalancingMode, PoolConfig, PoolMode, ServerRole, ShardConfig,
   ShardingFunction, UserConfig,
 } from './types.js';
+import { formatPath, isTable } from './toml-values.js';
 
 /** A key whose value is read as a whole (a scalar, an array, or an opaque table). */
 export const LEAF = 'leaf';
@@ -249,11 +250,6 @@ export const AUTH_TYPES: Readonly<Record<string, AuthType>> = {
 
 export const UNKNOWN_PREFIX = 'unknown:';
 
-/** Dotted path for messages; segments that are not bare TOML keys are quoted. */
-export function formatPath(segments: readonly string[]): string {
-  return segments.map((s) => (/^[A-Za-z0-9_-]+$/.test(s) ? s : JSON.stringify(s))).join('.');
-}
-
 function matches(pattern: readonly string[], path: readonly string[], prefixOnly: boolean): boolean {
   if (prefixOnly ? pattern.length <= path.length : pattern.length !== path.length) return false;
   return path.every((seg, i) => pattern[i] === '*' || pattern[i] === seg);
@@ -267,11 +263,6 @@ function implemented(path: readonly string[]): 'self' | 'below' | 'no' {
     if (matches(pattern, path, true)) below = true;
   }
   return below ? 'below' : 'no';
-}
-
-/** A TOML table (the parser returns null-prototype objects; arrays and dates are not tables). */
-export function isTable(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
 /**

@@ -11,11 +11,12 @@ import { resolve } from 'node:path';
 import toml from 'toml';
 import { GENERAL_DEFAULTS as G, POOL_DEFAULTS as P, USER_DEFAULTS as U } from './defaults.js';
 import {
-  AUTH_TYPES, DEFAULT_ROLES, LB_MODES, POOL_MODES, SERVER_ROLES, SHARDING_FUNCTIONS, UNKNOWN_PREFIX, isTable, reportKeys,
+  AUTH_TYPES, DEFAULT_ROLES, LB_MODES, POOL_MODES, SERVER_ROLES, SHARDING_FUNCTIONS, UNKNOWN_PREFIX, reportKeys,
 } from './keys.js';
+import { isTable } from './toml-values.js';
 import { Reader, typeName, type Path, type Table } from './reader.js';
 import { parseModels, unknownModelKeys } from './models.js';
-import { ConfigError } from './types.js';
+import { ConfigError } from './errors.js';
 import type {
   Config, GeneralConfig, InterceptQuery, MirrorConfig, PluginsConfig, PoolConfig, ServerAddressConfig, ShardConfig,
   UserConfig,

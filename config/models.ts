@@ -8,8 +8,8 @@
 // naming the dotted key (`models.minilm.instances`), like the rest of the config.
 
 import { dirname, resolve } from 'node:path';
-import { formatPath, isTable } from './keys.js';
-import { ConfigError } from './types.js';
+import { formatPath, isTable } from './toml-values.js';
+import { ConfigError } from './errors.js';
 
 export type Pooling = 'mean' | 'cls';
 

@@ -3,8 +3,8 @@
 // Every check failure is a ConfigError naming the file, the dotted key path
 // and the reason, e.g. "general.port: expected integer, got string".
 
-import { formatPath, isTable } from './keys.js';
-import { ConfigError } from './types.js';
+import { formatPath, isTable } from './toml-values.js';
+import { ConfigError } from './errors.js';
 
 export type Table = Record<string, unknown>;
 export type Path = readonly string[];

@@ -163,15 +163,3 @@ export interface Config {
   /** Settings that load but do not do what they seem to (logged with `unsupported`). */
   warnings?: string[];
 }
-
-/** A config that could not be loaded; `message` is the one line printed to the operator. */
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    readonly key: string | null,
-    readonly reason: string,
-  ) {
-    super(`${file}: ${key ? `${key}: ` : ''}${reason}`);
-    this.name = 'ConfigError';
-  }
-}

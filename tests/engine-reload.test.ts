@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../config/load.js';
-import { ConfigError } from '../config/types.js';
+import { ConfigError } from '../config/errors.js';
 import { MODEL_DEFAULTS, parseModels, type ModelConfig } from '../config/models.js';
 import { Engine, EngineError } from '../engine/engine.js';
 import { buildHashModel } from '../engine/onnx/hash-model.js';

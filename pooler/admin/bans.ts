@@ -10,9 +10,10 @@
 // reporting a ban that does not happen.
 
 import type { ClusterMember } from '../pool/cluster.js';
-import type { PoolEntry } from '../pools.js';
+import type { PoolEntry } from '../pool/registry.js';
 import { ADMIN_REFUSED, AdminError, type AdminContext, type AdminReply, type AdminValue } from './context.js';
-import { int, memberAddresses, table, text, timestamp, type MemberAddress } from './format.js';
+import { int, table, text, timestamp } from './format.js';
+import { memberAddresses, type MemberAddress } from '../pool/member-addresses.js';
 
 // Refusals carry PgCat's SQLSTATE (ADMIN_REFUSED), but one PgCat does not
 // make: PgCat lists a primary as banned while leaving it in use.

@@ -4,7 +4,7 @@
 import type { Config } from '../../config/types.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ClientSession } from '../client/session.js';
-import type { PoolEntry } from '../pools.js';
+import type { PoolEntry } from '../pool/registry.js';
 import type { ColumnSpec } from '../protocol/messages/rows.js';
 
 export interface AdminContext {

@@ -5,7 +5,8 @@ import { GENERAL_DEFAULTS } from '../../config/defaults.js';
 import { GENERAL_KEYS } from '../../config/keys.js';
 import type { GeneralConfig } from '../../config/types.js';
 import type { AdminContext, AdminReply } from './context.js';
-import { flag, int, memberAddresses, table, text } from './format.js';
+import { flag, int, table, text } from './format.js';
+import { memberAddresses } from '../pool/member-addresses.js';
 
 /** Settings a RELOAD does not apply: they take effect on restart. */
 const RESTART_ONLY = new Set<keyof GeneralConfig>(['host', 'port', 'worker_threads', 'enable_prometheus_exporter', 'prometheus_exporter_port']);

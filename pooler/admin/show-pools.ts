@@ -1,7 +1,7 @@
 // SHOW POOLS and SHOW LISTS: how many clients and server connections are in
 // each state, per (database, user) pool and overall.
 
-import { poolKey } from '../pools.js';
+import { poolKey } from '../pool/registry.js';
 import type { AdminContext, AdminReply } from './context.js';
 import { int, serverState, splitWait, table, text } from './format.js';
 

@@ -5,7 +5,8 @@
 
 import type { AdminContext, AdminReply } from './context.js';
 import { msOf } from '../stats/traffic.js';
-import { int, memberAddresses, table, text } from './format.js';
+import { int, table, text } from './format.js';
+import { memberAddresses } from '../pool/member-addresses.js';
 
 const COLUMNS = [
   // As PgCat: one row per server address (every shard, primary and

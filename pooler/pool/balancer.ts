@@ -12,7 +12,7 @@ export interface Candidate {
 export class Balancer {
   private next = 0;
 
-  constructor(public mode: LoadBalancingMode) {}
+  constructor(private readonly mode: LoadBalancingMode) {}
 
   /** Index of the chosen candidate, -1 when there is none. */
   pick(candidates: readonly Candidate[]): number {

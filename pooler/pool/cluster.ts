@@ -54,16 +54,36 @@ export interface ClusterOptions {
 }
 
 export class Cluster {
-  readonly balancer: Balancer;
+  private balancer: Balancer;
   /** Resolved (and replaced) at the next role-probe result that changes a role: one promise for every waiting client. */
   private rolesChanged: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** shards[s] = that shard's servers, in config order. */
+  private shardList: readonly (readonly ClusterMember[])[];
+  private settings: Readonly<ClusterOptions>;
 
-  constructor(
-    /** shards[s] = that shard's servers, in config order. */
-    public shards: ClusterMember[][],
-    public options: ClusterOptions,
-  ) {
+  constructor(shards: readonly (readonly ClusterMember[])[], options: ClusterOptions) {
+    this.shardList = shards;
+    this.settings = options;
     this.balancer = new Balancer(options.loadBalancing);
+  }
+
+  get shards(): readonly (readonly ClusterMember[])[] {
+    return this.shardList;
+  }
+
+  get options(): Readonly<ClusterOptions> {
+    return this.settings;
+  }
+
+  /**
+   * A reload's new members and options (pool/registry.ts). The cluster
+   * keeps its identity so clients waiting on it for a role probe are not
+   * stranded; members whose server did not change are passed in again.
+   */
+  reconfigure(shards: readonly (readonly ClusterMember[])[], options: ClusterOptions): void {
+    this.shardList = shards;
+    if (options.loadBalancing !== this.settings.loadBalancing) this.balancer = new Balancer(options.loadBalancing);
+    this.settings = options;
   }
 
   get members(): ClusterMember[] {

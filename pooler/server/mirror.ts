@@ -15,7 +15,27 @@
 //   transaction it was in, and it reconnects after a pause.
 
 import type { Logger } from 'pino';
-import { ServerConnection, type ServerOptions } from './connection.js';
+
+/**
+ * What a mirror needs of its server connection. The link is handed a way to
+ * open one (ServerConnection.connect) rather than importing connection.ts,
+ * which creates the links: one-way imports.
+ */
+export interface MirrorConnection {
+  readonly closed: boolean;
+  /** Statements sent and not yet answered. */
+  readonly pending: number;
+  readonly bufferedBytes: number;
+  send(bytes: Buffer, syncs: number, unsynced: boolean): unknown;
+  close(reason: string): void;
+  onClose(listener: (reason: Error) => void): void;
+}
+
+/** Where the mirror is, and how to open a connection to it. */
+export interface MirrorTarget<Options extends { host: string; port: number }> {
+  options: Options;
+  connect(options: Options): Promise<MirrorConnection>;
+}
 
 /** Unanswered statements after which a mirror counts as too slow. */
 const MAX_PENDING = 1000;
@@ -26,20 +46,20 @@ const RECONNECT_DELAY_MS = 1000;
 
 type State = 'connecting' | 'waiting' | 'copying' | 'closed';
 
-export class MirrorLink {
-  private conn: ServerConnection | null = null;
+export class MirrorLink<Options extends { host: string; port: number }> {
+  private conn: MirrorConnection | null = null;
   private state: State = 'connecting';
   private retry: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly options: ServerOptions,
+    private readonly target: MirrorTarget<Options>,
     private readonly log: Logger | null,
   ) {
     this.connect();
   }
 
   get address(): string {
-    return `${this.options.host}:${this.options.port}`;
+    return `${this.target.options.host}:${this.target.options.port}`;
   }
 
   /**
@@ -67,7 +87,7 @@ export class MirrorLink {
   }
 
   private connect(): void {
-    ServerConnection.connect(this.options).then(
+    this.target.connect(this.target.options).then(
       (conn) => {
         if (this.state === 'closed') {
           conn.close('mirrored connection closed');

@@ -1,0 +1,203 @@
+// From an accepted socket to a running session: the login (password,
+// auth_query, max_client_conn, TLS), then an admin console session or a
+// client session bound to its pool entry. Keeps the sessions by process id,
+// for cancel requests and for the admin console.
+
+import type net from 'node:net';
+import type { SecureContext } from 'node:tls';
+import { randomInt } from 'node:crypto';
+import type { Config } from '../config/types.js';
+import type { Logger } from './logger.js';
+import { SqlState } from './protocol/codes.js';
+import { errorResponse } from './protocol/messages/error.js';
+import { clientLogin, greeting, LoginRefused, type LoggedIn, type LoginDirectory, type LoginEntry } from './client/login.js';
+import { ClientSession } from './client/session.js';
+import { ClientSlots } from './client/admission.js';
+import type { PoolEntry, PoolRegistry } from './pool/registry.js';
+import { authQueryEntry, fetchSecret } from './auth/auth-query.js';
+import { AuthQueryCache } from './auth/auth-query-cache.js';
+import { scramSecretFromPassword, type ScramSecret } from './auth/scram-server.js';
+import { trackedName } from './server/params.js';
+import { AdminSession } from './admin/session.js';
+import { ADMIN_DATABASES, type AdminContext } from './admin/context.js';
+
+/** What the admin console reports as server parameters (as PgCat does). */
+const ADMIN_PARAMETERS = new Map([
+  ['server_version', '15.0 (PgLynx)'],
+  ['server_encoding', 'UTF8'],
+  ['client_encoding', 'UTF8'],
+  ['DateStyle', 'ISO, MDY'],
+  ['TimeZone', 'Etc/UTC'],
+  ['standard_conforming_strings', 'on'],
+  ['integer_datetimes', 'on'],
+  ['application_name', ''],
+]);
+
+/** What accepting clients reads from the pooler. */
+export interface AcceptorHost {
+  config(): Config;
+  readonly registry: PoolRegistry;
+  /** What an admin console session acts on. */
+  readonly admin: AdminContext;
+  /** TLS identity for clients (null: no TLS); rebuilt on reload. */
+  clientTls(): SecureContext | null;
+  /** True once shutdown began: only the admin console may still log in. */
+  shuttingDown(): boolean;
+}
+
+type Peer = { address: string; port: number };
+
+export class ClientAcceptor {
+  /** Logged-in client sessions by process id (not admin ones). */
+  readonly sessions = new Map<number, ClientSession>();
+  /** max_client_conn: client connections held, from accept to close. */
+  private readonly slots = new ClientSlots();
+  /** Secrets fetched by auth_query, kept briefly. */
+  private readonly authQuery: AuthQueryCache;
+  private adminScram: { password: string; secret: ScramSecret } | null = null;
+
+  constructor(
+    private readonly host: AcceptorHost,
+    private readonly log: Logger,
+  ) {
+    this.authQuery = new AuthQueryCache(log, fetchSecret);
+  }
+
+  async accept(socket: net.Socket): Promise<void> {
+    const g = this.host.config().general;
+    socket.setNoDelay(true);
+    if (g.tcp_keepalives_idle > 0) socket.setKeepAlive(true, g.tcp_keepalives_idle * 1000);
+    socket.on('error', () => socket.destroy());
+    const release = this.slots.take();
+    socket.once('close', release);
+    const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    let who: LoggedIn | null;
+    try {
+      who = await clientLogin(socket, this.directory(release));
+    } catch (err) {
+      // The client only learnt that its password was wrong; the log says why.
+      if (err instanceof LoginRefused && err.detail) this.log.info({ peer, ...err.detail }, 'client authentication failed');
+      else if (err instanceof LoginRefused) this.log.debug({ peer, reason: err.message }, 'client login refused');
+      else this.log.error({ peer, err }, 'client login failed');
+      return;
+    }
+    if (!who) return; // a CancelRequest
+    socket = who.socket; // the TLS socket when the client negotiated TLS
+    const isAdmin = this.isAdmin(who.database, who.user);
+    if (this.host.shuttingDown() && !isAdmin) {
+      socket.end(errorResponse(SqlState.AdminShutdown, 'the pooler is shutting down', 'FATAL'));
+      return;
+    }
+    if (isAdmin) {
+      // A process id as a client gets, so SHOW CLIENTS can name the session (cancelling it does nothing).
+      const processId = this.newProcessId();
+      socket.write(greeting(ADMIN_PARAMETERS, processId, randomInt(-0x80000000, 0x7fffffff)));
+      const applicationName = who.startupParams.get('application_name') ?? '';
+      new AdminSession(socket, this.host.admin, { processId, database: who.database, user: who.user, applicationName, connectedAt: Date.now() }).start(who.leftover);
+      return;
+    }
+    const entry = this.host.registry.get(who.database, who.user);
+    if (!entry) {
+      socket.end();
+      return;
+    }
+    let serverParams: Map<string, string>;
+    try {
+      serverParams = await entry.pool.ensureServerParams();
+    } catch (err) {
+      socket.end(errorResponse(SqlState.ConnectionFailure, `could not connect to server: ${(err as Error).message}`, 'FATAL'));
+      return;
+    }
+    this.startSession(socket, who, entry, serverParams, peer);
+  }
+
+  private isAdmin(database: string, user: string): boolean {
+    return ADMIN_DATABASES.has(database) && user === this.host.config().general.admin_username;
+  }
+
+  /** What one accepted client's login needs; `release` gives back its max_client_conn slot. */
+  private directory(release: () => void): LoginDirectory {
+    return {
+      lookup: (database, user) => {
+        const g = this.host.config().general;
+        if (this.isAdmin(database, user)) {
+          if (this.adminScram?.password !== g.admin_password) {
+            this.adminScram = { password: g.admin_password, secret: scramSecretFromPassword(g.admin_password) };
+          }
+          return { password: g.admin_password, scram: this.adminScram.secret, authMethod: g.admin_auth_type };
+        }
+        const registry = this.host.registry;
+        if (registry.usesAuthQuery(database, user)) return this.authQueryLogin(database, user);
+        const e = registry.get(database, user);
+        return e ? { password: e.auth.password, scram: e.auth.scram, authMethod: e.auth.method } : null;
+      },
+      cancel: (pid, secret) => this.cancel(pid, secret),
+      tls: () => this.host.clientTls(),
+      authType: () => this.host.config().general.auth_type,
+      loginTimeout: () => this.host.config().general.client_login_timeout,
+      admit: (database, user) => {
+        const g = this.host.config().general;
+        if (this.slots.allows(g.max_client_conn, this.isAdmin(database, user))) return true;
+        this.log.warn({ max_client_conn: g.max_client_conn }, 'max_client_conn reached: a new client is refused');
+        // A refused client no longer counts, even before it closes.
+        release();
+        return false;
+      },
+    };
+  }
+
+  /**
+   * auth_query: authenticate against the secret the server stores for the
+   * user; once the client is in, its pool (created on demand) logs into the
+   * server as that user with what the login revealed.
+   */
+  private authQueryLogin(database: string, user: string): Promise<LoginEntry> {
+    const registry = this.host.registry;
+    return authQueryEntry(this.authQuery, registry.authQueryTarget(database), database, user, (credential) =>
+      registry.learnCredential(database, user, credential),
+    );
+  }
+
+  private startSession(socket: net.Socket, who: LoggedIn, entry: PoolEntry, serverParams: Map<string, string>, peer: Peer): void {
+    const g = this.host.config().general;
+    const processId = this.newProcessId();
+    const secretKey = randomInt(-0x80000000, 0x7fffffff);
+    const params = new Map(serverParams);
+    for (const [k, v] of who.trackedParams) params.set(k, v);
+    // What the client was told is what every server it borrows must match.
+    const tracked = new Map<string, string>();
+    for (const [k, v] of params) if (trackedName(k) === k) tracked.set(k, v);
+    const identity = {
+      database: who.database,
+      user: who.user,
+      applicationName: who.trackedParams.get('application_name') ?? '',
+      remoteAddress: peer.address,
+      remotePort: peer.port,
+    };
+    const session = new ClientSession(socket, entry.cluster, entry.pool, identity, tracked, processId, secretKey, entry.settings, this.log, (s) => {
+      this.sessions.delete(s.processId);
+      if (this.host.config().general.log_client_disconnections) this.log.info({ peer, user: who.user, database: who.database }, 'client disconnected');
+    });
+    this.sessions.set(processId, session);
+    if (g.log_client_connections) this.log.info({ peer, user: who.user, database: who.database }, 'client connected');
+    socket.write(greeting(params, processId, secretKey));
+    session.start(who.leftover);
+  }
+
+  private newProcessId(): number {
+    for (;;) {
+      const id = randomInt(1, 0x7fffffff);
+      if (!this.sessions.has(id)) return id;
+    }
+  }
+
+  /** CancelRequest: only the holder of a session's secret key may cancel its query. */
+  private cancel(processId: number, secretKey: number): void {
+    const s = this.sessions.get(processId);
+    if (!s || s.secretKey !== secretKey) {
+      this.log.debug({ processId }, 'cancel request for unknown key ignored');
+      return;
+    }
+    void s.cancel();
+  }
+}
