@@ -3,11 +3,7 @@
 import { commandComplete, dataRow, rowDescription } from '../protocol/messages/rows.js';
 import { CustomSqlError, type CustomCommand } from './custom-sql.js';
 import type { RoutingState } from './route.js';
-
-export interface ShardState {
-  shard: number | 'any' | null;
-  shardingKey: string | null;
-}
+import type { ShardState } from '../sharding/shard-state.js';
 
 function show(column: string, value: string): Buffer {
   return Buffer.concat([rowDescription([{ name: column }]), dataRow([value]), commandComplete('SHOW')]);

@@ -8,7 +8,7 @@
 import { serialize } from 'pg-protocol';
 import { SqlState } from '../protocol/codes.js';
 import type { Cluster } from '../pool/cluster.js';
-import type { ShardState } from '../router/custom-reply.js';
+import type { ShardState } from './shard-state.js';
 import { statementOf, type Statement } from '../router/parse.js';
 import type { ShardingContext } from './context.js';
 import { insertForRows, type InsertKeys } from './keys.js';
