@@ -2,7 +2,7 @@
 // call discovery with the real parser, literal splicing, the extended
 // protocol's added parameters, Bind re-encoding, and errors.
 import t from 'tap';
-import { analyzePgml, PgmlError } from '../pooler/pgml/analyze.js';
+import { analyzePgml, PgmlError } from '../../pooler/pgml/analyze.js';
 import {
   appendParams,
   computeBindValues,
@@ -15,12 +15,12 @@ import {
   TEXT_OID,
   vectorLiteral,
   type EmbeddingProvider,
-} from '../pooler/pgml/rewrite.js';
-import { DescribeReplies } from '../pooler/pgml/describe-replies.js';
-import { errorResponse } from '../pooler/protocol/messages/error.js';
-import { PgmlTransformer } from '../pooler/pgml/transformer.js';
-import { MessageFramer } from '../pooler/protocol/framer.js';
-import { serialize } from './harness/pg-sasl.js';
+} from '../../pooler/pgml/rewrite.js';
+import { DescribeReplies } from '../../pooler/pgml/describe-replies.js';
+import { errorResponse } from '../../pooler/protocol/messages/error.js';
+import { PgmlTransformer } from '../../pooler/pgml/transformer.js';
+import { MessageFramer } from '../../pooler/protocol/framer.js';
+import { serialize } from '../harness/pg-sasl.js';
 
 // A deterministic fake: the vector is [length of text, code of first char].
 const engine: EmbeddingProvider = {

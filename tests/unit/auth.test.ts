@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { isMd5Secret, md5PasswordResponse, md5Salt, md5Secret, verifyMd5Response } from '../pooler/auth/md5.js';
+import { isMd5Secret, md5PasswordResponse, md5Salt, md5Secret, verifyMd5Response } from '../../pooler/auth/md5.js';
 import {
   SCRAM_SHA_256,
   ScramError,
@@ -11,9 +11,9 @@ import {
   saslprep,
   scramSecretFromPassword,
   type ScramSecret,
-} from '../pooler/auth/scram-server.js';
-import { ServerAuthError, ServerAuthenticator } from '../pooler/auth/server-auth.js';
-import { pgSasl } from './harness/pg-sasl.js';
+} from '../../pooler/auth/scram-server.js';
+import { ServerAuthError, ServerAuthenticator } from '../../pooler/auth/server-auth.js';
+import { pgSasl } from '../harness/pg-sasl.js';
 
 // node-postgres's SCRAM client (pgSasl) is the independent peer for the server.
 
