@@ -1,9 +1,9 @@
 // pg_bigint_hash must pick the same shard as Postgres's PARTITION BY HASH on
-// a bigint column (checked against a real Postgres 15), and sha1 must match
-// PgCat's definition.
+// a bigint column (checked against a real Postgres 15). sha1 against PgCat's
+// definition is a unit test: tests/unit/sharding-keys.test.ts.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { pgBigintHash, sha1Shard, shardForKey } from '../pooler/sharding/hash.js';
+import { pgBigintHash, shardForKey } from '../pooler/sharding/hash.js';
 import { startPostgres } from './harness/postgres.js';
 
 const INT64_MIN = -(2n ** 63n);
@@ -65,22 +65,4 @@ t.test('pg_bigint_hash is bit-identical to Postgres hash partitioning', async (t
     );
     t.equal(wrong.any, false, `modulus ${modulus}: wrong remainders are rejected`);
   }
-});
-
-t.test("sha1 follows PgCat's definition", async (t) => {
-  // PgCat: SHA-1 of the decimal text, last 8 hex digits as an integer, % shards.
-  const expected = [4, 7, 8, 3, 6, 0, 0, 10, 3, 11, 1, 7, 4, 4, 11, 2, 5, 0, 8, 3];
-  t.same(
-    expected.map((_, i) => sha1Shard(String(i), 12)),
-    expected,
-    'keys 0..19 over 12 shards',
-  );
-  // sha1("1234") = 7110eda4d09e062aa5e4a390b0a572ac0d2c0220: last 4 bytes 0x0d2c0220.
-  t.equal(sha1Shard('1234', 1_000_000), 0x0d2c0220 % 1_000_000);
-  t.equal(sha1Shard('1234', 2 ** 32), 0x0d2c0220, 'big-endian read of the last 4 bytes');
-  // Keys are int64s in PgCat: the canonical decimal text is hashed.
-  for (const [a, b] of [['007', '7'], ['+5', '5'], ['-0', '0'], [' 12 ', '12']]) {
-    t.equal(shardForKey('sha1', a, 1000), sha1Shard(b, 1000), `${JSON.stringify(a)} hashes as ${b}`);
-  }
-  t.equal(shardForKey('sha1', 'abc', 1000), sha1Shard('abc', 1000), 'non-integer keys hash as given');
 });

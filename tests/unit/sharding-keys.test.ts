@@ -1,7 +1,7 @@
 // Unit tests of sharding's pure parts: key parsing and hashing edge cases,
 // automatic sharding keys (libpg-query), comment routing, shard selection.
 import t from 'tap';
-import { parseInt64, pgBigintHash, shardForKey } from '../../pooler/sharding/hash.js';
+import { parseInt64, pgBigintHash, sha1Shard, shardForKey } from '../../pooler/sharding/hash.js';
 import { CommentRouter, commentRouter } from '../../pooler/sharding/comments.js';
 import { insertForRows, ShardingKeyFinder, type ShardingKeys } from '../../pooler/sharding/keys.js';
 import {
@@ -195,4 +195,22 @@ t.test('shard selection', async (t) => {
   t.same(rows, want, 'unknown and unhashable rows go to the default shard');
   t.equal(shardRows({ ...s, defaultShard: 'fail' }, ['1', null]), null);
   t.same(shardRows({ ...s, defaultShard: 'fail' }, ['1']), new Map([[one(1n), [0]]]));
+});
+
+t.test("sha1 follows PgCat's definition", async (t) => {
+  // PgCat: SHA-1 of the decimal text, last 8 hex digits as an integer, % shards.
+  const expected = [4, 7, 8, 3, 6, 0, 0, 10, 3, 11, 1, 7, 4, 4, 11, 2, 5, 0, 8, 3];
+  t.same(
+    expected.map((_, i) => sha1Shard(String(i), 12)),
+    expected,
+    'keys 0..19 over 12 shards',
+  );
+  // sha1("1234") = 7110eda4d09e062aa5e4a390b0a572ac0d2c0220: last 4 bytes 0x0d2c0220.
+  t.equal(sha1Shard('1234', 1_000_000), 0x0d2c0220 % 1_000_000);
+  t.equal(sha1Shard('1234', 2 ** 32), 0x0d2c0220, 'big-endian read of the last 4 bytes');
+  // Keys are int64s in PgCat: the canonical decimal text is hashed.
+  for (const [a, b] of [['007', '7'], ['+5', '5'], ['-0', '0'], [' 12 ', '12']]) {
+    t.equal(shardForKey('sha1', a, 1000), sha1Shard(b, 1000), `${JSON.stringify(a)} hashes as ${b}`);
+  }
+  t.equal(shardForKey('sha1', 'abc', 1000), sha1Shard('abc', 1000), 'non-integer keys hash as given');
 });

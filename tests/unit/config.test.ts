@@ -8,13 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GENERAL_DEFAULTS, POOL_DEFAULTS, USER_DEFAULTS } from '../config/defaults.js';
-import { IMPLEMENTED, logUnsupported, unknownKeys } from '../config/keys.js';
-import { loadConfig, parseConfig } from '../config/load.js';
-import type { Config } from '../config/types.js';
-import { FILE, GENERAL, minimal, SHARD, USER } from './harness/config-fixtures.js';
+import { GENERAL_DEFAULTS, POOL_DEFAULTS, USER_DEFAULTS } from '../../config/defaults.js';
+import { IMPLEMENTED, logUnsupported, unknownKeys } from '../../config/keys.js';
+import { loadConfig, parseConfig } from '../../config/load.js';
+import type { Config } from '../../config/types.js';
+import { FILE, GENERAL, minimal, SHARD, USER } from '../harness/config-fixtures.js';
 
-const SHIPPED = fileURLToPath(new URL('../pgcat.toml', import.meta.url));
+const SHIPPED = fileURLToPath(new URL('../../pgcat.toml', import.meta.url));
 /** Runs `fn` with `patterns` temporarily removed from IMPLEMENTED. */
 function withoutImplemented<T>(patterns: string[], fn: () => T): T {
   const removed = patterns.filter((p) => IMPLEMENTED.delete(p));
