@@ -2,7 +2,7 @@
 // and PgCat's refetch when a password does not match, rate-limited.
 
 import type { Logger } from '../logger.js';
-import type { AuthQueryTarget, StoredSecret } from './auth-query.js';
+import type { AuthQueryTarget, StoredSecret } from './auth-query-types.js';
 
 /**
  * How long a fetched secret is reused. Short on purpose: it only spares the

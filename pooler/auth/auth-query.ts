@@ -11,21 +11,15 @@
 import type { PoolConfig } from '../../config/types.js';
 import type { LoginEntry } from '../client/login.js';
 import { mockEntry } from './mock-auth.js';
-import { ServerConnection, type ServerOptions } from '../server/connection.js';
+import { ServerConnection } from '../server/connection.js';
 import { isMd5Secret } from './md5.js';
-import { parseScramSecret, type ScramSecret } from './scram-server.js';
+import { parseScramSecret } from './scram-server.js';
 import { encodeScramKeys } from './passthrough-credentials.js';
 import { authQuerySql } from './auth-query-sql.js';
 import type { AuthQueryCache } from './auth-query-cache.js';
+import type { AuthQueryTarget, StoredSecret } from './auth-query-types.js';
 
-/** What the server stores for a role, in a form the login can check. */
-export type StoredSecret = { kind: 'md5'; hash: string } | { kind: 'scram'; secret: ScramSecret };
-
-/** Where and how to run a pool's auth_query: the pool's server, logged into as auth_query_user. */
-export interface AuthQueryTarget {
-  server: ServerOptions;
-  query: string;
-}
+export type { AuthQueryTarget, StoredSecret } from './auth-query-types.js';
 
 /** A pool whose auth_query settings are complete (config/load.ts requires all three together). */
 export function hasAuthQuery(pc: PoolConfig): boolean {
