@@ -98,13 +98,14 @@ const context = (over: Partial<ShardingContext> = {}, defaultShard = 'shard_1'):
   keyToShard: (key) => shardForKey('pg_bigint_hash', key, SHARDS),
   ...over,
 });
-const NO_SHARD = { shard: null, shardingKey: null };
+type ShardState = Parameters<typeof routeUnit>[2];
+const NO_SHARD: ShardState = { shard: null, shardingKey: null };
 const unitOf = (bytes: Buffer, statements = new Map<string, string>()): Unit => {
   const { units } = takeUnits(bytes, statements);
   if (units.length !== 1) throw new Error(`${units.length} units`);
   return units[0]!;
 };
-const route = (bytes: Buffer, ctx = context(), state = NO_SHARD) => routeUnit(unitOf(bytes), ctx, state, cluster);
+const route = (bytes: Buffer, ctx = context(), state: ShardState = NO_SHARD) => routeUnit(unitOf(bytes), ctx, state, cluster);
 
 t.test('SET SHARD wins over everything; a shard out of range is refused', async (t) => {
   t.same(route(query('SELECT * FROM docs WHERE id = 1'), context(), { shard: 2, shardingKey: null }), { kind: 'single', shards: [2] });
