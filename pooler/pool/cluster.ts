@@ -59,10 +59,13 @@ export class Cluster {
   private rolesChanged: { promise: Promise<void>; resolve: () => void } | null = null;
   /** shards[s] = that shard's servers, in config order. */
   private shardList: readonly (readonly ClusterMember[])[];
+  /** Every shard's servers in one list, kept with shardList (read at every checkout). */
+  private memberList: readonly ClusterMember[];
   private settings: Readonly<ClusterOptions>;
 
   constructor(shards: readonly (readonly ClusterMember[])[], options: ClusterOptions) {
     this.shardList = shards;
+    this.memberList = shards.flat();
     this.settings = options;
     this.balancer = new Balancer(options.loadBalancing);
   }
@@ -82,12 +85,13 @@ export class Cluster {
    */
   reconfigure(shards: readonly (readonly ClusterMember[])[], options: ClusterOptions): void {
     this.shardList = shards;
+    this.memberList = shards.flat();
     if (options.loadBalancing !== this.settings.loadBalancing) this.balancer = new Balancer(options.loadBalancing);
     this.settings = options;
   }
 
-  get members(): ClusterMember[] {
-    return this.shards.flat();
+  get members(): readonly ClusterMember[] {
+    return this.memberList;
   }
 
   /** The shard's primary (configured or detected), if any. */
