@@ -62,7 +62,7 @@ export class RoleProber {
     } catch (err) {
       if (conn) this.drop(m, conn, 'probe failed');
       if (this.closed) return;
-      if (err instanceof ServerAuthError && m.pool.settings.server.password === null) {
+      if (err instanceof ServerAuthError && !m.pool.settings.server.password) {
         // Nothing to log in with yet (an auth_query user before any login):
         // not the server's fault. Its role stays unknown until a login
         // brings the credential.
