@@ -10,7 +10,7 @@
 // `null` means "not set here": the pooler falls back at runtime from user to
 // pool to general (connect_timeout, idle_timeout, server_lifetime, pool_mode).
 
-import type { GeneralConfig, PoolConfig, ShardConfig, UserConfig } from './types.js';
+import type { GeneralConfig, PoolConfig, UserConfig } from './types.js';
 
 type Required_ = 'admin_username' | 'admin_password';
 
@@ -118,9 +118,3 @@ export const USER_DEFAULTS: Readonly<Omit<UserConfig, 'username' | 'pool_size'>>
   idle_timeout: null,
 });
 
-export const SHARD_DEFAULTS: Readonly<Omit<ShardConfig, 'database' | 'servers'>> = Object.freeze({
-  mirrors: [],
-});
-
-/** Top-level `[plugins]` and per-pool `plugins` are both absent by default. */
-export const PLUGINS_DEFAULT = null;
