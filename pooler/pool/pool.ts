@@ -6,11 +6,14 @@
 
 import type { PoolMode } from '../../config/types.js';
 import { ServerConnection, type ServerOptions } from '../server/connection.js';
-import { SqlState } from '../protocol/codes.js';
+import { SqlState, TxStatus } from '../protocol/codes.js';
 import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
 import { ServerStatements } from '../prepared/statements.js';
 import { ALL_DIRTY, resetQuery } from '../server/reset.js';
+
+/** What release() returns when nothing was left to wait for. */
+const DONE: Promise<void> = Promise.resolve();
 
 export interface PoolSettings {
   /** Pool name as clients give it (the `database` startup parameter). */
@@ -46,8 +49,9 @@ export class PoolError extends Error {
 interface Waiter {
   resolve(conn: ServerConnection): void;
   reject(err: PoolError): void;
-  timer: NodeJS.Timeout | null;
   since: number;
+  /** Date.now() past which it fails (checkout timeout); Infinity: never. */
+  deadline: number;
 }
 
 export interface PoolCounters {
@@ -63,6 +67,8 @@ export class Pool {
   private readonly all = new Set<ServerConnection>();
   private idle: ServerConnection[] = [];
   private readonly waiters: Waiter[] = [];
+  /** Fires at the earliest waiter deadline (expireWaiters); null while none is armed. */
+  private waitTimer: NodeJS.Timeout | null = null;
   private connecting = 0;
   private closed = false;
   /** PAUSE: hand out nothing until resume(); resolves waiters of pause() once nothing is checked out. */
@@ -108,43 +114,74 @@ export class Pool {
     const conn = this.tryAcquire();
     if (conn) return Promise.resolve(conn);
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, timer: null, since: Date.now() };
-      if (this.settings.checkoutTimeout > 0) {
-        const expire = (): void => {
-          // Paused pools hold clients: they wait, they do not fail.
-          if (this.paused) {
-            waiter.timer = setTimeout(expire, this.settings.checkoutTimeout);
-            return;
-          }
-          const i = this.waiters.indexOf(waiter);
-          if (i >= 0) this.waiters.splice(i, 1);
-          this.stats.totals.errors += 1;
-          reject(new PoolError(SqlState.TooManyConnections, `could not get connection from the pool: timed out after ${this.settings.checkoutTimeout} ms`));
-        };
-        waiter.timer = setTimeout(expire, this.settings.checkoutTimeout);
-      }
-      this.waiters.push(waiter);
+      const since = Date.now();
+      const timeout = this.settings.checkoutTimeout;
+      this.waiters.push({ resolve, reject, since, deadline: timeout > 0 ? since + timeout : Infinity });
+      // One timer per pool, not one per waiter: armed for the earliest deadline.
+      if (timeout > 0 && !this.waitTimer) this.waitTimer = setTimeout(this.expireWaiters, timeout);
       this.pump();
     });
   }
+
+  /** Fail the waiters past their deadline and re-arm for the next one. */
+  private readonly expireWaiters = (): void => {
+    this.waitTimer = null;
+    const now = Date.now();
+    let next = Infinity;
+    for (let i = 0; i < this.waiters.length; ) {
+      const w = this.waiters[i];
+      if (w.deadline <= now) {
+        const timeout = this.settings.checkoutTimeout;
+        // Paused pools hold clients: they wait, they do not fail (another full timeout).
+        if (this.paused) w.deadline = timeout > 0 ? now + timeout : Infinity;
+        else {
+          this.waiters.splice(i, 1);
+          this.stats.totals.errors += 1;
+          w.reject(new PoolError(SqlState.TooManyConnections, `could not get connection from the pool: timed out after ${timeout} ms`));
+          continue;
+        }
+      }
+      if (w.deadline < next) next = w.deadline;
+      i++;
+    }
+    if (next !== Infinity) this.waitTimer = setTimeout(this.expireWaiters, Math.max(1, next - now));
+  };
 
   /**
    * Take a connection back from a client. Resets what the client left
    * behind; closes the connection when it cannot be made clean.
    */
-  async release(conn: ServerConnection, opts: { sessionReset?: boolean } = {}): Promise<void> {
+  release(conn: ServerConnection, opts?: { sessionReset?: boolean }): Promise<void> {
     conn.owner = null;
     // A reload replaced the pool this connection came from (its server
     // changed): it must not join this one.
     if (!this.all.has(conn)) {
       conn.close('pool replaced by reload');
-      return;
+      return DONE;
     }
-    if (conn.closed) return this.forget(conn);
-    if (!conn.isQuiet) return this.discard(conn, 'released with a query in flight');
+    if (conn.closed) {
+      this.forget(conn);
+      return DONE;
+    }
+    if (!conn.isQuiet) {
+      this.discard(conn, 'released with a query in flight');
+      return DONE;
+    }
+    // The common case in transaction mode: nothing to undo, so no promise and no await.
+    const sessionReset = opts?.sessionReset ?? false;
+    if (conn.txStatus === TxStatus.Idle && !sessionReset && !this.settings.resetAlways && !(conn.dirty && this.settings.cleanupConnections)) {
+      conn.dirty = 0;
+      this.checkIn(conn);
+      return DONE;
+    }
+    return this.resetThenCheckIn(conn, sessionReset);
+  }
+
+  /** Roll back and undo session state before the connection goes back (or is closed when that fails). */
+  private async resetThenCheckIn(conn: ServerConnection, sessionReset: boolean): Promise<void> {
     try {
-      if (conn.txStatus !== 0x49) await conn.query('ROLLBACK');
-      if (opts.sessionReset) {
+      if (conn.txStatus !== TxStatus.Idle) await conn.query('ROLLBACK');
+      if (sessionReset) {
         await conn.query('DISCARD ALL');
         conn.replies?.statements.clear();
       } else if (this.settings.resetAlways) {
@@ -161,8 +198,14 @@ export class Pool {
     } catch {
       return this.discard(conn, 'reset failed');
     }
-    if (this.closed || !conn.isIdle || this.expired(conn)) return this.discard(conn, 'expired');
-    conn.idleSince = Date.now();
+    this.checkIn(conn);
+  }
+
+  /** A clean connection joins the idle list (or is closed: pool closed, lifetime over). */
+  private checkIn(conn: ServerConnection): void {
+    const now = Date.now();
+    if (this.closed || !conn.isIdle || this.expired(conn, now)) return this.discard(conn, 'expired');
+    conn.idleSince = now;
     this.idle.push(conn);
     this.pump();
   }
@@ -246,17 +289,16 @@ export class Pool {
 
   close(): void {
     this.closed = true;
-    for (const w of this.waiters.splice(0)) {
-      if (w.timer) clearTimeout(w.timer);
-      w.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
-    }
+    if (this.waitTimer) clearTimeout(this.waitTimer);
+    this.waitTimer = null;
+    for (const w of this.waiters.splice(0)) w.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
     for (const conn of this.idle) conn.close('pool closed');
     this.idle = [];
   }
 
-  private expired(conn: ServerConnection): boolean {
+  private expired(conn: ServerConnection, now = Date.now()): boolean {
     const lifetime = this.settings.serverLifetime;
-    return lifetime > 0 && Date.now() - conn.createdAt > lifetime;
+    return lifetime > 0 && now - conn.createdAt > lifetime;
   }
 
   private takeIdle(): ServerConnection | null {
@@ -306,9 +348,11 @@ export class Pool {
     while (this.waiters.length > 0) {
       const conn = this.takeIdle();
       if (!conn) break;
-      const w = this.waiters.shift()!;
-      if (w.timer) clearTimeout(w.timer);
-      w.resolve(conn);
+      this.waiters.shift()!.resolve(conn);
+    }
+    if (this.waiters.length === 0 && this.waitTimer) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = null;
     }
     const wanted = this.waiters.length - this.connecting;
     for (let i = 0; i < wanted && this.all.size + this.connecting < this.settings.size; i++) this.spawn();
@@ -335,11 +379,7 @@ export class Pool {
         this.stats.totals.errors += 1;
         // A failed connect fails the client that has waited longest, so it
         // learns why instead of waiting for its timeout.
-        const w = this.waiters.shift();
-        if (w) {
-          if (w.timer) clearTimeout(w.timer);
-          w.reject(new PoolError(SqlState.ConnectionFailure, err.message));
-        }
+        this.waiters.shift()?.reject(new PoolError(SqlState.ConnectionFailure, err.message));
         this.pump();
       },
     );
