@@ -21,9 +21,10 @@ import { errorResponse, noticeResponse } from '../protocol/messages/error.js';
 import { commandComplete } from '../protocol/messages/rows.js';
 import { readyForQuery } from '../protocol/messages/status.js';
 import type { Cluster, RoleTarget } from '../pool/cluster.js';
-import type { ShardState } from '../router/custom-reply.js';
+import type { ShardState } from './shard-state.js';
 import type { ClientStatements } from '../prepared/statements.js';
 import type { ShardingContext } from './context.js';
+import type { ServerConnection } from '../server/connection.js';
 import { ShardError, ShardLink, replyError, withoutReady } from './shard-link.js';
 import { classify } from '../router/classify.js';
 import { takeUnits, type Unit } from './units.js';
@@ -40,12 +41,12 @@ export interface ShardedClient {
   /** Role for a unit outside a transaction (read/write splitting). */
   role(bytes: Buffer): { role: RoleTarget; primaryReads: boolean };
   write(bytes: Buffer): void;
-  /** Stop or restart reading from the client while units run. */
-  pause(paused: boolean): void;
   /** Fatal error and disconnect (malformed messages). */
   terminate(code: string, message: string): void;
-  /** A unit starts running (the session's statement clock). */
+  /** A unit starts running (the client is active: the session's statement clock, its socket not read). */
   unitStarted(): void;
+  /** The unit waits for a shard's pool to free a connection (true), or has them all (false). */
+  waiting(waiting: boolean): void;
   /** Every unit received so far is answered; `txStatus` is the client's (I, T or E), as in a ReadyForQuery. */
   unitsDone(txStatus: number): void;
 }
@@ -83,6 +84,14 @@ export class ShardedExecutor {
     return this.busy || this.tx !== null;
   }
 
+  /** The shard connections its units or its transaction hold now (SHOW SERVERS names the client on them). */
+  servers(): ServerConnection[] {
+    const out: ServerConnection[] = [];
+    for (const link of this.inUse) out.push(link.server);
+    if (this.tx) for (const link of this.tx.links.values()) if (!this.inUse.has(link)) out.push(link.server);
+    return out;
+  }
+
   /** Client bytes (whole messages). */
   push(bytes: Buffer): void {
     this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
@@ -117,7 +126,6 @@ export class ShardedExecutor {
 
   private async drain(): Promise<void> {
     this.running = true;
-    this.client.pause(true);
     while (this.queue.length > 0 && !this.closed) {
       const unit = this.queue.shift()!;
       this.client.unitStarted();
@@ -129,7 +137,6 @@ export class ShardedExecutor {
       if (!this.closed && this.queue.length === 0) this.client.unitsDone(this.status());
     }
     this.running = false;
-    if (!this.closed) this.client.pause(false);
   }
 
   private status(): number {
@@ -204,14 +211,21 @@ export class ShardedExecutor {
       const member = await cluster.chooseWhenKnown(shard, role, primaryReads, performance.now() + waitMs);
       if (member === 'timeout') throw new ShardError(shard, SqlState.ConnectionFailure, `no ${role} server available: none found by the role probe within ${waitMs} ms`);
       if (!member) throw new ShardError(shard, SqlState.ConnectionFailure, 'no server available (all candidates are down or banned)');
-      const link = await ShardLink.open(member, this.client.params);
+      const link = await ShardLink.open(member, this.client.params, onWait);
       if (tx) {
         tx.links.set(shard, link);
         await link.runSql(tx.begin);
       }
       return link;
     };
+    let waited = false;
+    const onWait = (): void => {
+      if (waited) return;
+      waited = true;
+      this.client.waiting(true);
+    };
     const settled = await Promise.allSettled(shards.map(open));
+    if (waited && !this.closed) this.client.waiting(false);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       if (!tx) for (const r of settled) if (r.status === 'fulfilled') r.value.release();

@@ -1,0 +1,75 @@
+// The direct binding: the client's statements run on one server, held by
+// the session's Checkout for a transaction (transaction mode) or for the
+// whole session. attach.ts finds the server; this file sends to it and
+// gives it back when the transaction is over.
+
+import { Frontend, TxStatus } from '../protocol/codes.js';
+import type { ServerConnection } from '../server/connection.js';
+import { classify } from '../router/classify.js';
+import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+import { ClientState } from './client-state.js';
+import type { SessionCore } from './session-core.js';
+
+/** Attach `server` (just checked out of the session's pool) and send it everything queued. */
+export function bind(s: SessionCore, server: ServerConnection): void {
+  s.checkout.hold(s.pool, server);
+  server.dirty |= s.pendingDirty;
+  s.pendingDirty = 0;
+  const bytes = s.queued.length === 1 ? s.queued[0] : Buffer.concat(s.queued);
+  const syncs = s.queuedSyncs;
+  s.queued = [];
+  s.queuedSyncs = 0;
+  s.excluded = null;
+  // Transparent read retry: an autocommit read on a shard with somewhere else to go.
+  s.retryable =
+    s.cluster.members.length > 1 && !s.isSessionMode && server.txStatus === TxStatus.Idle && syncs > 0 && isRead(bytes)
+      ? { bytes, syncs }
+      : null;
+  s.repliedSinceSend = false;
+  sendToServer(s, server, bytes, syncs);
+}
+
+/** Write to the attached server: the client is active, its statement clock runs. */
+export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Buffer, syncs: number): void {
+  if (server.replies) {
+    // Prepared statements shared across servers: names rewritten for this one.
+    bytes = rewriteForServer(splitMessages(bytes), s.clientStatements(), server.replies, server.isIdle, server);
+  }
+  if (syncs > 0) {
+    s.pool.stats.totals.queryCount += syncs;
+    s.counters.queries += syncs;
+    if (s.clocks.statementSince === 0 && s.settings.statementTimeout > 0) s.clocks.statementSince = Date.now();
+  }
+  s.clocks.idleInTransactionSince = 0;
+  s.transition(ClientState.Active);
+  if (!server.send(bytes, syncs, s.unsynced)) s.waitForServerDrain();
+}
+
+/** Every reply is in: the transaction goes on (idle in it) or is over (the server goes back in transaction mode). */
+export function onDirectIdle(s: SessionCore, server: ServerConnection): void {
+  s.clocks.statementSince = 0;
+  if (server.txStatus !== TxStatus.Idle) {
+    if (s.settings.idleInTransactionTimeout > 0) s.clocks.idleInTransactionSince = Date.now();
+    s.transition(ClientState.InTransaction);
+    return;
+  }
+  if (!s.isSessionMode) s.checkout.release('released with a query in flight');
+  s.transition(ClientState.Idle);
+}
+
+/** A batch of reads only (Query or extended), by the real parser. */
+function isRead(bytes: Buffer): boolean {
+  let offset = 0;
+  let read = false;
+  while (offset + 5 <= bytes.length) {
+    const type = bytes[offset];
+    const end = offset + 1 + bytes.readInt32BE(offset + 1);
+    if (type === Frontend.Query || type === Frontend.Parse) {
+      const textStart = type === Frontend.Query ? offset + 5 : bytes.indexOf(0, offset + 5) + 1;
+      if (classify(bytes.toString('utf8', textStart, bytes.indexOf(0, textStart))) !== 'read') return false;
+      read = true;
+    } else if (type === Frontend.CopyData || type === Frontend.FunctionCall) return false;
+    offset = end;
+  }
+  return read;
+}
