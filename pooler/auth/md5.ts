@@ -6,7 +6,7 @@
 // The stored form in pg_authid is "md5" + md5hex(password + user), which is
 // all a verifier needs; that is why a pg_authid md5 hash is password-equivalent.
 
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 const MD5_SECRET_RE = /^md5[0-9a-f]{32}$/;
 
@@ -14,9 +14,33 @@ function md5hex(data: Buffer | string): string {
   return createHash('md5').update(data).digest('hex');
 }
 
-/** 4 random bytes for an AuthenticationMD5Password request. */
+/** Random bytes drawn 4 KB at a time: one call into the CSPRNG per 1,024 logins, not one per login. */
+const saltPool = Buffer.alloc(4096);
+let saltOffset = saltPool.length;
+
+/** 4 random bytes for an AuthenticationMD5Password request (a fresh copy: the pool is refilled). */
 export function md5Salt(): Buffer {
-  return randomBytes(4);
+  if (saltOffset + 4 > saltPool.length) {
+    randomFillSync(saltPool);
+    saltOffset = 0;
+  }
+  saltOffset += 4;
+  return Buffer.from(saltPool.subarray(saltOffset - 4, saltOffset));
+}
+
+/** md5hex(password + user) of plaintext passwords, so a login hashes once, not twice (bounded: cleared when full). */
+const storedHashes = new Map<string, string>();
+const MAX_STORED_HASHES = 10_000;
+
+function storedHashOf(password: string, user: string): string {
+  const key = `${user}\0${password}`;
+  let hash = storedHashes.get(key);
+  if (hash === undefined) {
+    if (storedHashes.size >= MAX_STORED_HASHES) storedHashes.clear();
+    hash = md5hex(password + user);
+    storedHashes.set(key, hash);
+  }
+  return hash;
 }
 
 /** True when `secret` is a stored Postgres md5 hash ("md5" + 32 lowercase hex). */
@@ -32,7 +56,7 @@ export function md5Secret(user: string, password: string): string {
 // Second stage, shared by client and verifier. `storedHash` is the 32 hex
 // digits (without the "md5" prefix); the salt is mixed in as raw bytes.
 function saltedResponse(storedHash: string, salt: Buffer): string {
-  return 'md5' + md5hex(Buffer.concat([Buffer.from(storedHash, 'utf8'), salt]));
+  return 'md5' + createHash('md5').update(storedHash, 'utf8').update(salt).digest('hex');
 }
 
 /** What a client sends in its PasswordMessage in reply to an MD5 request. */
@@ -50,7 +74,7 @@ export function md5PasswordResponse(user: string, password: string, salt: Buffer
  */
 export function verifyMd5Response(response: string, user: string, secret: string, salt: Buffer): boolean {
   if (secret === '' || secret.startsWith('SCRAM-SHA-256$')) return false;
-  const storedHash = isMd5Secret(secret) ? secret.slice(3) : md5hex(secret + user);
+  const storedHash = isMd5Secret(secret) ? secret.slice(3) : storedHashOf(secret, user);
   const expected = Buffer.from(saltedResponse(storedHash, salt), 'utf8');
   const actual = Buffer.from(response, 'utf8');
   // The expected length is always 35, so the length check leaks nothing secret;

@@ -178,6 +178,9 @@ function refuse(socket: net.Socket, code: string, message: string, detail?: Logi
   throw new LoginRefused(message, detail);
 }
 
+/** 'N': no SSL / GSS encryption (libpq's default sslmode=prefer asks at every connection). */
+const REFUSED = Buffer.from('N');
+
 /** Postgres's answer once max_connections is reached. */
 export const TOO_MANY_CLIENTS = 'sorry, too many clients already';
 /** How long a client told it timed out may take to close before it is cut. */
@@ -219,12 +222,12 @@ export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Pr
       if (packet.kind === 'gssenc') {
         if (gssDone) throw new ProtocolError('unexpected GSSENCRequest: encryption was already negotiated');
         gssDone = true;
-        socket.write('N');
+        socket.write(REFUSED);
       } else {
         if (sslDone) throw new ProtocolError('unexpected SSLRequest: encryption was already negotiated');
         sslDone = true;
         const context = dir.tls();
-        if (!context) socket.write('N');
+        if (!context) socket.write(REFUSED);
         else {
           // Bytes sent along with the SSLRequest were not encrypted, yet
           // would be read as if they came through TLS (CVE-2021-23214).
@@ -329,10 +332,33 @@ async function authenticate(
   fresh.onAuthenticated?.(null);
 }
 
-/** The greeting after authentication: AuthenticationOk, parameters, keys, ReadyForQuery. */
+/** ParameterStatus messages by name and value: every client of a pool is told the same ones (bounded: cleared when full). */
+const statusMessages = new Map<string, Buffer>();
+const MAX_STATUS_MESSAGES = 10_000;
+const AUTHENTICATION_OK = authenticationOk();
+const READY_IDLE = readyForQuery(TxStatus.Idle);
+
+function parameterStatusOf(name: string, value: string): Buffer {
+  const key = `${name}\0${value}`;
+  let m = statusMessages.get(key);
+  if (!m) {
+    if (statusMessages.size >= MAX_STATUS_MESSAGES) statusMessages.clear();
+    m = parameterStatus(name, value);
+    statusMessages.set(key, m);
+  }
+  return m;
+}
+
+/** The greeting after authentication: AuthenticationOk, parameters, keys, ReadyForQuery (one buffer, one write). */
 export function greeting(params: Map<string, string>, processId: number, secretKey: number): Buffer {
-  const parts = [authenticationOk()];
-  for (const [k, v] of params) parts.push(parameterStatus(k, v));
-  parts.push(backendKeyData(processId, secretKey), readyForQuery(TxStatus.Idle));
-  return Buffer.concat(parts);
+  const parts = [AUTHENTICATION_OK];
+  let length = AUTHENTICATION_OK.length;
+  for (const [k, v] of params) {
+    const m = parameterStatusOf(k, v);
+    parts.push(m);
+    length += m.length;
+  }
+  const keys = backendKeyData(processId, secretKey);
+  parts.push(keys, READY_IDLE);
+  return Buffer.concat(parts, length + keys.length + READY_IDLE.length);
 }

@@ -110,17 +110,24 @@ export class Pool {
 
   /** Wait FIFO for a clean connection. */
   acquire(): Promise<ServerConnection> {
-    if (this.closed) return Promise.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
+    return new Promise((resolve, reject) => this.wait(resolve, reject));
+  }
+
+  /**
+   * Wait FIFO for a clean connection, with callbacks (acquire's form for
+   * the hot path: no promise per wait). One of them is called once, maybe
+   * before this returns.
+   */
+  wait(onReady: (conn: ServerConnection) => void, onError: (err: PoolError) => void): void {
+    if (this.closed) return onError(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
     const conn = this.tryAcquire();
-    if (conn) return Promise.resolve(conn);
-    return new Promise((resolve, reject) => {
-      const since = Date.now();
-      const timeout = this.settings.checkoutTimeout;
-      this.waiters.push({ resolve, reject, since, deadline: timeout > 0 ? since + timeout : Infinity });
-      // One timer per pool, not one per waiter: armed for the earliest deadline.
-      if (timeout > 0 && !this.waitTimer) this.waitTimer = setTimeout(this.expireWaiters, timeout);
-      this.pump();
-    });
+    if (conn) return onReady(conn);
+    const since = Date.now();
+    const timeout = this.settings.checkoutTimeout;
+    this.waiters.push({ resolve: onReady, reject: onError, since, deadline: timeout > 0 ? since + timeout : Infinity });
+    // One timer per pool, not one per waiter: armed for the earliest deadline.
+    if (timeout > 0 && !this.waitTimer) this.waitTimer = setTimeout(this.expireWaiters, timeout);
+    this.pump();
   }
 
   /** Fail the waiters past their deadline and re-arm for the next one. */
@@ -152,7 +159,6 @@ export class Pool {
    * behind; closes the connection when it cannot be made clean.
    */
   release(conn: ServerConnection, opts?: { sessionReset?: boolean }): Promise<void> {
-    conn.owner = null;
     // A reload replaced the pool this connection came from (its server
     // changed): it must not join this one.
     if (!this.all.has(conn)) {
@@ -222,7 +228,6 @@ export class Pool {
 
   /** Drop a connection that must not be reused. */
   discard(conn: ServerConnection, reason: string): void {
-    conn.owner = null;
     conn.close(reason);
     this.forget(conn);
   }
