@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PgLynx vs PgBouncer vs direct Postgres, measured with pgbench.
+# PgLynx vs PgBouncer, side by side in one run, measured with pgbench.
 #
 # Not part of CI. Needs root (apt-get, runuser), the Postgres 15 binaries,
 # pgbench and psql. Installs the Debian package `pgbouncer` if it is missing
@@ -8,22 +8,34 @@
 # and PgBouncer, both in transaction mode with the same pool size, in front of
 # that one cluster. Everything lives in one temp dir, removed on exit.
 #
+# Each workload runs as PAIRS A/B pairs, PgLynx and PgBouncer interleaved
+# (the order alternates from pair to pair so drift in the machine's load
+# hits both). For every run it records pgbench's tps and the pooler's CPU
+# time (utime + stime of the pooler process, all threads, from
+# /proc/<pid>/stat before and after) divided by the transactions pgbench
+# counted. The table shows medians, and the ratios are medians of the
+# per-pair ratios.
+#
 # Usage:  benchmarks/pgbench.sh
-# Env:    DURATION    seconds per pgbench run (default 15)
+# Env:    DURATION    seconds per pgbench run (default 10)
+#         PAIRS       A/B pairs per workload (default 3)
+#         WORKLOADS   which rows, of: c100 c1 extended prepared connect (default all)
 #         POOL_SIZE   server connections per pooler (default 20)
 #         SCALE       pgbench -i scale factor (default 10)
-#         CLIENTS     client counts for the select-only runs (default "10 100 1000")
 #         PG_BIN      Postgres binaries (default /usr/lib/postgresql/15/bin)
+#         PGLYNX_ROOT checkout whose dist/ runs (default this one; built if stale)
+#         PGLYNX_NODE_ARGS  extra node flags for PgLynx (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof)
 #
-# The report (machine, versions, exact commands, generated configs, table)
-# goes to stdout and to benchmarks/results/pgbench-<date>.md; progress goes
-# to stderr.
+# The report (machine, versions, exact commands, generated configs, table,
+# every run) goes to stdout and to benchmarks/results/pgbench-<date>.md;
+# progress goes to stderr.
 set -euo pipefail
 
-DURATION=${DURATION:-15}
+DURATION=${DURATION:-10}
+PAIRS=${PAIRS:-3}
+WORKLOADS=${WORKLOADS:-"c100 c1 extended prepared connect"}
 POOL_SIZE=${POOL_SIZE:-20}
 SCALE=${SCALE:-10}
-CLIENTS=${CLIENTS:-"10 100 1000"}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PGBENCH="$PG_BIN/pgbench"
 PSQL="$PG_BIN/psql"
@@ -34,6 +46,8 @@ BENCH_DB=bench
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS_DIR="$REPO_ROOT/benchmarks/results"
+PGLYNX_ROOT=$(cd "${PGLYNX_ROOT:-$REPO_ROOT}" && pwd)
+read -r -a NODE_ARGS <<<"${PGLYNX_NODE_ARGS:-}"
 
 log() { printf '[pgbench.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -44,7 +58,7 @@ for b in initdb pg_ctl postgres pgbench psql; do
   [[ -x "$PG_BIN/$b" ]] || die "$PG_BIN/$b not found (set PG_BIN)"
 done
 
-# pgbench -c 1000 needs more than 1,000 descriptors, PgBouncer about 2 per client.
+# PgBouncer needs about 2 descriptors per client.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 NOFILE=$(ulimit -n)
 if [[ $NOFILE != unlimited && $NOFILE -lt 4096 ]]; then
@@ -69,11 +83,11 @@ fi
 PGBOUNCER=$(command -v pgbouncer)
 
 # --- PgLynx build ----------------------------------------------------------
-PGLYNX_JS="$REPO_ROOT/dist/bin/pglynx.js"
-if [[ ! -f $PGLYNX_JS ]] || [[ -n $(find "$REPO_ROOT/bin" "$REPO_ROOT/config" "$REPO_ROOT/pooler" "$REPO_ROOT/engine" \
+PGLYNX_JS="$PGLYNX_ROOT/dist/bin/pglynx.js"
+if [[ ! -f $PGLYNX_JS ]] || [[ -n $(find "$PGLYNX_ROOT/bin" "$PGLYNX_ROOT/config" "$PGLYNX_ROOT/pooler" "$PGLYNX_ROOT/engine" \
   -name '*.ts' -newer "$PGLYNX_JS" -print -quit 2>/dev/null) ]]; then
-  log "building PgLynx (npm run build): dist/ is missing or older than the sources"
-  (cd "$REPO_ROOT" && npm run build >&2)
+  log "building PgLynx (npm run build in $PGLYNX_ROOT): dist/ is missing or older than the sources"
+  (cd "$PGLYNX_ROOT" && npm run build >&2)
 fi
 
 # --- temp dir, ports, cleanup ----------------------------------------------
@@ -179,10 +193,24 @@ pool_size = $POOL_SIZE
 [pools.$BENCH_DB.shards.0]
 database = "$BENCH_DB"
 servers = [["127.0.0.1", $PG_PORT, "primary"]]
+
+# The same database with prepared statements on (for pgbench -M prepared).
+[pools.${BENCH_DB}_ps]
+pool_mode = "transaction"
+prepared_statements_cache_size = 500
+
+[pools.${BENCH_DB}_ps.users.0]
+username = "$BENCH_USER"
+password = "$BENCH_PASSWORD"
+pool_size = $POOL_SIZE
+
+[pools.${BENCH_DB}_ps.shards.0]
+database = "$BENCH_DB"
+servers = [["127.0.0.1", $PG_PORT, "primary"]]
 EOF
-LYNX_CMD=(node dist/bin/pglynx.js "$LYNX_CONF" --log-level warn)
+LYNX_CMD=(node "${NODE_ARGS[@]}" dist/bin/pglynx.js "$LYNX_CONF" --log-level warn)
 log "starting PgLynx: ${LYNX_CMD[*]}"
-(cd "$REPO_ROOT" && NODE_ENV=production exec "${LYNX_CMD[@]}") >"$LYNX_DIR/pglynx.log" 2>&1 &
+(cd "$PGLYNX_ROOT" && NODE_ENV=production exec "${LYNX_CMD[@]}") >"$LYNX_DIR/pglynx.log" 2>&1 &
 LYNX_PID=$!
 
 # --- PgBouncer ---------------------------------------------------------------
@@ -231,8 +259,11 @@ wait_ready PgLynx "$LYNX_PORT" "$LYNX_PID" || {
 wait_ready PgBouncer "$BOUNCER_PORT" || {
   cat "$WORK/pgbouncer.out" "$BOUNCER_DIR/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not accept a login on port $BOUNCER_PORT"; }
 
+BOUNCER_PID=$(cat "$BOUNCER_DIR/pgbouncer.pid")
+
 # --- runs ------------------------------------------------------------------
-# Anything else busy on the machine skews the numbers: recorded in the report.
+# Anything else busy on the machine skews tps: recorded in the report. CPU
+# per transaction is measured per process, so it is the steadier figure.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_idle_pct() { # share of CPU time idle over the next 3 seconds
   local a b
@@ -244,75 +275,110 @@ cpu_idle_pct() { # share of CPU time idle over the next 3 seconds
 }
 IDLE_BEFORE=$(cpu_idle_pct)
 log "CPU idle before the runs: ${IDLE_BEFORE}%"
-[[ $IDLE_BEFORE -ge 90 ]] || log "warning: the machine is busy (${IDLE_BEFORE}% idle): numbers will be skewed"
-declare -A TPS LAT
+[[ $IDLE_BEFORE -ge 90 ]] || log "warning: the machine is busy (${IDLE_BEFORE}% idle): tps will be skewed"
+CLK_TCK=$(getconf CLK_TCK)
+
+# utime and stime of a process, all its threads, in clock ticks.
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+
+# Workloads: key -> pgbench arguments, the PgLynx database, and PgBouncer's
+# arguments when they differ (PgBouncer 1.18 has no prepared statements in
+# transaction mode: its reference for the prepared row is -M extended).
+declare -A W_ARGS W_LYNX_DB W_BOUNCER_ARGS W_LABEL
+W_ARGS[c100]="-S -M simple -c 100 -j $THREADS";      W_LABEL[c100]='`-S -c 100`'
+W_ARGS[c1]="-S -M simple -c 1 -j 1";                 W_LABEL[c1]='`-S -c 1`'
+W_ARGS[extended]="-S -M extended -c 100 -j $THREADS"; W_LABEL[extended]='`-S -M extended -c 100`'
+W_ARGS[prepared]="-S -M prepared -c 100 -j $THREADS"; W_LABEL[prepared]='`-S -M prepared -c 100` (PgBouncer: `-M extended`)'
+W_BOUNCER_ARGS[prepared]="-S -M extended -c 100 -j $THREADS"
+W_LYNX_DB[prepared]="${BENCH_DB}_ps"
+W_ARGS[connect]="-S -M simple -C -c 20 -j $THREADS"; W_LABEL[connect]='`-S -C -c 20` (CPU per connection)'
+for w in $WORKLOADS; do [[ -n ${W_ARGS[$w]:-} ]] || die "unknown workload '$w' (c100 c1 extended prepared connect)"; done
+
+declare -A TPS CPU SYS  # key,target,pair -> tps / CPU µs per transaction / share of it in the kernel
 COMMANDS=()
 NOTES=()
 RUN_NO=0
 
-target_port() {
-  case $1 in direct) echo "$PG_PORT" ;; pglynx) echo "$LYNX_PORT" ;; pgbouncer) echo "$BOUNCER_PORT" ;; esac
-}
-
-bench() { # key target pgbench-args...
-  local key=$1 target=$2; shift 2
-  local port out rc=0
-  port=$(target_port "$target")
-  local cmd=("$PGBENCH" -n "$@" -j "$THREADS" -T "$DURATION" -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$BENCH_DB")
+bench() { # key target pair
+  local key=$1 target=$2 pair=$3 port db pid args
+  if [[ $target == pglynx ]]; then
+    port=$LYNX_PORT; pid=$LYNX_PID; db=${W_LYNX_DB[$key]:-$BENCH_DB}; args=${W_ARGS[$key]}
+  else
+    port=$BOUNCER_PORT; pid=$BOUNCER_PID; db=$BENCH_DB; args=${W_BOUNCER_ARGS[$key]:-${W_ARGS[$key]}}
+  fi
+  local cmd=("$PGBENCH" -n $args -T "$DURATION" -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$db")
   RUN_NO=$((RUN_NO + 1))
-  out="$RUNS_DIR/$RUN_NO-$target.txt"
+  local out="$RUNS_DIR/$RUN_NO-$target.txt" rc=0 t0 t1
   COMMANDS+=("PGPASSWORD=$BENCH_PASSWORD ${cmd[*]#"$PG_BIN/"}   # $target")
   log "run $RUN_NO [$target] ${cmd[*]#"$PG_BIN/"}"
+  local u0 s0 u1 s1
+  read -r u0 s0 < <(cpu_ticks "$pid")
   "${cmd[@]}" >"$out" 2>&1 || rc=$?
-  local tps lat failed
+  read -r u1 s1 < <(cpu_ticks "$pid" 2>/dev/null || echo "$u0 $s0")
+  local tps txs failed
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | head -1)
-  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out" | head -1)
+  txs=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -1)
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | head -1)
-  if [[ -z $tps ]]; then
-    TPS[$key,$target]="error"; LAT[$key,$target]="error"
+  if [[ -z $tps || -z $txs || $txs -eq 0 ]]; then
+    TPS[$key,$target,$pair]=""; CPU[$key,$target,$pair]=""; SYS[$key,$target,$pair]=""
   else
-    TPS[$key,$target]=$(printf '%.0f' "$tps"); LAT[$key,$target]=$(printf '%.3f' "${lat:-0}")
+    TPS[$key,$target,$pair]=$(printf '%.0f' "$tps")
+    CPU[$key,$target,$pair]=$(awk -v d=$((u1 - u0 + s1 - s0)) -v hz="$CLK_TCK" -v n="$txs" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+    SYS[$key,$target,$pair]=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) 'BEGIN { printf "%.0f%%", (u + s > 0 ? 100 * s / (u + s) : 0) }')
   fi
   if [[ $rc -ne 0 || -z $tps || ${failed:-0} -ne 0 ]]; then
-    [[ -n $tps ]] && TPS[$key,$target]+=" (!)"
     NOTES+=("run $RUN_NO ($target, $key): pgbench exit $rc, failed transactions ${failed:-?}; last output lines:"$'\n'"$(grep -v '^progress' "$out" | tail -n 15 | sed 's/^/    /')")
     log "  -> exit $rc, tps ${tps:-none}"
   else
-    log "  -> ${TPS[$key,$target]} tps, ${LAT[$key,$target]} ms"
+    log "  -> ${TPS[$key,$target,$pair]} tps, ${CPU[$key,$target,$pair]} µs CPU per transaction (${SYS[$key,$target,$pair]} in the kernel)"
   fi
   if [[ $target == pglynx ]] && ! kill -0 "$LYNX_PID" 2>/dev/null; then
     NOTES+=("PgLynx exited during run $RUN_NO; its output:"$'\n'"$(tail -n 40 "$LYNX_DIR/pglynx.log" | sed 's/^/    /')")
-    log "PgLynx is no longer running"
+    die "PgLynx is no longer running"
   fi
   sleep 1 # let the previous run's connections close
 }
 
-ROWS=()
-for c in $CLIENTS; do
-  for proto in simple extended; do
-    key="select-only,$c,$proto"
-    ROWS+=("$key")
-    for target in direct pglynx pgbouncer; do
-      bench "$key" "$target" -S -c "$c" --protocol="$proto"
-    done
-  done
+# Warm-up (not recorded): JIT for PgLynx, full pools for both.
+for target in pglynx pgbouncer; do
+  port=$([[ $target == pglynx ]] && echo "$LYNX_PORT" || echo "$BOUNCER_PORT")
+  log "warm-up [$target] 3 s"
+  "$PGBENCH" -n -S -c 40 -j "$THREADS" -T 3 -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$BENCH_DB" >/dev/null 2>&1 || true
 done
-key="select-only -C (connect per txn),10,simple"
-ROWS+=("$key")
-for target in direct pglynx pgbouncer; do
-  bench "$key" "$target" -S -C -c 10 --protocol=simple
+
+for w in $WORKLOADS; do
+  for pair in $(seq "$PAIRS"); do
+    if (( pair % 2 )); then order="pglynx pgbouncer"; else order="pgbouncer pglynx"; fi
+    for target in $order; do bench "$w" "$target" "$pair"; done
+  done
 done
 
 # --- report ----------------------------------------------------------------
-ratio() {
-  local a=${1%% *} b=${2%% *}
-  [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b -gt 0 ]] || { echo "n/a"; return; }
-  awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) { print "n/a"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m }'; }
+pair_ratios() { # key metric(TPS|CPU)
+  local key=$1 p a b
+  for p in $(seq "$PAIRS"); do
+    if [[ $2 == TPS ]]; then a=${TPS[$key,pglynx,$p]}; b=${TPS[$key,pgbouncer,$p]}
+    else a=${CPU[$key,pglynx,$p]}; b=${CPU[$key,pgbouncer,$p]}; fi
+    [[ -n $a && -n $b ]] && awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.3f ", a / b }'
+  done
 }
+values() { # key target metric
+  local p out=""
+  for p in $(seq "$PAIRS"); do
+    if [[ $3 == TPS ]]; then out+="${TPS[$1,$2,$p]} "; else out+="${CPU[$1,$2,$p]} "; fi
+  done
+  echo "$out"
+}
+fmt2() { awk -v x="$1" 'BEGIN { if (x == "n/a") print x; else printf "%.2f", x }'; }
+fmt0() { awk -v x="$1" 'BEGIN { if (x == "n/a") print x; else printf "%.0f", x }'; }
+fmt1() { awk -v x="$1" 'BEGIN { if (x == "n/a") print x; else printf "%.1f", x }'; }
 first_line() { "$@" 2>&1 | head -n 1; }
 
 STAMP=$(date +%Y-%m-%d-%H%M%S)
 REPORT="$WORK/report.md"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
   echo "# PgLynx vs PgBouncer: pgbench, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
@@ -324,18 +390,41 @@ REPORT="$WORK/report.md"
   echo "- pgbench: $(first_line "$PGBENCH" --version)"
   echo "- pgbouncer: $(first_line "$PGBOUNCER" --version)"
   echo "- postgres: $(first_line "$PG_BIN/postgres" --version)"
-  echo "- PgLynx: $(node -p "require('$REPO_ROOT/package.json').version") (commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
-    [[ -n $(git -C "$REPO_ROOT" --no-optional-locks status --porcelain 2>/dev/null) ]] && echo ", plus uncommitted changes"))"
-  echo "- before the runs: CPU ${IDLE_BEFORE}% idle over 3 s, load average (1/5/15 min) $LOAD_BEFORE"
+  echo "- PgLynx: $(node -p "require('$PGLYNX_ROOT/package.json').version") (commit $(git -C "$PGLYNX_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
+    [[ -n $(git -C "$PGLYNX_ROOT" --no-optional-locks status --porcelain -- bin config pooler engine 2>/dev/null) ]] && echo ", plus uncommitted changes"))"
+  echo "- before the runs: CPU ${IDLE_BEFORE}% idle over 3 s, load average (1/5/15 min) $LOAD_BEFORE; after: load average $LOAD_AFTER"
   echo
   echo "## Setup"
   echo
   echo "- One throwaway Postgres 15 cluster (max_connections 1200, shared_buffers 512MB, fsync/synchronous_commit/full_page_writes off),"
-  echo "  \`pgbench -i -s $SCALE\`; all three targets on 127.0.0.1, every client login is md5."
-  echo "- PgLynx and PgBouncer: transaction mode, pool size $POOL_SIZE server connections each."
-  echo "- Every run: ${DURATION}s, $THREADS pgbench threads, \`-n\` (no vacuum), select-only (\`-S\`). Runs are interleaved"
-  echo "  direct, PgLynx, PgBouncer for each row. \`ulimit -n\` = $NOFILE."
-  echo "- Invocation: \`DURATION=$DURATION POOL_SIZE=$POOL_SIZE SCALE=$SCALE benchmarks/pgbench.sh\`"
+  echo "  \`pgbench -i -s $SCALE\`; both poolers on 127.0.0.1, every client login is md5."
+  echo "- PgLynx and PgBouncer: transaction mode, pool size $POOL_SIZE server connections each. PgLynx's \`${BENCH_DB}_ps\` pool is the same"
+  echo "  database with prepared statements on (\`prepared_statements_cache_size = 500\`), used by the \`-M prepared\` row only."
+  echo "- Every run: ${DURATION} s, \`-n\` (no vacuum), select-only (\`-S\`), after a 3 s warm-up of each pooler. $PAIRS A/B pairs per"
+  echo "  workload, PgLynx and PgBouncer interleaved, the order alternating from pair to pair."
+  echo "- CPU per transaction: the pooler process's utime + stime (all threads, /proc/<pid>/stat, ${CLK_TCK} ticks/s) over the run,"
+  echo "  divided by the transactions pgbench processed (with \`-C\` every transaction is a new connection: CPU per connection)."
+  echo "- Invocation: \`DURATION=$DURATION PAIRS=$PAIRS POOL_SIZE=$POOL_SIZE SCALE=$SCALE benchmarks/pgbench.sh\`${PGLYNX_NODE_ARGS:+ with PGLYNX_NODE_ARGS=\"$PGLYNX_NODE_ARGS\"}"
+  echo
+  echo "## Results"
+  echo
+  echo "Medians over $PAIRS pairs; ratios are PgLynx / PgBouncer, the median of the per-pair ratios (tps: above 1 is PgLynx faster; CPU: below 1 is PgLynx cheaper)."
+  echo
+  echo "| workload | PgLynx tps | PgBouncer tps | tps ratio | PgLynx CPU µs/tx | PgBouncer CPU µs/tx | CPU ratio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for w in $WORKLOADS; do
+    echo "| ${W_LABEL[$w]} | $(fmt0 "$(values "$w" pglynx TPS | median)") | $(fmt0 "$(values "$w" pgbouncer TPS | median)") | $(fmt2 "$(pair_ratios "$w" TPS | median)") | $(fmt1 "$(values "$w" pglynx CPU | median)") | $(fmt1 "$(values "$w" pgbouncer CPU | median)") | $(fmt2 "$(pair_ratios "$w" CPU | median)") |"
+  done
+  echo
+  echo "Every run (tps / CPU µs per transaction / share of that CPU in the kernel), by pair:"
+  echo
+  echo "| workload | pair | PgLynx | PgBouncer |"
+  echo "| --- | ---: | ---: | ---: |"
+  for w in $WORKLOADS; do
+    for p in $(seq "$PAIRS"); do
+      echo "| $w | $p | ${TPS[$w,pglynx,$p]:-error} / ${CPU[$w,pglynx,$p]:-?} / ${SYS[$w,pglynx,$p]:-?} | ${TPS[$w,pgbouncer,$p]:-error} / ${CPU[$w,pgbouncer,$p]:-?} / ${SYS[$w,pgbouncer,$p]:-?} |"
+    done
+  done
   echo
   echo "## Commands"
   echo
@@ -347,7 +436,7 @@ REPORT="$WORK/report.md"
   echo "# PgLynx (cwd: repo root) and PgBouncer"
   echo "${LYNX_CMD[*]}" | sed "s#$LYNX_DIR#\$WORK/pglynx#g"
   echo "runuser -u postgres -- sh -c 'ulimit -n $NOFILE && exec $PGBOUNCER \$WORK/pgbouncer/pgbouncer.ini'"
-  echo "# pgbench runs, in order (port $PG_PORT = Postgres, $LYNX_PORT = PgLynx, $BOUNCER_PORT = PgBouncer)"
+  echo "# pgbench runs, in order (port $LYNX_PORT = PgLynx, $BOUNCER_PORT = PgBouncer)"
   printf '%s\n' "${COMMANDS[@]}"
   echo '```'
   echo
@@ -362,18 +451,6 @@ REPORT="$WORK/report.md"
   echo '```'
   echo
   echo "</details>"
-  echo
-  echo "## Results"
-  echo
-  echo "| workload | clients | protocol | direct tps | PgLynx tps | PgBouncer tps | PgLynx avg latency ms | PgBouncer avg latency ms | PgLynx/PgBouncer ratio |"
-  echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for key in "${ROWS[@]}"; do
-    IFS=, read -r workload clients proto <<<"$key"
-    echo "| $workload | $clients | $proto | ${TPS[$key,direct]} | ${TPS[$key,pglynx]} | ${TPS[$key,pgbouncer]} | ${LAT[$key,pglynx]} | ${LAT[$key,pgbouncer]} | $(ratio "${TPS[$key,pglynx]}" "${TPS[$key,pgbouncer]}") |"
-  done
-  echo
-  echo "tps as reported by pgbench (excluding initial connection time; including it for \`-C\`);"
-  echo "latency is pgbench's \"latency average\". Ratio = PgLynx tps / PgBouncer tps. (!) = pgbench exited non-zero or reported failed transactions."
   if [[ ${#NOTES[@]} -gt 0 ]]; then
     echo
     echo "## Problems"
