@@ -5,7 +5,8 @@
 // column name, `embed` or `transform`). Pure: the statement's one parse
 // keeps the answer (analyze.ts reads it).
 
-import type { RawStmt, ScanToken } from '../router/sql-ast.js';
+import type { AstNode } from '../router/ast-walk.js';
+import { type Node, type NodeOf, type RawStmt, type ScanToken, wrapped } from '../router/sql-ast.js';
 
 /** An argument the pooler can evaluate: a constant, a NULL, or a bind parameter ($n). */
 export type PgmlArg =
@@ -48,7 +49,7 @@ export interface PgmlAnalysis {
   usedOutside: Set<number>;
 }
 
-type Node = Record<string, unknown>;
+type FuncCall = NodeOf<'FuncCall'>;
 
 /**
  * The pgml.embed / pgml.transform calls of a parsed text, or null when it
@@ -57,18 +58,18 @@ type Node = Record<string, unknown>;
  */
 export function findPgmlCalls(stmts: readonly RawStmt[] | null, tokens: () => readonly ScanToken[] | null): PgmlAnalysis | null {
   if (stmts === null) return null;
-  const found: { call: Node; fn: PgmlFunction; bare: boolean }[] = [];
+  const found: { call: FuncCall; fn: PgmlFunction; bare: boolean }[] = [];
   let maxParam = 0;
   const refs: { number: number; location: number }[] = [];
   walk(stmts, null, (node, parent) => {
     // Nodes are wrapped by their type: { FuncCall: {...} } inside ResTarget.val.
-    const call = node.FuncCall as Node | undefined;
+    const call = wrapped(node, 'FuncCall');
     const fn = call ? pgmlFunction(call) : null;
     if (call && fn) {
       const bare = parent !== null && parent.val === node && !parent.name;
       found.push({ call, fn, bare });
     }
-    const p = (node as { ParamRef?: { number?: number; location?: number } }).ParamRef;
+    const p = wrapped(node, 'ParamRef');
     if (p?.number) {
       refs.push({ number: p.number, location: p.location ?? -1 });
       if (p.number > maxParam) maxParam = p.number;
@@ -83,29 +84,28 @@ export function findPgmlCalls(stmts: readonly RawStmt[] | null, tokens: () => re
   return { calls, maxParam, usedOutside };
 }
 
-function pgmlFunction(node: Node): PgmlFunction | null {
-  const names = node.funcname as { String?: { sval?: string } }[] | undefined;
-  if (!Array.isArray(names) || names.length !== 2 || names[0].String?.sval?.toLowerCase() !== 'pgml') return null;
-  const fn = names[1].String?.sval?.toLowerCase();
-  return fn === 'embed' || fn === 'transform' ? fn : null;
+function pgmlFunction(call: FuncCall): PgmlFunction | null {
+  const names = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval?.toLowerCase() : undefined));
+  if (names.length !== 2 || names[0] !== 'pgml') return null;
+  return names[1] === 'embed' || names[1] === 'transform' ? names[1] : null;
 }
 
 /** Depth-first walk over every object node, with the object that holds it. */
-function walk(value: unknown, parent: Node | null, visit: (node: Node, parent: Node | null) => void): void {
+function walk(value: unknown, parent: AstNode | null, visit: (node: AstNode, parent: AstNode | null) => void): void {
   if (Array.isArray(value)) {
     for (const v of value) walk(v, parent, visit);
     return;
   }
   if (value === null || typeof value !== 'object') return;
-  const node = value as Node;
+  const node = value as AstNode;
   visit(node, parent);
   for (const v of Object.values(node)) walk(v, node, visit);
 }
 
-function toCall(call: Node, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
-  const start = call.location as number;
+function toCall(call: FuncCall, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
+  const start = call.location ?? -1;
   if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.embed is not an aggregate or window function');
-  const { model, input, inputs } = signatureArgs((call.args as Node[] | undefined) ?? []);
+  const { model, input, inputs } = signatureArgs(call.args ?? []);
   return {
     fn: 'embed',
     start,
@@ -121,18 +121,18 @@ function toCall(call: Node, bare: boolean, tokens: readonly ScanToken[]): PgmlCa
 const TRANSFORM_SIGNATURE = 'pgml.transform takes (task text | jsonb, args jsonb DEFAULT \'{}\', inputs text[] DEFAULT \'{}\', cache bool DEFAULT false)';
 
 /** PostgresML's pgml.transform(task, args, inputs, cache), positional or named. */
-function toTransformCall(call: Node, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
-  const start = call.location as number;
+function toTransformCall(call: FuncCall, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
+  const start = call.location ?? -1;
   if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', 'pgml.transform is not an aggregate or window function');
   const slots: (Node | undefined)[] = [];
-  ((call.args as Node[] | undefined) ?? []).forEach((node, i) => {
-    const named = node.NamedArgExpr as { name?: string; arg?: Node } | undefined;
+  (call.args ?? []).forEach((node, i) => {
     let slot = i;
-    let value = node;
-    if (named) {
+    let value: Node | undefined = node;
+    if ('NamedArgExpr' in node) {
+      const named = node.NamedArgExpr;
       slot = ['task', 'args', 'inputs', 'cache'].indexOf(named.name?.toLowerCase() ?? '');
       if (slot < 0) throw new PgmlError('42883', `${TRANSFORM_SIGNATURE}: no argument named "${named.name ?? ''}"`);
-      value = named.arg as Node;
+      value = named.arg;
     }
     if (slot > 3) throw new PgmlError('42883', TRANSFORM_SIGNATURE);
     if (slots[slot]) throw new PgmlError('42601', `${TRANSFORM_SIGNATURE}: argument ${slot + 1} is given twice`);
@@ -161,19 +161,19 @@ const SIGNATURE = 'pgml.embed takes (transformer text, text text | inputs text[]
  * Postgres resolves them: positional first, then named. `inputs` names the
  * text[] overload. kwargs is accepted and not used (the pooler's models take none).
  */
-function signatureArgs(args: Node[]): { model: Node; input: Node; inputs: boolean } {
+function signatureArgs(args: readonly Node[]): { model: Node; input: Node; inputs: boolean } {
   const slots: (Node | undefined)[] = [];
   let inputs = false;
   args.forEach((node, i) => {
-    const named = node.NamedArgExpr as { name?: string; arg?: Node } | undefined;
     let slot = i;
-    let value = node;
-    if (named) {
+    let value: Node | undefined = node;
+    if ('NamedArgExpr' in node) {
+      const named = node.NamedArgExpr;
       const name = named.name?.toLowerCase();
       slot = name === 'transformer' ? 0 : name === 'text' || name === 'inputs' ? 1 : name === 'kwargs' ? 2 : -1;
       if (slot < 0) throw new PgmlError('42883', `${SIGNATURE}: no argument named "${named.name ?? ''}"`);
       if (name === 'inputs') inputs = true;
-      value = named.arg as Node;
+      value = named.arg;
     }
     if (slot > 2) throw new PgmlError('42883', SIGNATURE);
     if (slots[slot]) throw new PgmlError('42601', `${SIGNATURE}: argument ${slot + 1} is given twice`);
@@ -197,24 +197,23 @@ function closingParen(tokens: readonly ScanToken[], start: number): number {
 
 function isArrayTyped(node: Node): boolean {
   if ('A_ArrayExpr' in node) return true;
-  const cast = node.TypeCast as { typeName?: { arrayBounds?: unknown[] } } | undefined;
-  return Array.isArray(cast?.typeName?.arrayBounds) && cast.typeName.arrayBounds.length > 0;
+  const bounds = 'TypeCast' in node ? node.TypeCast.typeName?.arrayBounds : undefined;
+  return bounds !== undefined && bounds.length > 0;
 }
 
-function toArg(node: Node, fn = 'pgml.embed'): PgmlArg {
-  const [kind, body] = Object.entries(node)[0] as [string, Node];
-  switch (kind) {
-    case 'A_Const':
-      if (body.isnull) return { kind: 'null' };
-      if (body.sval) return { kind: 'const', value: (body.sval as { sval?: string }).sval ?? '' };
-      break;
-    case 'ParamRef':
-      return { kind: 'param', index: body.number as number };
-    case 'TypeCast':
+function toArg(node: Node | undefined, fn = 'pgml.embed'): PgmlArg {
+  if (node !== undefined) {
+    if ('A_Const' in node) {
+      if (node.A_Const.isnull) return { kind: 'null' };
+      if (node.A_Const.sval) return { kind: 'const', value: node.A_Const.sval.sval ?? '' };
+    } else if ('ParamRef' in node && node.ParamRef.number !== undefined) {
+      return { kind: 'param', index: node.ParamRef.number };
+    } else if ('TypeCast' in node) {
       // 'x'::text, $1::text, '{}'::jsonb: the value is what matters.
-      return toArg(body.arg as Node, fn);
-    case 'A_ArrayExpr':
-      return { kind: 'array', items: ((body.elements as Node[] | undefined) ?? []).map((n) => toArg(n, fn)) };
+      return toArg(node.TypeCast.arg, fn);
+    } else if ('A_ArrayExpr' in node) {
+      return { kind: 'array', items: (node.A_ArrayExpr.elements ?? []).map((n) => toArg(n, fn)) };
+    }
   }
   const what = fn === 'pgml.embed' ? 'the embedding' : 'the result';
   throw new PgmlError(

@@ -7,10 +7,8 @@
 // a missed one hands a client another client's role or locks.
 
 import { walkAst, type AstNode } from './ast-walk.js';
-import { nodeBody, nodeType, type RawStmt } from './sql-ast.js';
+import { functionName, type Node, type NodeOf, type RawStmt, wrapped } from './sql-ast.js';
 import { Dirty } from '../server/reset.js';
-
-type Node = AstNode;
 
 /** DECLARE ... WITH HOLD (parsenodes.h CURSOR_OPT_HOLD): the cursor outlives the transaction. */
 const CURSOR_OPT_HOLD = 0x20;
@@ -25,61 +23,47 @@ const TRUE_WORDS = new Set(['t', 'true', 'on', 'y', 'yes', '1']);
 /** Dirty bits for the parsed statements of one text. */
 export function sessionEffects(stmts: readonly RawStmt[]): number {
   let dirt = 0;
-  for (const { stmt } of stmts) if (stmt) dirt |= statementEffects(nodeType(stmt), nodeBody(stmt));
+  for (const { stmt } of stmts) if (stmt) dirt |= statementEffects(stmt);
   return dirt;
 }
 
-function statementEffects(type: string, body: Node): number {
+function statementEffects(stmt: Node): number {
   let dirt = 0;
-  switch (type) {
-    case 'VariableSetStmt':
-      dirt |= variableSet(body);
-      break;
-    case 'PrepareStmt':
-      dirt |= Dirty.Statements;
-      break;
-    case 'ListenStmt':
-      dirt |= Dirty.Listen;
-      break;
-    case 'DeclareCursorStmt':
-      if (((body.options as number | undefined) ?? 0) & CURSOR_OPT_HOLD) dirt |= Dirty.Cursors;
-      break;
-    case 'LoadStmt':
-      dirt |= Dirty.Other;
-      break;
-    case 'DoStmt':
-      // What an anonymous block does (SET, set_config, advisory locks, temp
-      // tables, sequences) is invisible from here: reset everything.
-      return Dirty.Other;
-  }
-  walkAst(body, (node) => {
+  if ('VariableSetStmt' in stmt) dirt |= variableSet(stmt.VariableSetStmt);
+  else if ('PrepareStmt' in stmt) dirt |= Dirty.Statements;
+  else if ('ListenStmt' in stmt) dirt |= Dirty.Listen;
+  else if ('DeclareCursorStmt' in stmt) {
+    if ((stmt.DeclareCursorStmt.options ?? 0) & CURSOR_OPT_HOLD) dirt |= Dirty.Cursors;
+  } else if ('LoadStmt' in stmt) dirt |= Dirty.Other;
+  // What an anonymous block does (SET, set_config, advisory locks, temp
+  // tables, sequences) is invisible from here: reset everything.
+  else if ('DoStmt' in stmt) return Dirty.Other;
+  walkAst(stmt, (node) => {
     dirt |= nodeEffects(node);
   });
   return dirt;
 }
 
-function variableSet(body: Node): number {
-  const kind = body.kind as string;
-  const name = body.name as string | undefined;
+function variableSet(body: NodeOf<'VariableSetStmt'>): number {
+  const name = body.name;
   // SET TRANSACTION / SET LOCAL end with the transaction; a pg_temp search
   // path may still have created temp objects (the walk sees 'pg_temp').
   if (body.is_local || name === 'TRANSACTION') return 0;
   // RESET ALL keeps role and session authorization (GUC_NO_RESET_ALL); only
   // DISCARD ALL (SET SESSION AUTHORIZATION DEFAULT) undoes the latter.
-  if (name === 'session_authorization' && kind !== 'VAR_RESET') return Dirty.Other;
+  if (name === 'session_authorization' && body.kind !== 'VAR_RESET') return Dirty.Other;
   return Dirty.Params;
 }
 
-function nodeEffects(node: Node): number {
+function nodeEffects(node: AstNode): number {
   let dirt = 0;
   // CREATE TEMP TABLE / VIEW / SEQUENCE, SELECT INTO TEMP, anything in pg_temp.
   if (node.relpersistence === 't' || isTempSchema(node.schemaname) || isTempSchema(node.sval)) dirt |= Dirty.Temp;
   // UPDATE pg_settings SET setting = ... is set_config(name, value, false).
   if (node.relname === 'pg_settings') dirt |= Dirty.Params;
-  const call = node.FuncCall as { funcname?: { String?: { sval?: string } }[]; args?: Node[] } | undefined;
+  const call = wrapped(node, 'FuncCall');
   if (call) {
-    const names = call.funcname ?? [];
-    const name = names[names.length - 1]?.String?.sval?.toLowerCase();
+    const name = functionName(call.funcname);
     if (name === 'set_config') dirt |= setConfig(call.args ?? []);
     else if (name && ADVISORY_LOCKS.has(name)) dirt |= Dirty.Advisory;
     else if (name && SEQUENCE_WRITERS.has(name)) dirt |= Dirty.Sequences;
@@ -92,14 +76,14 @@ function isTempSchema(name: unknown): boolean {
 }
 
 /** set_config(name, value, is_local): session state unless is_local is plainly true. */
-function setConfig(args: Node[]): number {
-  const local = args[2]?.A_Const as { boolval?: { boolval?: boolean }; sval?: { sval?: string }; ival?: { ival?: number } } | undefined;
+function setConfig(args: readonly Node[]): number {
+  const local = args[2] && 'A_Const' in args[2] ? args[2].A_Const : undefined;
   if (local) {
     if (local.boolval?.boolval === true) return 0;
     if (local.sval?.sval !== undefined && TRUE_WORDS.has(local.sval.sval.trim().toLowerCase())) return 0;
     if (local.ival?.ival !== undefined && local.ival.ival !== 0) return 0;
   }
-  const setting = (args[0]?.A_Const as { sval?: { sval?: string } } | undefined)?.sval?.sval?.toLowerCase();
+  const setting = args[0] && 'A_Const' in args[0] ? args[0].A_Const.sval?.sval?.toLowerCase() : undefined;
   // Anything but a literal name may be session_authorization too.
   if (setting === undefined || setting === 'session_authorization') return Dirty.Other;
   return Dirty.Params;

@@ -1,7 +1,7 @@
 // The parse-tree types the pooler reads (libpg-query's, generated from
-// Postgres's parsenodes.h) and the one cast from a typed node to the
-// generic object shape that tree walks use. A node is wrapped by its type:
-// { SelectStmt: { ... } }.
+// Postgres's parsenodes.h) and the casts between them and the generic
+// object shape that tree walks see, kept here so that readers of the tree
+// get typed nodes. A node is wrapped by its type: { SelectStmt: { ... } }.
 
 import type { InsertStmt, Node, RawStmt, ScanToken } from 'libpg-query';
 import type { AstNode } from './ast-walk.js';
@@ -22,6 +22,24 @@ export function nodeBody(node: Node): AstNode {
 /** A node as a plain object (for walkers and code that reads fields by name). */
 export function untyped(node: Node): AstNode {
   return node as unknown as AstNode;
+}
+
+/** Every node type name (`FuncCall`, `A_Const`...). */
+export type NodeTag = Node extends infer N ? (N extends unknown ? keyof N : never) : never;
+/** The fields of a node of type `T`. */
+export type NodeOf<T extends NodeTag> = Extract<Node, Record<T, unknown>>[T];
+
+/**
+ * The typed body of a walked object when it is a node of type `tag`
+ * (`{ FuncCall: {...} }` → the FuncCall), else undefined.
+ */
+export function wrapped<T extends NodeTag>(node: AstNode, tag: T): NodeOf<T> | undefined {
+  return node[tag] as NodeOf<T> | undefined;
+}
+
+/** A typed node as a walked object's child (undefined stays undefined). */
+export function asNode(value: unknown): Node | undefined {
+  return value !== null && typeof value === 'object' ? (value as Node) : undefined;
 }
 
 /** The last part of a function's name, lower-cased (`pg_catalog.nextval` → `nextval`). */

@@ -5,7 +5,7 @@
 // (router/parse.ts parses once and keeps the answers).
 
 import { walkAst } from './ast-walk.js';
-import { functionName, type Node, type RawStmt } from './sql-ast.js';
+import { functionName, type Node, type RawStmt, wrapped } from './sql-ast.js';
 
 export type QueryKind =
   /** May run on a replica. */
@@ -87,8 +87,8 @@ function selectWrites(stmt: Extract<Node, { SelectStmt: unknown }>): boolean {
     if (writes) return;
     if (node.lockingClause) writes = true;
     else if (node.InsertStmt || node.UpdateStmt || node.DeleteStmt || node.MergeStmt) writes = true;
-    else if (node.FuncCall) {
-      const name = functionName((node.FuncCall as { funcname?: Node[] }).funcname);
+    else {
+      const name = functionName(wrapped(node, 'FuncCall')?.funcname);
       if (name && WRITING_FUNCTIONS.has(name)) writes = true;
     }
   });
