@@ -4,6 +4,7 @@
 import type net from 'node:net';
 import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
 import { MessageFramer, ProtocolError } from '../protocol/framer.js';
+import { MessageCursor } from '../protocol/cursor.js';
 import { errorResponse, noticeResponse } from '../protocol/messages/error.js';
 import { commandComplete, dataRow, rowDescription } from '../protocol/messages/rows.js';
 import { readyForQuery } from '../protocol/messages/status.js';
@@ -44,8 +45,8 @@ export class AdminSession {
       return;
     }
     const { buffer, messages } = batch;
-    for (let i = 0; i < messages.length; i += 3) {
-      const type = messages[i];
+    for (const m = new MessageCursor().frames(buffer, messages); m.next(); ) {
+      const type = m.type;
       if (type === Frontend.Terminate) {
         this.close();
         return;
@@ -54,8 +55,7 @@ export class AdminSession {
         this.fatal('the admin console accepts only simple queries');
         return;
       }
-      const end = messages[i + 2] - 1; // drop the NUL terminator
-      const sql = buffer.toString('utf8', messages[i + 1] + 5, end);
+      const sql = m.sql();
       // Commands run one at a time, in order (RELOAD and PAUSE are async).
       this.chain = this.chain.then(() => this.answer(sql));
     }

@@ -6,7 +6,7 @@
 // (gs2 flag "n"), so a server that only offers SCRAM-SHA-256-PLUS cannot be
 // logged into.
 
-import { MessageWriter } from '../protocol/messages/writer.js';
+import { passwordMessage, saslInitialResponse, saslResponse } from '../protocol/messages/password.js';
 import { isMd5Secret, md5PasswordResponse } from './md5.js';
 import { decodeScramKeys, md5ResponseFromHash } from './passthrough-credentials.js';
 import { ScramClient } from './scram-client.js';
@@ -25,23 +25,6 @@ const AUTH_SASL_CONTINUE = 11;
 const AUTH_SASL_FINAL = 12;
 
 const SCRAM_SHA_256 = 'SCRAM-SHA-256';
-
-// Frontend 'p' messages, built here: pg-protocol's serializer cannot be
-// imported as ESM under tap's TypeScript loader (see tests/harness/pg-sasl.ts).
-const PASSWORD_MESSAGE = 0x70;
-
-function passwordMessage(password: string): Buffer {
-  return new MessageWriter().cstring(password).finish(PASSWORD_MESSAGE);
-}
-
-function saslInitialResponse(mechanism: string, data: string): Buffer {
-  const bytes = Buffer.from(data, 'utf8');
-  return new MessageWriter().cstring(mechanism).int32(bytes.length).raw(bytes).finish(PASSWORD_MESSAGE);
-}
-
-function saslResponse(data: string): Buffer {
-  return new MessageWriter().raw(Buffer.from(data, 'utf8')).finish(PASSWORD_MESSAGE);
-}
 
 export class ServerAuthError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -18,13 +18,15 @@
 // already owed. The reply stream is framed only while something is
 // recorded; otherwise chunks pass untouched (no cost for other traffic).
 
+import { Backend } from '../protocol/codes.js';
+import { MessageCursor, MessageView, declaredLength } from '../protocol/cursor.js';
 import { MessageFramer } from '../protocol/framer.js';
-import { errorResponse, parseErrorFields } from '../protocol/messages/error.js';
-import { MessageWriter } from '../protocol/messages/writer.js';
+import { errorResponse } from '../protocol/messages/error.js';
+import { parameterDescription, parameterTypes } from '../protocol/messages/parameter-description.js';
 
-const PARAMETER_DESCRIPTION = 0x74; // 't'
-const ERROR_RESPONSE = 0x45; // 'E'
-const READY_FOR_QUERY = 0x5a; // 'Z'
+const PARAMETER_DESCRIPTION = Backend.ParameterDescription;
+const ERROR_RESPONSE = Backend.ErrorResponse;
+const READY_FOR_QUERY = Backend.ReadyForQuery;
 
 /** Where the server's reply stream stands between chunks (see ServerConnection.replyPosition). */
 export interface ReplyPosition {
@@ -59,6 +61,7 @@ export class DescribeReplies {
   /** Describe (statement) messages sent since the last ReadyForQuery-owing one, while nothing is recorded. */
   private open = 0;
   private framer: MessageFramer | null = null;
+  private readonly cursor = new MessageCursor();
   /** Partial header of a message already passed on, when editing started mid-message. */
   private carry: Buffer | null = null;
   /** Bytes of a message already started to pass on before framing. */
@@ -132,7 +135,7 @@ export class DescribeReplies {
       this.carry = Buffer.concat([this.carry, chunk.subarray(0, take)]);
       offset = take;
       if (this.carry.length === 5) {
-        this.skip = this.carry.readInt32BE(1) - 4;
+        this.skip = declaredLength(this.carry, 0) - 4;
         this.carry = null;
       }
     }
@@ -144,22 +147,23 @@ export class DescribeReplies {
     if (offset > 0) out.push(chunk.subarray(0, offset));
     if (offset < chunk.length && !this.carry && this.skip === 0) {
       const { buffer, messages } = framer.push(offset === 0 ? chunk : chunk.subarray(offset));
-      for (let i = 0; i < messages.length; i += 3) out.push(this.reply(messages[i], buffer.subarray(messages[i + 1], messages[i + 2])));
+      for (const m = this.cursor.frames(buffer, messages); m.next(); ) out.push(this.reply(m));
     }
     if (this.queue.length === 0 && framer.pendingBytes === 0 && !this.carry && this.skip === 0) this.framer = null;
     return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
-  private reply(type: number, msg: Buffer): Buffer {
+  private reply(m: MessageView): Buffer {
     const front = this.queue[0];
-    switch (type) {
+    const msg = m.bytes();
+    switch (m.type) {
       case PARAMETER_DESCRIPTION:
         // With a ReadyForQuery-owing entry in front, this answers an earlier batch.
         if (!front || front.sync) return msg;
         this.queue.shift();
-        return front.edit ? cut(msg, front.edit) : msg;
+        return front.edit ? cut(m, front.edit) : msg;
       case ERROR_RESPONSE:
-        if (front?.sync) return front.raise ? asPoolerError(msg) : msg;
+        if (front?.sync) return front.raise ? asPoolerError(m) : msg;
         // The server skips the rest of the batch: its Describes get no reply.
         while (this.queue.length > 0 && !this.queue[0].sync) this.queue.shift();
         return msg;
@@ -174,21 +178,18 @@ export class DescribeReplies {
 }
 
 /** The ParameterDescription with only the client's parameters (unchanged if it is not the rewrite's). */
-function cut(msg: Buffer, edit: DescribeEdit): Buffer {
-  const count = msg.readInt16BE(5);
-  if (count !== edit.keep + edit.added.length || msg.length !== 7 + 4 * count) return msg;
+function cut(m: MessageView, edit: DescribeEdit): Buffer {
+  const types = parameterTypes(m.buffer, m.start, m.end);
+  if (!types || types.length !== edit.keep + edit.added.length) return m.bytes();
   for (let i = 0; i < edit.added.length; i++) {
-    if (msg.readInt32BE(7 + 4 * (edit.keep + i)) !== edit.added[i]) return msg;
+    if (types[edit.keep + i] !== edit.added[i]) return m.bytes();
   }
-  return new MessageWriter()
-    .int16(edit.keep)
-    .raw(msg.subarray(7, 7 + 4 * edit.keep))
-    .finish(PARAMETER_DESCRIPTION);
+  return parameterDescription(types.slice(0, edit.keep));
 }
 
 /** The server-raised error as the pooler's own: no PL/pgSQL CONTEXT, no server source location. */
-function asPoolerError(msg: Buffer): Buffer {
-  const f = parseErrorFields(msg.subarray(5));
+function asPoolerError(m: MessageView): Buffer {
+  const f = m.errorFields();
   return errorResponse(f.get('C') ?? 'XX000', f.get('M') ?? '');
 }
 

@@ -8,9 +8,8 @@
 // A text[] input yields one row per element, as PostgresML's overload does.
 // pgml.transform becomes a jsonb value the same way (transform.ts computes it).
 
-import { Frontend } from '../protocol/codes.js';
-import { MessageWriter } from '../protocol/messages/writer.js';
-import type { BindParts } from '../protocol/messages/bind.js';
+import { Oid, TEXT_OID } from '../protocol/codes.js';
+import { bind as bindMessage, type BindParts } from '../protocol/messages/bind.js';
 import { PgmlError, type PgmlAnalysis, type PgmlArg, type PgmlCall } from './analyze.js';
 import { computeTransform, type GenerationProvider } from './transform.js';
 
@@ -27,10 +26,10 @@ export interface PgmlPlan {
   firstParam: number;
 }
 
-export const TEXT_OID = 25;
-export const REAL_ARRAY_OID = 1021;
-export const TEXT_ARRAY_OID = 1009;
-export const JSONB_OID = 3802;
+export { TEXT_OID };
+export const REAL_ARRAY_OID = Oid.RealArray;
+export const TEXT_ARRAY_OID = Oid.TextArray;
+export const JSONB_OID = Oid.Jsonb;
 
 /** The client's own parameter count: as Postgres counts it, declared types or highest $n. */
 export function clientParamCount(declared: number[], analysis: PgmlAnalysis): number {
@@ -243,12 +242,5 @@ export function appendParams(bind: BindParts, extra: (string | null)[]): Buffer 
   if (bind.formats.length === 0) formats = [];
   else if (bind.formats.length === 1) formats = [...Array<number>(n).fill(bind.formats[0]), ...Array<number>(extra.length).fill(0)];
   else formats = [...bind.formats, ...Array<number>(extra.length).fill(0)];
-  const w = new MessageWriter().raw(bind.portal).byte(0).cstring(bind.statement).int16(formats.length);
-  for (const f of formats) w.int16(f);
-  w.int16(n + extra.length);
-  for (const v of [...bind.values, ...extra.map((e) => (e === null ? null : Buffer.from(e, 'utf8')))]) {
-    if (v === null) w.int32(-1);
-    else w.int32(v.length).raw(v);
-  }
-  return w.raw(bind.resultFormats).finish(Frontend.Bind);
+  return bindMessage({ portal: bind.portal, statement: bind.statement, formats, values: [...bind.values, ...extra], resultFormats: bind.resultFormats });
 }

@@ -11,8 +11,11 @@
 // the messages whose replies must be edited (describe-replies.ts).
 
 import { Frontend } from '../protocol/codes.js';
+import { MessageCursor, MessageView } from '../protocol/cursor.js';
+import { parse } from '../protocol/messages/parse.js';
+import { query } from '../protocol/messages/query.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
-import { MessageWriter } from '../protocol/messages/writer.js';
+import { Target } from '../protocol/messages/target.js';
 import { analyzePgml, mentionsPgml, PgmlError } from './analyze.js';
 import { DescribeReplies, type DescribeEdit, type ReplyContext } from './describe-replies.js';
 import { constantTransformModel, type GenerationProvider } from './transform.js';
@@ -22,15 +25,12 @@ import {
   clientParamCount,
   computeBindValues,
   paramTexts,
-  parseBind,
   parseParamTypes,
   rewriteParseSql,
   rewriteSimple,
   type EmbeddingProvider,
   type PgmlPlan,
 } from './rewrite.js';
-
-const STATEMENT = 0x53; // 'S' in Close/Describe
 
 function errorOf(err: unknown): { code: string; message: string } {
   const code = (err as { code?: unknown }).code;
@@ -46,6 +46,8 @@ interface Planned {
 export class PgmlTransformer {
   /** Statements (by client name, '' = unnamed) whose Parse carried pgml calls. */
   private readonly plans = new Map<string, Planned>();
+  /** Walks observe()'s and involved()'s batches (synchronous, so one serves both). */
+  private readonly cursor = new MessageCursor();
   /** A failed extended batch: drop client messages through the next Sync. */
   private skipping = false;
   /** Aborted by cancel(): the engine calls of the batch being rewritten. */
@@ -67,17 +69,17 @@ export class PgmlTransformer {
    * are ordered against. Integer compares only, unless a Describe names a
    * statement.
    */
-  observe(buffer: Buffer, messages: number[]): void {
+  observe(buffer: Buffer, messages: readonly number[]): void {
     let syncs = 0;
-    for (let i = 0; i < messages.length; i += 3) syncs = this.note(messages[i], buffer, messages[i + 1], false, syncs);
+    for (const m = this.cursor.frames(buffer, messages); m.next(); ) syncs = this.note(m, false, syncs);
   }
 
-  /** One outgoing message (at `start` in `buf`); returns the ReadyForQuery-owing messages so far in its batch. */
-  private note(type: number, buf: Buffer, start: number, raise: boolean, syncs: number): number {
-    switch (type) {
+  /** One outgoing message; returns the ReadyForQuery-owing messages so far in its batch. */
+  private note(m: MessageView, raise: boolean, syncs: number): number {
+    switch (m.type) {
       case Frontend.Describe: {
-        if (buf[start + 5] !== STATEMENT) return syncs;
-        const planned = this.plans.size > 0 ? this.plans.get(buf.toString('utf8', start + 6, buf.indexOf(0, start + 6))) : undefined;
+        if (m.target() !== Target.Statement) return syncs;
+        const planned = this.plans.size > 0 ? this.plans.get(m.targetName()) : undefined;
         this.replies.describe(planned?.describe ?? null, syncs, this.context);
         return syncs;
       }
@@ -92,19 +94,14 @@ export class PgmlTransformer {
   }
 
   /** Cheap check: does this batch need rewriting? */
-  involved(buffer: Buffer, messages: number[]): boolean {
+  involved(buffer: Buffer, messages: readonly number[]): boolean {
     if (this.skipping) return true;
-    for (let i = 0; i < messages.length; i += 3) {
-      const type = messages[i];
-      const start = messages[i + 1] + 5;
-      const end = messages[i + 2];
-      if ((type === Frontend.Query || type === Frontend.Parse) && mentionsPgml(buffer, start, end)) return true;
+    for (const m = this.cursor.frames(buffer, messages); m.next(); ) {
+      const type = m.type;
+      if ((type === Frontend.Query || type === Frontend.Parse) && mentionsPgml(buffer, m.start + 5, m.end)) return true;
       if (this.plans.size === 0) continue;
       if (type === Frontend.Parse || type === Frontend.Close) return true;
-      if (type === Frontend.Bind) {
-        const stmtStart = buffer.indexOf(0, start) + 1;
-        if (this.plans.has(buffer.toString('utf8', stmtStart, buffer.indexOf(0, stmtStart)))) return true;
-      }
+      if (type === Frontend.Bind && this.plans.has(m.statementName()!)) return true;
     }
     return false;
   }
@@ -119,7 +116,7 @@ export class PgmlTransformer {
   }
 
   /** The batch's messages, rewritten. */
-  async transform(buffer: Buffer, messages: number[]): Promise<Buffer> {
+  async transform(buffer: Buffer, messages: readonly number[]): Promise<Buffer> {
     const abort = new AbortController();
     this.inflight = abort;
     try {
@@ -129,54 +126,56 @@ export class PgmlTransformer {
     }
   }
 
-  private async transformBatch(buffer: Buffer, messages: number[], signal: AbortSignal): Promise<Buffer> {
+  private async transformBatch(buffer: Buffer, messages: readonly number[], signal: AbortSignal): Promise<Buffer> {
     const out: Buffer[] = [];
     // Each message is recorded as it is produced (the plans it names are those of that point).
     let syncs = 0;
-    for (let i = 0; i < messages.length; i += 3) {
-      const type = messages[i];
-      const msg = buffer.subarray(messages[i + 1], messages[i + 2]);
+    // Its own cursor: the batch is walked across awaits.
+    const c = new MessageCursor().frames(buffer, messages);
+    const produced = new MessageView();
+    while (c.next()) {
+      const type = c.type;
       if (this.skipping) {
         if (type === Frontend.Sync) this.skipping = false;
         continue;
       }
       try {
-        const m = await this.rewrite(type, msg, signal);
+        const m = await this.rewrite(c, signal);
         out.push(m);
-        syncs = this.note(type, m, 0, false, syncs);
+        syncs = this.note(produced.at(m, 0, m.length), false, syncs);
       } catch (err) {
         const { code, message } = errorOf(err);
         const raise = raiseQuery(code, message);
         out.push(raise);
-        syncs = this.note(Frontend.Query, raise, 0, true, syncs);
+        syncs = this.note(produced.at(raise, 0, raise.length), true, syncs);
         if (type !== Frontend.Query) {
           // The raise stands for the rest of this batch and its Sync.
-          const rest = messages.slice(i + 3);
-          const syncAt = rest.findIndex((t, k) => k % 3 === 0 && t === Frontend.Sync);
-          if (syncAt < 0) {
+          let synced = false;
+          while (c.next()) if (c.type === Frontend.Sync && (synced = true)) break;
+          if (!synced) {
             this.skipping = true;
             break;
           }
-          i += 3 + syncAt;
         }
       }
     }
     return Buffer.concat(out);
   }
 
-  private async rewrite(type: number, msg: Buffer, signal: AbortSignal): Promise<Buffer> {
-    switch (type) {
+  /** The message under `m`, rewritten (or as it is). */
+  private async rewrite(m: MessageView, signal: AbortSignal): Promise<Buffer> {
+    const msg = m.bytes();
+    switch (m.type) {
       case Frontend.Query: {
-        const sql = msg.toString('utf8', 5, msg.length - 1);
+        const sql = m.sql();
         const analysis = analyzePgml(sql);
         if (!analysis) return msg;
-        return new MessageWriter().cstring(await rewriteSimple(sql, analysis, this.engine, signal)).finish(Frontend.Query);
+        const rewritten = await rewriteSimple(sql, analysis, this.engine, signal);
+        return query(rewritten);
       }
       case Frontend.Parse: {
-        const nameEnd = msg.indexOf(0, 5);
-        const name = msg.toString('utf8', 5, nameEnd);
-        const sqlEnd = msg.indexOf(0, nameEnd + 1);
-        const sql = msg.toString('utf8', nameEnd + 1, sqlEnd);
+        const name = m.statementName()!;
+        const sql = m.sql();
         this.plans.delete(name);
         const analysis = analyzePgml(sql);
         if (!analysis) return msg;
@@ -189,25 +188,21 @@ export class PgmlTransformer {
             throw new PgmlError('42704', `pgml.embed: model "${call.model.value}" does not exist (declare it as [models.${call.model.value}] in pgcat.toml)`);
           }
         }
-        const declared: number[] = [];
-        const count = msg.readInt16BE(sqlEnd + 1);
-        for (let k = 0; k < count; k++) declared.push(msg.readInt32BE(sqlEnd + 3 + 4 * k));
+        const declared = m.paramTypes();
         const keep = clientParamCount(declared, analysis);
         const { sql: rewritten, plan } = rewriteParseSql(sql, analysis, keep);
         this.plans.set(name, { plan, describe: { keep, added: addedParamTypes(analysis.calls) } });
-        const types = parseParamTypes(declared, analysis);
-        const w = new MessageWriter().cstring(name).cstring(rewritten).int16(types.length);
-        for (const oid of types) w.int32(oid);
-        return w.finish(Frontend.Parse);
+        return parse(name, rewritten, parseParamTypes(declared, analysis));
       }
       case Frontend.Bind: {
-        const bind = parseBind(msg);
+        const bind = m.bind();
         const planned = this.plans.get(bind.statement);
         if (!planned) return msg;
-        return appendParams(bind, await computeBindValues(planned.plan, paramTexts(bind), this.engine, signal));
+        const values = await computeBindValues(planned.plan, paramTexts(bind), this.engine, signal);
+        return appendParams(bind, values);
       }
       case Frontend.Close:
-        if (msg[5] === STATEMENT) this.plans.delete(msg.toString('utf8', 6, msg.indexOf(0, 6)));
+        if (m.target() === Target.Statement) this.plans.delete(m.targetName());
         return msg;
       default:
         return msg;

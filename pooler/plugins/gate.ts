@@ -8,6 +8,7 @@
 // verdicts and query_logger logs each Parse once.
 
 import { Frontend } from '../protocol/codes.js';
+import { MessageCursor } from '../protocol/cursor.js';
 import type { ErrorVerdict, PluginVerdict, QueryContext, QueryPlugin } from './types.js';
 
 export function judgeQuery(plugins: readonly QueryPlugin[], sql: string, ctx: QueryContext): PluginVerdict {
@@ -24,15 +25,15 @@ export function judgeQuery(plugins: readonly QueryPlugin[], sql: string, ctx: Qu
  */
 export function judgeParses(plugins: readonly QueryPlugin[], buffer: Buffer, messages: readonly number[], ctx: QueryContext): Map<number, ErrorVerdict> | null {
   let refused: Map<number, ErrorVerdict> | null = null;
-  for (let i = 0; i < messages.length; i += 3) {
-    if (messages[i] !== Frontend.Parse) continue;
-    const start = messages[i + 1]!;
-    const end = messages[i + 2]!;
-    // Parse: name\0 query\0 ...
-    const textStart = buffer.indexOf(0, start + 5) + 1;
-    const textEnd = textStart > 0 ? buffer.indexOf(0, textStart) : -1;
-    if (textEnd < 0 || textEnd >= end) continue; // malformed: the server answers it
-    const sql = buffer.toString('utf8', textStart, textEnd);
+  for (const m = new MessageCursor().frames(buffer, messages); m.next(); ) {
+    if (m.type !== Frontend.Parse) continue;
+    const start = m.start;
+    let sql: string;
+    try {
+      sql = m.sql();
+    } catch {
+      continue; // malformed: the server answers it
+    }
     for (const plugin of plugins) {
       if (!plugin.checksParse) continue;
       const verdict = plugin.onQuery(sql, ctx);

@@ -26,7 +26,7 @@
 import type { Logger } from '../logger.js';
 import type { InterceptQuery } from '../../config/types.js';
 import { commandComplete, dataRow } from '../protocol/messages/rows.js';
-import { MessageWriter } from '../protocol/messages/writer.js';
+import { buildRowDescription, field } from '../protocol/messages/row-description.js';
 import { canonicalStatements } from './sql.js';
 import type { PluginVerdict, QueryContext, QueryPlugin } from './types.js';
 
@@ -48,13 +48,12 @@ const TYPES: Readonly<Record<string, [number, number]>> = {
  * their declared type, so the type PgCat would announce is kept.
  */
 function typedRowDescription(schema: readonly [string, string][]): Buffer {
-  const w = new MessageWriter().int16(schema.length);
-  for (const [name, type] of schema) {
-    const [oid, len] = TYPES[type.toLowerCase()] ?? TYPES['any']!;
-    // No source table/column; text format.
-    w.cstring(name).int32(0).int16(0).int32(oid).int16(len).int32(-1).int16(0);
-  }
-  return w.finish(0x54);
+  return buildRowDescription(
+    schema.map(([name, type]) => {
+      const [oid, len] = TYPES[type.toLowerCase()] ?? TYPES['any']!;
+      return field(name, oid, len); // no source table/column; text format
+    }),
+  );
 }
 
 function substitute(value: string, ctx: QueryContext): string {

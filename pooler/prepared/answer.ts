@@ -19,7 +19,8 @@ import { Frontend, TxStatus } from '../protocol/codes.js';
 import { errorResponse } from '../protocol/messages/error.js';
 import { commandComplete } from '../protocol/messages/rows.js';
 import { readyForQuery } from '../protocol/messages/status.js';
-import { parseBind } from '../protocol/messages/bind.js';
+import { MessageCursor, messageCount, messageType } from '../protocol/cursor.js';
+import { Target } from '../protocol/messages/target.js';
 import { deallocation, type Deallocation } from '../router/classify.js';
 import { defineDeferred, deferrableParses } from './rewrite.js';
 import type { ClientStatements } from './statements.js';
@@ -30,12 +31,10 @@ const NO_DATA = Buffer.from([0x6e, 0, 0, 0, 4]);
 /** ParameterDescription with no parameters. */
 const NO_PARAMETERS = Buffer.from([0x74, 0, 0, 0, 6, 0, 0]);
 const DEALLOCATE = Buffer.from('deallocate');
-const DESCRIBE_PORTAL = 0x50; // 'P'
-const DESCRIBE_STATEMENT = 0x53; // 'S'
 const UNDEFINED_PREPARED_STATEMENT = '26000';
 
 /** The pooler's reply to a batch sent between transactions, or null to send it to a server. */
-export function answerBetweenTransactions(buffer: Buffer, messages: number[], client: ClientStatements): Buffer | null {
+export function answerBetweenTransactions(buffer: Buffer, messages: readonly number[], client: ClientStatements): Buffer | null {
   if (deferrableParses(messages, buffer)) {
     const parses = defineDeferred(messages, buffer, client);
     const replies: Buffer[] = [];
@@ -43,9 +42,20 @@ export function answerBetweenTransactions(buffer: Buffer, messages: number[], cl
     replies.push(readyForQuery(TxStatus.Idle));
     return Buffer.concat(replies);
   }
-  const first = messages[0];
-  if (first === Frontend.Query) return messages.length === 3 ? deallocateQuery(buffer, messages[1] + 5, messages[2] - 1, client) : null;
-  if (first === Frontend.Parse) return deallocateUnit(buffer, messages, client);
+  const first = messageType(messages, 0);
+  if (first === Frontend.Query) {
+    if (messageCount(messages) !== 1) return null;
+    const m = new MessageCursor().frames(buffer, messages);
+    m.next();
+    return deallocateQuery(buffer, m.sqlStart(), m.sqlEnd(), client);
+  }
+  if (first === Frontend.Parse) {
+    try {
+      return deallocateUnit(messages, new MessageCursor().frames(buffer, messages), client);
+    } catch {
+      return null; // malformed: the server will say so
+    }
+  }
   return null;
 }
 
@@ -67,42 +77,36 @@ function deallocateQuery(buf: Buffer, start: number, end: number, client: Client
   return Buffer.concat([result.reply, readyForQuery(TxStatus.Idle)]);
 }
 
-/** Parse(S, DEALLOCATE ...) Bind('', S, no values) [Describe P '' | S S] Execute('') Sync. */
-function deallocateUnit(buf: Buffer, messages: number[], client: ClientStatements): Buffer | null {
-  const n = messages.length / 3;
-  if ((n !== 4 && n !== 5) || messages[(n - 1) * 3] !== Frontend.Sync || messages[3] !== Frontend.Bind) return null;
-  const parseStart = messages[1];
-  const nameEnd = buf.indexOf(0, parseStart + 5);
-  const textEnd = buf.indexOf(0, nameEnd + 1);
-  // Malformed (no terminators or no type count): the server will say so.
-  if (nameEnd < 0 || textEnd < 0 || textEnd + 3 > messages[2] || !startsWithDeallocate(buf, nameEnd + 1, textEnd)) return null;
-  if (buf.readInt16BE(textEnd + 1) !== 0) return null; // declared parameter types: let the server judge
-  const d = deallocation(buf.toString('utf8', nameEnd + 1, textEnd));
+/** Parse(S, DEALLOCATE ...) Bind('', S, no values) [Describe P '' | S S] Execute('') Sync. Throws on a malformed message. */
+function deallocateUnit(messages: readonly number[], m: MessageCursor, client: ClientStatements): Buffer | null {
+  const n = m.remaining;
+  if ((n !== 4 && n !== 5) || messageType(messages, -1) !== Frontend.Sync || messageType(messages, 1) !== Frontend.Bind) return null;
+  m.next(); // Parse
+  const buf = m.buffer;
+  if (!startsWithDeallocate(buf, m.sqlStart(), m.sqlEnd())) return null;
+  if (m.paramTypes().length !== 0) return null; // declared parameter types: let the server judge
+  const d = deallocation(m.sql());
   if (!d) return null;
-  const name = buf.toString('utf8', parseStart + 5, nameEnd);
-  let bind;
-  try {
-    bind = parseBind(buf.subarray(messages[4], messages[5]));
-  } catch {
-    return null; // malformed: the server will say so
-  }
+  const name = m.statementName()!;
+  const tail = m.parseTail();
+  m.next(); // Bind
+  const bind = m.bind();
   if (bind.portal.length !== 0 || bind.statement !== name || bind.values.length !== 0) return null;
   const replies: Buffer[] = [PARSE_COMPLETE, BIND_COMPLETE];
-  let next = 2;
+  m.next();
   if (n === 5) {
-    if (messages[6] !== Frontend.Describe) return null;
-    const at = messages[7] + 5;
-    const target = buf.toString('utf8', at + 1, buf.indexOf(0, at + 1));
-    if (buf[at] === DESCRIBE_PORTAL && target === '') replies.push(NO_DATA);
-    else if (buf[at] === DESCRIBE_STATEMENT && target === name) replies.push(NO_PARAMETERS, NO_DATA);
+    if (m.type !== Frontend.Describe) return null;
+    const target = m.targetName();
+    if (m.target() === Target.Portal && target === '') replies.push(NO_DATA);
+    else if (m.target() === Target.Statement && target === name) replies.push(NO_PARAMETERS, NO_DATA);
     else return null;
-    next = 3;
+    m.next();
   }
-  if (messages[next * 3] !== Frontend.Execute || buf[messages[next * 3 + 1] + 5] !== 0) return null;
+  if (m.type !== Frontend.Execute || m.portal() !== '') return null;
   const result = outcome(d, client);
   if (!result) return null;
   // The client's own statement S is prepared, then DEALLOCATE runs (ALL forgets S too, as on a server).
-  if (name !== '') client.define(name, buf.subarray(nameEnd + 1, messages[2]));
+  if (name !== '') client.define(name, tail);
   result.apply();
   replies.push(result.reply, readyForQuery(TxStatus.Idle));
   return Buffer.concat(replies);

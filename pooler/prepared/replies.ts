@@ -15,9 +15,9 @@
 // healed: the error is kept from the client, the statement re-prepared and
 // the unit sent again, once.
 
-import type { ClientMessage } from './rewrite.js';
 import type { ClientStatements, ServerStatements } from './statements.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
+import { commandTagIs } from '../protocol/messages/rows.js';
 
 interface Expected {
   /** 0x31 ParseComplete or 0x33 CloseComplete. */
@@ -45,7 +45,8 @@ const PREAMBLE = new Set([0x31, 0x32, 0x33, 0x74, 0x54, 0x6e]); // 1 2 3 t T n
 
 /** A unit sent at an idle boundary, kept so it can run again. */
 export interface RetryableUnit {
-  messages: ClientMessage[];
+  /** The unit's client messages, whole, end to end. */
+  messages: Buffer;
   client: ClientStatements;
 }
 
@@ -78,10 +79,7 @@ export class ReplyFilter {
 
   /** CommandComplete: DEALLOCATE ALL / DISCARD ALL emptied the server (its client's names too, as Postgres would). */
   onCommandComplete(buf: Buffer, start: number, end: number, byClient: boolean): void {
-    const len = end - start - 5;
-    if (len !== TAG_DEALLOCATE_ALL.length && len !== TAG_DISCARD_ALL.length) return;
-    const tag = len === TAG_DEALLOCATE_ALL.length ? TAG_DEALLOCATE_ALL : TAG_DISCARD_ALL;
-    if (buf.compare(tag, 0, len, start + 5, end) !== 0) return;
+    if (!commandTagIs(buf, start, end, TAG_DEALLOCATE_ALL) && !commandTagIs(buf, start, end, TAG_DISCARD_ALL)) return;
     this.statements.clear();
     if (byClient) this.client?.clear();
   }

@@ -4,32 +4,25 @@
 // client did not ask for can be removed (see replies.ts).
 
 import { Frontend } from '../protocol/codes.js';
-import { MessageWriter } from '../protocol/messages/writer.js';
+import { MessageCursor, messageCount, messageType } from '../protocol/cursor.js';
+import { bindWithStatement } from '../protocol/messages/bind.js';
+import { parseNamed } from '../protocol/messages/parse.js';
+import { close, describe, Target } from '../protocol/messages/target.js';
 import type { ClientStatements, StatementDef } from './statements.js';
 import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter } from './replies.js';
-
-/** One client message, whole (type byte, length, body). */
-export interface ClientMessage {
-  type: number;
-  bytes: Buffer;
-}
 
 /** Reused for a re-Parse of a statement the server already holds (its reply is what the client awaits). */
 const SCRATCH = 'pglynx_scratch';
 /** Closing a statement the client named must not close the shared one: a no-op Close still answers CloseComplete. */
 const VOID = 'pglynx_void';
-const DESCRIBE_STATEMENT = 0x53; // 'S'
 
-/** Split bytes already framed (whole messages only) back into messages. */
-export function splitMessages(buf: Buffer): ClientMessage[] {
-  const out: ClientMessage[] = [];
-  let offset = 0;
-  while (offset + 5 <= buf.length) {
-    const end = offset + 1 + buf.readInt32BE(offset + 1);
-    out.push({ type: buf[offset], bytes: buf.subarray(offset, end) });
-    offset = end;
-  }
-  return out;
+/**
+ * Formerly split bytes into message objects; rewriteForServer now walks the
+ * bytes itself. Kept (identity) until its last callers drop it.
+ * @deprecated pass the bytes to rewriteForServer
+ */
+export function splitMessages(buf: Buffer): Buffer {
+  return buf;
 }
 
 /**
@@ -41,41 +34,31 @@ export function splitMessages(buf: Buffer): ClientMessage[] {
  * while their other connections hold servers. Errors in the statement
  * surface at its first Bind instead, as in PgCat.
  */
-export function deferrableParses(messages: number[], buffer: Buffer): boolean {
-  const n = messages.length / 3;
-  if (n < 2 || messages[(n - 1) * 3] !== Frontend.Sync) return false;
-  for (let i = 0; i < n - 1; i++) {
-    if (messages[i * 3] !== Frontend.Parse) return false;
-    if (buffer[messages[i * 3 + 1] + 5] === 0) return false; // unnamed: lives on one server only
+export function deferrableParses(messages: readonly number[], buffer: Buffer): boolean {
+  if (messageCount(messages) < 2 || messageType(messages, -1) !== Frontend.Sync) return false;
+  const m = new MessageCursor().frames(buffer, messages);
+  while (m.next() && m.remaining > 0) {
+    if (m.type !== Frontend.Parse) return false;
+    if (!m.isNamedParse()) return false; // unnamed: lives on one server only
   }
   return true;
 }
 
 /** Record the deferred Parses; returns how many there were. */
-export function defineDeferred(messages: number[], buffer: Buffer, client: ClientStatements): number {
+export function defineDeferred(messages: readonly number[], buffer: Buffer, client: ClientStatements): number {
   let count = 0;
-  for (let i = 0; i < messages.length; i += 3) {
-    if (messages[i] !== Frontend.Parse) continue;
-    const start = messages[i + 1];
-    const nameEnd = cstringEnd(buffer, start + 5);
-    client.define(buffer.toString('utf8', start + 5, nameEnd), buffer.subarray(nameEnd + 1, messages[i + 2]));
+  for (const m = new MessageCursor().frames(buffer, messages); m.next(); ) {
+    if (m.type !== Frontend.Parse) continue;
+    client.define(m.statementName()!, m.parseTail());
     count++;
   }
   return count;
 }
 
-function cstringEnd(buf: Buffer, from: number): number {
-  const end = buf.indexOf(0, from);
-  if (end < 0) throw new Error('malformed message: missing string terminator');
-  return end;
-}
-
-function parseMessage(name: string, tail: Buffer): Buffer {
-  return new MessageWriter().cstring(name).raw(tail).finish(Frontend.Parse);
-}
+const parseMessage = parseNamed;
 
 function closeMessage(name: string): Buffer {
-  return new MessageWriter().byte(DESCRIBE_STATEMENT).cstring(name).finish(Frontend.Close);
+  return close(Target.Statement, name);
 }
 
 /**
@@ -86,7 +69,8 @@ function closeMessage(name: string): Buffer {
  * prepared turns out missing, the unit can be healed and run again.
  */
 export function rewriteForServer(
-  messages: ClientMessage[],
+  /** Whole client messages, end to end. */
+  messages: Buffer,
   client: ClientStatements,
   filter: ReplyFilter,
   atIdleBoundary = false,
@@ -97,7 +81,6 @@ export function rewriteForServer(
   const statements = filter.statements;
   /** A statement believed prepared is used: the server may have lost it. */
   let relies = false;
-  const last = messages.at(-1);
 
   const ensurePrepared = (def: StatementDef): void => {
     if (statements.has(def.globalName)) {
@@ -112,16 +95,20 @@ export function rewriteForServer(
     }
   };
 
-  for (const { type, bytes } of messages) {
-    switch (type) {
+  const m = new MessageCursor().over(messages);
+  let lastType = 0;
+  while (m.next()) {
+    const bytes = m.bytes();
+    lastType = m.type;
+    switch (m.type) {
       case Frontend.Parse: {
-        const nameEnd = cstringEnd(bytes, 5);
-        if (nameEnd === 5) {
+        const name = m.statementName()!;
+        if (name === '') {
           out.push(bytes);
           filter.expect(PARSE_COMPLETE, false);
           break;
         }
-        const def = client.define(bytes.toString('utf8', 5, nameEnd), bytes.subarray(nameEnd + 1));
+        const def = client.define(name, m.parseTail());
         if (statements.has(def.globalName)) {
           // The server has it already: parse under a scratch name so the
           // client still gets its ParseComplete (and errors, if any).
@@ -139,39 +126,32 @@ export function rewriteForServer(
         break;
       }
       case Frontend.Bind: {
-        const portalEnd = cstringEnd(bytes, 5);
-        const stmtEnd = cstringEnd(bytes, portalEnd + 1);
-        const def = stmtEnd > portalEnd + 1 ? client.get(bytes.toString('utf8', portalEnd + 1, stmtEnd)) : undefined;
+        const statement = m.statementName()!;
+        const def = statement !== '' ? client.get(statement) : undefined;
         if (!def) {
           out.push(bytes);
           break;
         }
         ensurePrepared(def);
         if (server) server.dirty |= def.dirt;
-        out.push(
-          new MessageWriter()
-            .raw(bytes.subarray(5, portalEnd + 1))
-            .cstring(def.globalName)
-            .raw(bytes.subarray(stmtEnd + 1))
-            .finish(Frontend.Bind),
-        );
+        out.push(bindWithStatement(m.buffer, m.start, m.end, def.globalName));
         break;
       }
       case Frontend.Describe: {
-        const nameEnd = cstringEnd(bytes, 6);
-        const def = bytes[5] === DESCRIBE_STATEMENT && nameEnd > 6 ? client.get(bytes.toString('utf8', 6, nameEnd)) : undefined;
+        const name = m.targetName();
+        const def = m.target() === Target.Statement && name !== '' ? client.get(name) : undefined;
         if (!def) {
           out.push(bytes);
           break;
         }
         ensurePrepared(def);
-        out.push(new MessageWriter().byte(DESCRIBE_STATEMENT).cstring(def.globalName).finish(Frontend.Describe));
+        out.push(describe(Target.Statement, def.globalName));
         break;
       }
       case Frontend.Close: {
-        const nameEnd = cstringEnd(bytes, 6);
-        if (bytes[5] === DESCRIBE_STATEMENT && nameEnd > 6) {
-          client.delete(bytes.toString('utf8', 6, nameEnd));
+        const name = m.targetName();
+        if (m.target() === Target.Statement && name !== '') {
+          client.delete(name);
           out.push(closeMessage(VOID));
         } else {
           out.push(bytes);
@@ -189,7 +169,7 @@ export function rewriteForServer(
         break;
       case Frontend.Sync:
         // Only a unit that ends with its one Sync can run again.
-        if (bytes !== last?.bytes) atIdleBoundary = false;
+        if (m.end !== messages.length) atIdleBoundary = false;
         out.push(bytes);
         filter.synced(1);
         break;
@@ -197,7 +177,7 @@ export function rewriteForServer(
         out.push(bytes);
     }
   }
-  const unit = atIdleBoundary && relies && last?.type === Frontend.Sync;
+  const unit = atIdleBoundary && relies && lastType === Frontend.Sync;
   filter.sending(client, unit ? { messages, client } : null);
   return out.length === 1 ? out[0] : Buffer.concat(out);
 }

@@ -38,7 +38,26 @@ export const Backend = {
   CopyBothResponse: 0x57, // 'W'
   CopyData: 0x64, // 'd'
   CopyDone: 0x63, // 'c'
+  ParseComplete: 0x31, // '1'
+  BindComplete: 0x32, // '2'
+  CloseComplete: 0x33, // '3'
+  ParameterDescription: 0x74, // 't'
+  NoData: 0x6e, // 'n'
 } as const;
+
+/** Type OIDs the pooler names (pg_type.oid). */
+export const Oid = {
+  Int8: 20,
+  Int4: 23,
+  Text: 25,
+  Oid: 26,
+  TextArray: 1009,
+  RealArray: 1021,
+  Numeric: 1700,
+  Jsonb: 3802,
+} as const;
+
+export const TEXT_OID = Oid.Text;
 
 /** Request codes carried in the length-prefixed, untyped first packet. */
 export const StartupCode = {

@@ -5,6 +5,7 @@
 
 import type { DefaultRole } from '../../config/types.js';
 import { Frontend } from '../protocol/codes.js';
+import { MessageCursor } from '../protocol/cursor.js';
 import type { RoleTarget } from '../pool/cluster.js';
 import { classify, type QueryKind } from './classify.js';
 import type { RoleSetting } from './custom-sql.js';
@@ -39,23 +40,21 @@ export class RoutingState {
   /** Kind of the first statement of the batch; records every Parse on the way. */
   private firstKind(buf: Buffer): QueryKind {
     let first: QueryKind | null = null;
-    let offset = 0;
-    while (offset + 5 <= buf.length) {
-      const type = buf[offset];
-      const end = offset + 1 + buf.readInt32BE(offset + 1);
-      let kind: QueryKind | null = null;
-      if (type === Frontend.Query) {
-        kind = classify(buf.toString('utf8', offset + 5, end - 1));
-      } else if (type === Frontend.Parse) {
-        const nameEnd = buf.indexOf(0, offset + 5);
-        kind = classify(buf.toString('utf8', nameEnd + 1, buf.indexOf(0, nameEnd + 1)));
-        this.statementKinds.set(buf.toString('utf8', offset + 5, nameEnd), kind);
-      } else if (type === Frontend.Bind) {
-        const stmtStart = buf.indexOf(0, offset + 5) + 1;
-        kind = this.statementKinds.get(buf.toString('utf8', stmtStart, buf.indexOf(0, stmtStart))) ?? 'write';
+    try {
+      for (const m = new MessageCursor().over(buf); m.next(); ) {
+        let kind: QueryKind | null = null;
+        if (m.type === Frontend.Query) {
+          kind = classify(m.sql());
+        } else if (m.type === Frontend.Parse) {
+          kind = classify(m.sql());
+          this.statementKinds.set(m.statementName()!, kind);
+        } else if (m.type === Frontend.Bind) {
+          kind = this.statementKinds.get(m.statementName()!) ?? 'write';
+        }
+        first ??= kind;
       }
-      first ??= kind;
-      offset = end;
+    } catch {
+      // A malformed message: the primary's server rejects it.
     }
     return first ?? 'write';
   }

@@ -2,7 +2,7 @@
 // ParameterStatus / BackendKeyData burst up to the first ReadyForQuery.
 
 import type net from 'node:net';
-import { serialize } from 'pg-protocol';
+import { startupMessage } from '../protocol/messages/startup.js';
 import { Backend } from '../protocol/codes.js';
 import { MessageFramer } from '../protocol/framer.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
@@ -105,6 +105,6 @@ export function login(socket: net.Socket, target: LoginTarget, timeoutMs: number
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.write(serialize.startup({ user: target.user, database: target.database, ...target.startupParams }));
+    socket.write(startupMessage({ user: target.user, database: target.database, ...target.startupParams }));
   });
 }

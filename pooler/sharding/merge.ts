@@ -16,7 +16,7 @@ import { combineGroups } from './aggregate.js';
 import { clientField, combinedTypes, resolveLayout, type Layout } from './layout.js';
 import type { CrossShardPlan, LimitValue, SortKey } from './plan.js';
 import { groupKeyFor, orderingFor, ValueError, type Ordering } from './values.js';
-import { buildDataRow, buildRowDescription, MergeError, parseDataRow, parseRowDescription, readMessages, type Cell, type FieldDesc } from './wire.js';
+import { buildDataRow, buildRowDescription, MergeError, readMessages, shardFields, shardRow, type Cell, type FieldDesc } from './wire.js';
 
 export { MergeError } from './wire.js';
 
@@ -50,8 +50,8 @@ const IGNORED = new Set([0x31, 0x32, 0x33, 0x74, 0x6e, Backend.CommandComplete, 
 function readReply(buf: Buffer): ShardReply {
   const reply: ShardReply = { fields: null, rows: [], notices: [], error: null };
   for (const m of readMessages(buf)) {
-    if (m.type === Backend.DataRow) reply.rows.push({ cells: parseDataRow(m.body), raw: m.raw });
-    else if (m.type === Backend.RowDescription) reply.fields = parseRowDescription(m.body);
+    if (m.type === Backend.DataRow) reply.rows.push({ cells: shardRow(m.body), raw: m.raw });
+    else if (m.type === Backend.RowDescription) reply.fields = shardFields(m.body);
     else if (m.type === Backend.NoticeResponse) reply.notices.push(m.raw);
     else if (m.type === Backend.ErrorResponse) reply.error ??= m.raw;
     else if (m.type === 0x73) throw new MergeError('0A000', 'cross-shard queries cannot fetch a portal in parts (Execute with a row limit)');
@@ -79,7 +79,7 @@ function agreedFields(replies: readonly ShardReply[], fallback: Buffer | undefin
 function parseRowDescriptionMessage(msg: Buffer): FieldDesc[] {
   const [m] = readMessages(msg);
   if (m?.type !== Backend.RowDescription) throw new MergeError('XX000', 'expected a RowDescription message');
-  return parseRowDescription(m.body);
+  return shardFields(m.body);
 }
 
 /** The client's RowDescription for a shard's one (Describe replies in the extended protocol). */

@@ -5,7 +5,7 @@
 // names no key runs on every shard: a SELECT as a cross-shard query, DDL as
 // is; a data-changing statement with no key is refused.
 
-import { serialize } from 'pg-protocol';
+import { query } from '../protocol/messages/query.js';
 import { SqlState } from '../protocol/codes.js';
 import type { Cluster } from '../pool/cluster.js';
 import type { ShardState } from './shard-state.js';
@@ -90,7 +90,7 @@ function spread(unit: Unit, statement: Statement, shards: number[], ctx: Shardin
     const plan = statement.crossShardPlan;
     if (plan instanceof PlanError) return refuse(plan.code, plan.message);
     if (unit.named) return refuse(SqlState.FeatureNotSupported, 'cross-shard queries cannot use named prepared statements: use unnamed statements (or SET SHARD TO)');
-    const bytes = unit.kind === 'query' ? serialize.query(plan.shardSql) : withStatementText(unit, plan.shardSql);
+    const bytes = unit.kind === 'query' ? query(plan.shardSql) : withStatementText(unit, plan.shardSql);
     return { kind: 'select', shards, plan, bytes };
   }
   if (kind !== null && DML.has(kind) && shards.length === ctx.settings.shards) {
@@ -127,5 +127,5 @@ function routeInsert(
     return refuse(SqlState.FeatureNotSupported, 'a multi-row INSERT across shards must use the simple query protocol (or one statement per shard)');
   }
   const shards = [...byShard.keys()].sort((a, b) => a - b);
-  return { kind: 'insert', shards, perShard: shards.map((s) => serialize.query(insertForRows(sql, keys, byShard.get(s)!))) };
+  return { kind: 'insert', shards, perShard: shards.map((s) => query(insertForRows(sql, keys, byShard.get(s)!))) };
 }

@@ -4,8 +4,10 @@
 // parameters in text form), nothing else is decoded.
 
 import { Frontend } from '../protocol/codes.js';
-import { parseBind } from '../protocol/messages/bind.js';
-import { MessageWriter } from '../protocol/messages/writer.js';
+import { MessageCursor, type MessageView } from '../protocol/cursor.js';
+import { paramFormat } from '../protocol/messages/bind.js';
+import { parseWithSql } from '../protocol/messages/parse.js';
+import { Target } from '../protocol/messages/target.js';
 
 export interface Unit {
   /** The unit's messages, as the client sent them. */
@@ -19,33 +21,10 @@ export interface Unit {
   named: boolean;
 }
 
-interface Message {
-  type: number;
-  start: number;
-  end: number;
-}
-
-function messages(bytes: Buffer): Message[] {
-  const out: Message[] = [];
-  let off = 0;
-  while (off + 5 <= bytes.length) {
-    const end = off + 1 + bytes.readInt32BE(off + 1);
-    out.push({ type: bytes[off], start: off, end });
-    off = end;
-  }
-  return out;
-}
-
-const cstring = (buf: Buffer, at: number): [string, number] => {
-  const zero = buf.indexOf(0, at);
-  return [buf.toString('utf8', at, zero), zero + 1];
-};
-
 /** Bind's statement, and its parameter values as text where the client sent text. */
-function bindParams(buf: Buffer, m: Message): { statement: string; params: (string | null)[] } {
-  const bind = parseBind(buf.subarray(m.start, m.end));
-  const format = (i: number): number => (bind.formats.length === 0 ? 0 : bind.formats.length === 1 ? bind.formats[0]! : bind.formats[i]!);
-  return { statement: bind.statement, params: bind.values.map((v, i) => (v === null || format(i) !== 0 ? null : v.toString('utf8'))) };
+function bindParams(m: MessageView): { statement: string; params: (string | null)[] } {
+  const bind = m.bind();
+  return { statement: bind.statement, params: bind.values.map((v, i) => (v === null || paramFormat(bind, i) !== 0 ? null : v.toString('utf8'))) };
 }
 
 /**
@@ -64,15 +43,16 @@ export function takeUnits(
   let sql: string | null = null;
   let params: (string | null)[] = [];
   let named = false;
-  for (const m of messages(pending)) {
+  const m = new MessageCursor().over(pending);
+  while (m.next()) {
     switch (m.type) {
       case Frontend.Query:
-        units.push({ bytes: pending.subarray(m.start, m.end), kind: 'query', sql: pending.toString('utf8', m.start + 5, m.end - 1), params: [], named: false });
+        units.push({ bytes: m.bytes(), kind: 'query', sql: m.sql(), params: [], named: false });
         unitStart = m.end;
         continue;
       case Frontend.Parse: {
-        const [name, at] = cstring(pending, m.start + 5);
-        const [text] = cstring(pending, at);
+        const name = m.statementName()!;
+        const text = m.sql();
         sql = text;
         if (name !== '') {
           named = true;
@@ -81,7 +61,7 @@ export function takeUnits(
         break;
       }
       case Frontend.Bind: {
-        const bind = bindParams(pending, m);
+        const bind = bindParams(m);
         params = bind.params;
         if (bind.statement !== '') {
           named = true;
@@ -90,7 +70,7 @@ export function takeUnits(
         break;
       }
       case Frontend.Close: {
-        if (pending[m.start + 5] === 0x53 /* S */) statements.delete(cstring(pending, m.start + 6)[0]);
+        if (m.target() === Target.Statement) statements.delete(m.targetName());
         break;
       }
       case Frontend.Sync:
@@ -108,16 +88,7 @@ export function takeUnits(
 /** The unit with its (one) Parse's statement text replaced; other messages as they were. */
 export function withStatementText(unit: Unit, text: string): Buffer {
   const parts: Buffer[] = [];
-  for (const m of messages(unit.bytes)) {
-    if (unit.bytes[m.start] !== Frontend.Parse) {
-      parts.push(unit.bytes.subarray(m.start, m.end));
-      continue;
-    }
-    const nameEnd = unit.bytes.indexOf(0, m.start + 5) + 1;
-    const textEnd = unit.bytes.indexOf(0, nameEnd);
-    const name = unit.bytes.subarray(m.start + 5, nameEnd); // with its NUL
-    const types = unit.bytes.subarray(textEnd + 1, m.end);
-    parts.push(new MessageWriter().raw(name).cstring(text).raw(types).finish(Frontend.Parse));
-  }
+  const m = new MessageCursor().over(unit.bytes);
+  while (m.next()) parts.push(m.type === Frontend.Parse ? parseWithSql(m.buffer, m.start, m.end, text) : m.bytes());
   return Buffer.concat(parts);
 }

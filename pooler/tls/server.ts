@@ -11,7 +11,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
-import { serialize } from 'pg-protocol';
+import { sslRequest } from '../protocol/messages/startup.js';
 
 export interface ServerTlsSettings {
   /** Send an SSLRequest before logging in (general.server_tls). */
@@ -105,6 +105,6 @@ export function negotiateServerTls(
     socket.on('data', onData);
     socket.once('error', onError);
     socket.once('close', onClose);
-    socket.write(serialize.requestSsl());
+    socket.write(sslRequest());
   });
 }

@@ -1,27 +1,28 @@
 // Authentication request messages ('R') the pooler sends to its clients.
 
-import { MessageWriter } from './writer.js';
+import { Backend } from '../codes.js';
+import { builder } from '../serializer.js';
 
-const R = 0x52;
+const R = Backend.Authentication;
 
 export function authenticationOk(): Buffer {
-  return new MessageWriter().int32(0).finish(R);
+  return builder.begin(R).int32(0).finish();
 }
 
 export function authenticationMd5(salt: Buffer): Buffer {
-  return new MessageWriter().int32(5).raw(salt).finish(R);
+  return builder.begin(R).int32(5).bytes(salt).finish();
 }
 
 export function authenticationSasl(mechanisms: string[]): Buffer {
-  const w = new MessageWriter().int32(10);
-  for (const m of mechanisms) w.cstring(m);
-  return w.byte(0).finish(R);
+  const b = builder.begin(R).int32(10);
+  for (const m of mechanisms) b.cstring(m);
+  return b.byte(0).finish();
 }
 
 export function authenticationSaslContinue(data: string): Buffer {
-  return new MessageWriter().int32(11).raw(Buffer.from(data, 'utf8')).finish(R);
+  return builder.begin(R).int32(11).string(data).finish();
 }
 
 export function authenticationSaslFinal(data: string): Buffer {
-  return new MessageWriter().int32(12).raw(Buffer.from(data, 'utf8')).finish(R);
+  return builder.begin(R).int32(12).string(data).finish();
 }

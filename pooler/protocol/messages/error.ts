@@ -1,7 +1,7 @@
 // ErrorResponse and NoticeResponse, written by the pooler itself, and the
 // reader for the ones servers send (the pooler logs and counts them).
 
-import { MessageWriter } from './writer.js';
+import { builder } from '../serializer.js';
 
 export type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'LOG' | 'INFO';
 
@@ -14,14 +14,15 @@ export interface ErrorFields {
 }
 
 function fields(type: number, f: ErrorFields): Buffer {
-  const w = new MessageWriter()
+  const b = builder
+    .begin(type)
     .byte(0x53).cstring(f.severity) // S: localized severity
     .byte(0x56).cstring(f.severity) // V: non-localized severity (v9.6+)
     .byte(0x43).cstring(f.code) // C: SQLSTATE
     .byte(0x4d).cstring(f.message); // M
-  if (f.detail) w.byte(0x44).cstring(f.detail);
-  if (f.hint) w.byte(0x48).cstring(f.hint);
-  return w.byte(0).finish(type);
+  if (f.detail) b.byte(0x44).cstring(f.detail);
+  if (f.hint) b.byte(0x48).cstring(f.hint);
+  return b.byte(0).finish();
 }
 
 export function errorResponse(code: string, message: string, severity: Severity = 'ERROR', detail?: string): Buffer {
@@ -44,4 +45,9 @@ export function parseErrorFields(body: Buffer): Map<string, string> {
     i = end + 1;
   }
   return out;
+}
+
+/** The fields of the ErrorResponse/NoticeResponse at [at, end) of `buf`. */
+export function errorFieldsAt(buf: Buffer, at: number, end: number): Map<string, string> {
+  return parseErrorFields(buf.subarray(at + 5, end));
 }

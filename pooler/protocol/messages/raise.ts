@@ -8,14 +8,11 @@
 // location to the error; the session records each raise it forwards and
 // hands the client the pooler's ErrorResponse instead (pgml/describe-replies.ts).
 
-import { Frontend } from '../codes.js';
-import { MessageWriter } from './writer.js';
+import { query } from './query.js';
 
 export function raiseQuery(code: string, message: string): Buffer {
   // Dollar signs would end the DO body's quoting; quotes are doubled.
   const text = message.replace(/\$/g, '').replace(/'/g, "''");
   const sqlstate = /^[0-9A-Z]{5}$/.test(code) ? code : 'XX000';
-  return new MessageWriter()
-    .cstring(`DO $pglynx$ BEGIN RAISE EXCEPTION '%', '${text}' USING ERRCODE = '${sqlstate}'; END $pglynx$`)
-    .finish(Frontend.Query);
+  return query(`DO $pglynx$ BEGIN RAISE EXCEPTION '%', '${text}' USING ERRCODE = '${sqlstate}'; END $pglynx$`);
 }

@@ -1,18 +1,24 @@
 // Session status messages: ParameterStatus, BackendKeyData, ReadyForQuery.
 
-import { MessageWriter } from './writer.js';
+import { Backend } from '../codes.js';
+import { builder } from '../serializer.js';
 
 export function parameterStatus(name: string, value: string): Buffer {
-  return new MessageWriter().cstring(name).cstring(value).finish(0x53);
+  return builder.begin(Backend.ParameterStatus).cstring(name).cstring(value).finish();
 }
 
 export function backendKeyData(processId: number, secretKey: number): Buffer {
-  return new MessageWriter().int32(processId).int32(secretKey).finish(0x4b);
+  return builder.begin(Backend.BackendKeyData).int32(processId).int32(secretKey).finish();
 }
+
+/** The three ReadyForQuery messages, built once (callers only send them). */
+const READY = new Map<number, Buffer>();
 
 /** @param status a TxStatus char code ('I', 'T' or 'E'). */
 export function readyForQuery(status: number): Buffer {
-  return new MessageWriter().byte(status).finish(0x5a);
+  let m = READY.get(status);
+  if (!m) READY.set(status, (m = builder.begin(Backend.ReadyForQuery).byte(status).finish()));
+  return m;
 }
 
 /** Reads a ParameterStatus body: name\0value\0. */
