@@ -19,11 +19,6 @@ export function nodeBody(node: Node): AstNode {
   return (node as unknown as Record<string, AstNode>)[nodeType(node)] ?? {};
 }
 
-/** A node as a plain object (for walkers and code that reads fields by name). */
-export function untyped(node: Node): AstNode {
-  return node as unknown as AstNode;
-}
-
 /** Every node type name (`FuncCall`, `A_Const`...). */
 export type NodeTag = Node extends infer N ? (N extends unknown ? keyof N : never) : never;
 /** The fields of a node of type `T`. */
@@ -35,11 +30,6 @@ export type NodeOf<T extends NodeTag> = Extract<Node, Record<T, unknown>>[T];
  */
 export function wrapped<T extends NodeTag>(node: AstNode, tag: T): NodeOf<T> | undefined {
   return node[tag] as NodeOf<T> | undefined;
-}
-
-/** A typed node as a walked object's child (undefined stays undefined). */
-export function asNode(value: unknown): Node | undefined {
-  return value !== null && typeof value === 'object' ? (value as Node) : undefined;
 }
 
 /** The last part of a function's name, lower-cased (`pg_catalog.nextval` → `nextval`). */
