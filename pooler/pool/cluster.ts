@@ -154,8 +154,15 @@ export class Cluster {
     return Promise.race([changed.then(() => true), timeout]).finally(() => clearTimeout(timer));
   }
 
-  /** The role probe learnt something (a role, or a first answer): waiting queries look again. */
-  rolesChangedNow(): void {
+  /**
+   * The role probe's answer for `member`: its role in effect from now on (a
+   * primary is never banned). Queries waiting for a role (start-up, a
+   * promotion) look again.
+   */
+  roleDetected(member: ClusterMember, role: 'primary' | 'replica'): void {
+    member.role = role;
+    member.roleKnown = true;
+    if (role === 'primary') member.bannedUntil = 0;
     const waiting = this.rolesChanged;
     this.rolesChanged = null;
     waiting?.resolve();

@@ -107,11 +107,7 @@ export class RoleProber {
   private setRole(cluster: Cluster, m: ClusterMember, role: 'primary' | 'replica', why?: string): void {
     if (m.role === role && m.roleKnown) return;
     if (m.role !== role) this.log.warn({ server: m.address, from: m.role, to: role, reason: why }, 'server role changed');
-    m.role = role;
-    m.roleKnown = true;
-    if (role === 'primary') m.bannedUntil = 0;
-    // Queries waiting for a role (start-up, a promotion) look again.
-    cluster.rolesChangedNow();
+    cluster.roleDetected(m, role);
   }
 
   close(): void {
