@@ -9,7 +9,7 @@
 // with what the exchange left us (see passthrough-credentials.ts).
 
 import type { PoolConfig } from '../../config/types.js';
-import type { LoginEntry } from '../client/login.js';
+import type { LoginEntry } from './login-entry.js';
 import { mockEntry } from './mock-auth.js';
 import { ServerConnection } from '../server/connection.js';
 import { isMd5Secret } from './md5.js';

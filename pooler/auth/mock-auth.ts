@@ -11,7 +11,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AuthType } from '../../config/types.js';
 import type { ScramSecret } from './scram-server.js';
-import type { LoginEntry } from '../client/login.js';
+import type { LoginEntry } from './login-entry.js';
 
 const MOCK_KEY = randomBytes(32);
 const SALT_LEN = 16; // Postgres's SCRAM_DEFAULT_SALT_LEN, as for configured users

@@ -6,7 +6,6 @@
 
 import type net from 'node:net';
 import type { SecureContext } from 'node:tls';
-import type { AuthType } from '../../config/types.js';
 import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/framer.js';
 import { parseStartupPacket, startupPacketLength, type StartupPacket } from '../protocol/startup.js';
@@ -14,34 +13,12 @@ import { errorResponse } from '../protocol/messages/error.js';
 import { authenticationMd5, authenticationOk, authenticationSasl, authenticationSaslContinue, authenticationSaslFinal } from '../protocol/messages/auth.js';
 import { backendKeyData, parameterStatus, readyForQuery } from '../protocol/messages/status.js';
 import { md5Salt, verifyMd5Response } from '../auth/md5.js';
-import { ScramServerSession, parseSaslInitialResponse, type ScramSecret } from '../auth/scram-server.js';
+import { ScramServerSession, parseSaslInitialResponse } from '../auth/scram-server.js';
+import type { ClientAuthMethod, LoginEntry } from '../auth/login-entry.js';
 import { recoverClientKey } from '../auth/passthrough-credentials.js';
 import { mockEntry, mockMd5Hash, mockScramSecret, shortName } from '../auth/mock-auth.js';
 import { trackedName } from '../server/params.js';
 import { acceptTls } from '../tls/client.js';
-
-/** PgCat's per-user `auth_type`: md5 (default), scram-sha-256 (beyond PgCat), or trust. */
-export type ClientAuthMethod = AuthType;
-
-/** How one user authenticates. */
-export interface LoginEntry {
-  password: string | null;
-  scram: ScramSecret | null;
-  authMethod: ClientAuthMethod;
-  /**
-   * Called once the client proved its password. After SCRAM it gets the
-   * ClientKey recovered from the client's proof (auth_query passthrough logs
-   * into servers with it); null after md5 or trust.
-   */
-  onAuthenticated?: (clientKey: Buffer | null) => void;
-  /**
-   * auth_query: the entry fetched anew, asked once when the password does
-   * not match (it may have changed on the server since it was cached).
-   */
-  refresh?: () => Promise<LoginEntry>;
-  /** Why no password can pass (unknown user or pool...): logged, never told to the client, which sees a wrong password. */
-  unknown?: string;
-}
 
 /** What the login needs from the pooler around it. */
 export interface LoginDirectory {

@@ -11,7 +11,7 @@
 
 import type { Config, PoolConfig, UserConfig } from '../../config/types.js';
 import type { Logger } from '../logger.js';
-import type { ClientAuthMethod } from '../client/login.js';
+import type { ClientAuthMethod } from '../auth/login-entry.js';
 import type { SessionSettings } from '../client/session-settings.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { scramSecretFromPassword, type ScramSecret } from '../auth/scram-server.js';
