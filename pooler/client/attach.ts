@@ -20,55 +20,97 @@ import { bind } from './direct.js';
 
 const EMPTY = Buffer.alloc(0);
 
-/** Borrow a server for the queued batch and send it; answers the batch with an error when there is none. */
-export function attachServer(s: SessionCore): void {
-  const member = chooseMember(s);
-  if (!member) {
-    void waitForMember(s).then((found) => found && checkOut(s, found));
-    return;
-  }
-  checkOut(s, member);
-}
+/**
+ * Attaches servers for one session. Allocated once per session: the
+ * callbacks it gives the pool's wait queue are its own fields, so waiting
+ * for a connection allocates no promise and no closure.
+ */
+export class ServerAttach {
+  constructor(private readonly s: SessionCore) {}
 
-function checkOut(s: SessionCore, member: ClusterMember): void {
-  s.member = member;
-  s.pool = member.pool;
-  const ready = s.pool.tryAcquire();
-  if (ready && parameterSyncQuery(s.params, ready.params) === null && !needsHealthcheck(s, ready)) {
-    bind(s, ready);
-    return;
-  }
-  s.transition(ClientState.Waiting);
-  void checkOutLater(s, member, ready);
-}
-
-/** The slow path: wait in the pool's queue, health-check, bring parameters in line. */
-async function checkOutLater(s: SessionCore, member: ClusterMember, ready: ServerConnection | null): Promise<void> {
-  let server: ServerConnection;
-  try {
-    server = ready ?? (await s.pool.acquire());
-    if (needsHealthcheck(s, server)) await healthcheck(s, server);
-    const sync = parameterSyncQuery(s.params, server.params);
-    if (sync) {
-      try {
-        await server.query(sync);
-      } catch (err) {
-        s.pool.discard(server, 'parameter sync failed');
-        throw err;
-      }
+  /** Borrow a server for the queued batch and send it; answers the batch with an error when there is none. */
+  attach(): void {
+    const s = this.s;
+    const member = chooseMember(s);
+    if (!member) {
+      void waitForMember(s).then((found) => found && this.checkOut(found));
+      return;
     }
-  } catch (err) {
-    // A server that cannot be reached is banned and the batch placed elsewhere (once).
+    this.checkOut(member);
+  }
+
+  /** Ban `member` and place the queued batch on another server; false when there is none. */
+  tryElsewhere(member: ClusterMember, reason: string): boolean {
+    const s = this.s;
+    if (s.closed || s.cluster.members.length === 1) return false;
+    s.cluster.ban(member, reason);
+    s.excluded ??= new Set();
+    if (s.excluded.has(member)) return false;
+    s.excluded.add(member);
+    this.attach();
+    return true;
+  }
+
+  private checkOut(member: ClusterMember): void {
+    const s = this.s;
+    s.member = member;
+    s.pool = member.pool;
+    const ready = s.pool.tryAcquire();
+    if (ready && parameterSyncQuery(s.params, ready.params) === null && !needsHealthcheck(s, ready)) {
+      bind(s, ready);
+      return;
+    }
+    s.transition(ClientState.Waiting);
+    if (ready) void this.prepare(ready);
+    else s.pool.wait(this.poolReady, this.poolFailed);
+  }
+
+  /** The pool's wait queue handed over a connection. */
+  private readonly poolReady = (server: ServerConnection): void => {
+    const s = this.s;
+    if (s.closed) {
+      void s.pool.release(server);
+      return;
+    }
+    if (parameterSyncQuery(s.params, server.params) === null && !needsHealthcheck(s, server)) bind(s, server);
+    else void this.prepare(server);
+  };
+
+  private readonly poolFailed = (err: Error): void => this.failed(err);
+
+  /** The slow path: PgCat's health check, then the client's session parameters. */
+  private async prepare(server: ServerConnection): Promise<void> {
+    const s = this.s;
+    try {
+      if (needsHealthcheck(s, server)) await healthcheck(s, server);
+      const sync = parameterSyncQuery(s.params, server.params);
+      if (sync) {
+        try {
+          await server.query(sync);
+        } catch (err) {
+          s.pool.discard(server, 'parameter sync failed');
+          throw err;
+        }
+      }
+    } catch (err) {
+      this.failed(err as Error);
+      return;
+    }
+    if (s.closed) {
+      void s.pool.release(server);
+      return;
+    }
+    bind(s, server);
+  }
+
+  /** No connection: a server that cannot be reached is banned and the batch placed elsewhere (once); otherwise the batch fails. */
+  private failed(err: Error): void {
+    const s = this.s;
+    if (s.closed) return;
     const unreachable = !(err instanceof PoolError) || err.code === SqlState.ConnectionFailure;
-    if (unreachable && tryElsewhere(s, member, (err as Error).message)) return;
-    checkoutFailed(s, err instanceof PoolError ? err.code : SqlState.ConnectionFailure, (err as Error).message);
-    return;
+    if (unreachable && s.member && this.tryElsewhere(s.member, err.message)) return;
+    checkoutFailed(s, err instanceof PoolError ? err.code : SqlState.ConnectionFailure, err.message);
   }
-  if (s.closed) {
-    void s.pool.release(server);
-    return;
-  }
-  bind(s, server);
 }
 
 /** The cluster member for the queued batch: its shard and role, load-balanced. */
@@ -106,17 +148,6 @@ async function waitForMember(s: SessionCore): Promise<ClusterMember | null> {
   }
   if (!found) checkoutFailed(s, SqlState.ConnectionFailure, noServer);
   return found;
-}
-
-/** Ban `member` and place the queued batch on another server; false when there is none. */
-export function tryElsewhere(s: SessionCore, member: ClusterMember, reason: string): boolean {
-  if (s.closed || s.cluster.members.length === 1) return false;
-  s.cluster.ban(member, reason);
-  s.excluded ??= new Set();
-  if (s.excluded.has(member)) return false;
-  s.excluded.add(member);
-  attachServer(s);
-  return true;
 }
 
 function needsHealthcheck(s: SessionCore, server: ServerConnection): boolean {

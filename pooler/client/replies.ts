@@ -95,13 +95,18 @@ export class ClientReplies {
     out.forward(raiseQuery(code, message), 1);
   }
 
-  /** Bytes from the attached server, for the client (backpressure: the server is not read while the client's socket is full). */
-  fromServer(chunk: Buffer): void {
+  /**
+   * Bytes from the attached server, for the client (backpressure: the
+   * server is not read while the client's socket is full). True when the
+   * chunk is done with (handed to the kernel, no edit keeps it), so the
+   * server connection may reuse its read buffer.
+   */
+  fromServer(chunk: Buffer): boolean {
     const s = this.s;
     // A dying server's FATAL is not here: the connection holds it back (see server-lost.ts).
     if (s.replyEdits.active) {
       chunk = s.replyEdits.edit(chunk);
-      if (chunk.length === 0) return;
+      if (chunk.length === 0) return false;
     }
     s.pool.stats.totals.sent += chunk.length;
     s.repliedSinceSend = true;
@@ -109,7 +114,9 @@ export class ClientReplies {
     if (!s.socket.write(chunk) && server) {
       server.pauseReading();
       s.socket.once('drain', () => server.resumeReading());
+      return false;
     }
+    return !s.replyEdits.active && s.socket.writableLength === 0;
   }
 
   /** Whole replies the sharded executor composed, for the client. */

@@ -10,9 +10,9 @@ import { readyForQuery } from '../protocol/messages/status.js';
 import type { ServerConnection } from '../server/connection.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
-import { tryElsewhere } from './attach.js';
+import type { ServerAttach } from './attach.js';
 
-export function onServerLost(s: SessionCore, server: ServerConnection, reason: Error): void {
+export function onServerLost(s: SessionCore, attach: ServerAttach, server: ServerConnection, reason: Error): void {
   s.checkout.lost();
   s.clocks.stop();
   s.replyEdits.reset();
@@ -26,7 +26,7 @@ export function onServerLost(s: SessionCore, server: ServerConnection, reason: E
     s.log.warn({ server: server.address, reason: reason.message }, 'server died under a read; retrying it elsewhere');
     s.queued.unshift(retry.bytes);
     s.queuedSyncs += retry.syncs;
-    if (tryElsewhere(s, s.member, reason.message)) return;
+    if (attach.tryElsewhere(s.member, reason.message)) return;
     s.queued.shift();
     s.queuedSyncs -= retry.syncs;
   }

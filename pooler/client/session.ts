@@ -29,7 +29,7 @@ import { ClientClocks, clientJanitor, type SweptClient } from './janitor.js';
 import type { SessionCore } from './session-core.js';
 import type { ClientIdentity, SessionSettings } from './session-settings.js';
 import { BatchWalker } from './batch.js';
-import { attachServer } from './attach.js';
+import { ServerAttach } from './attach.js';
 import { onDirectIdle, sendToServer } from './direct.js';
 import { onServerLost } from './server-lost.js';
 import { ClientReplies } from './replies.js';
@@ -55,8 +55,8 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   private xactStart = 0;
   /** Reading from the socket is paused (see transition). */
   private readingPaused = false;
-  /** The server socket is full: the client waits for it to drain. */
-  private serverFull = false;
+  /** The server whose socket is full: the client waits for it to drain (not read while it is the attached one). */
+  private fullServer: ServerConnection | null = null;
   private draining = false;
   readonly connectedAt = Date.now();
   /** Date.now() of the client's last message (SHOW CLIENTS, the janitor). */
@@ -69,6 +69,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   readonly replyEdits = new DescribeReplies();
   private readonly framer: MessageFramer;
   private readonly batches: BatchWalker = new BatchWalker(this, this);
+  private readonly attach: ServerAttach = new ServerAttach(this);
   private readonly replies: ClientReplies = new ClientReplies(this, this.batches, () => this.updateReading());
   // The direct binding's state (session-core.ts).
   member: ClusterMember | null = null;
@@ -148,14 +149,17 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
    */
   transition(next: ClientState): void {
     const prev = this.clientState;
-    if (prev === next || prev === ClientState.Closed) return;
-    this.clientState = next;
-    if (next === ClientState.Closed) return;
-    if (prev === ClientState.Waiting || next === ClientState.Waiting || prev === ClientState.Active || next === ClientState.Active) {
-      this.countTimes(prev, next, performance.now());
+    if (prev === ClientState.Closed) return;
+    if (prev !== next) {
+      this.clientState = next;
+      if (next === ClientState.Closed) return;
+      if (prev === ClientState.Waiting || next === ClientState.Waiting || prev === ClientState.Active || next === ClientState.Active) {
+        this.countTimes(prev, next, performance.now());
+      }
     }
+    // Also when the state stays: the attached server may have changed (a read retried elsewhere).
     this.updateReading();
-    if (next === ClientState.Idle && this.draining) this.shutdownNow();
+    if (prev !== next && next === ClientState.Idle && this.draining) this.shutdownNow();
   }
 
   private countTimes(prev: ClientState, next: ClientState, now: number): void {
@@ -196,7 +200,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     const state = this.clientState;
     const pause =
       state === ClientState.Waiting ||
-      this.serverFull ||
+      (this.fullServer !== null && this.fullServer === this.checkout.server) ||
       this.replies.transforming ||
       (state === ClientState.Active && this.sharded !== null);
     if (pause === this.readingPaused || state === ClientState.Closed) return;
@@ -207,16 +211,16 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
 
   waitForServerDrain(): void {
     const server = this.checkout.server;
-    if (!server || this.serverFull) return;
-    this.serverFull = true;
+    if (!server || this.fullServer === server) return;
+    this.fullServer = server;
     this.updateReading();
-    server.onDrain(this.serverDrained);
+    // Rare (a slow server): a closure per event is fine. A server that dies full never drains; it stops mattering once detached.
+    server.onDrain(() => {
+      if (this.fullServer !== server) return;
+      this.fullServer = null;
+      this.updateReading();
+    });
   }
-
-  private readonly serverDrained = (): void => {
-    this.serverFull = false;
-    this.updateReading();
-  };
 
   /** Cancel whatever the client's server is running (CancelRequest). */
   cancel(): Promise<void> {
@@ -284,7 +288,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     // No copy needed: each socket read is a fresh Buffer, never reused.
     this.queued.push(bytes);
     this.queuedSyncs += syncs;
-    if (this.clientState !== ClientState.Waiting) attachServer(this);
+    if (this.clientState !== ClientState.Waiting) this.attach.attach();
   }
 
   /** Have the server raise an error for the pooler (raise.ts), in order; the client gets it as the pooler's. */
@@ -302,8 +306,9 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
 
   // ServerOwner: replies from the attached server.
 
-  onServerData(chunk: Buffer): void {
-    this.replies.fromServer(chunk);
+  /** True: the chunk is done with (see ClientReplies.fromServer). */
+  onServerData(chunk: Buffer): boolean {
+    return this.replies.fromServer(chunk);
   }
 
   onServerIdle(server: ServerConnection): void {
@@ -316,7 +321,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   }
 
   onServerClosed(server: ServerConnection, reason: Error): void {
-    onServerLost(this, server, reason);
+    onServerLost(this, this.attach, server, reason);
   }
 
   /** The client is gone: give its server back clean, or close it. */
