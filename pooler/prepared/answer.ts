@@ -21,15 +21,11 @@ import { commandComplete } from '../protocol/messages/rows.js';
 import { readyForQuery } from '../protocol/messages/status.js';
 import { MessageCursor, messageCount, messageType } from '../protocol/cursor.js';
 import { Target } from '../protocol/messages/target.js';
+import { BIND_COMPLETE, NO_DATA, NO_PARAMETERS, PARSE_COMPLETE } from '../protocol/messages/completion.js';
 import { deallocation, type Deallocation } from '../router/classify.js';
 import { defineDeferred, deferrableParses } from './rewrite.js';
 import type { ClientStatements } from './statements.js';
 
-const PARSE_COMPLETE = Buffer.from([0x31, 0, 0, 0, 4]);
-const BIND_COMPLETE = Buffer.from([0x32, 0, 0, 0, 4]);
-const NO_DATA = Buffer.from([0x6e, 0, 0, 0, 4]);
-/** ParameterDescription with no parameters. */
-const NO_PARAMETERS = Buffer.from([0x74, 0, 0, 0, 6, 0, 0]);
 const DEALLOCATE = Buffer.from('deallocate');
 const UNDEFINED_PREPARED_STATEMENT = '26000';
 

@@ -16,6 +16,7 @@
 // the unit sent again, once.
 
 import type { ClientStatements, ServerStatements } from './statements.js';
+import { Backend } from '../protocol/codes.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { commandTagIs } from '../protocol/messages/rows.js';
 
@@ -29,8 +30,8 @@ interface Expected {
   batch: number;
 }
 
-export const PARSE_COMPLETE = 0x31;
-export const CLOSE_COMPLETE = 0x33;
+export const PARSE_COMPLETE = Backend.ParseComplete;
+export const CLOSE_COMPLETE = Backend.CloseComplete;
 
 const UNDEFINED_PREPARED_STATEMENT = '26000';
 const POOLED_NAME = /pglynx_[0-9a-f]{20}/;
@@ -41,7 +42,7 @@ const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
  * Replies that come before any effect of a unit, the same every time it
  * runs: a unit that failed after only these can run again, minus these.
  */
-const PREAMBLE = new Set([0x31, 0x32, 0x33, 0x74, 0x54, 0x6e]); // 1 2 3 t T n
+const PREAMBLE = new Set<number>([Backend.ParseComplete, Backend.BindComplete, Backend.CloseComplete, Backend.ParameterDescription, Backend.RowDescription, Backend.NoData]);
 
 /** A unit sent at an idle boundary, kept so it can run again. */
 export interface RetryableUnit {

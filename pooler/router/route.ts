@@ -23,6 +23,8 @@ export class RoutingState {
   primaryReads: 'on' | 'off' | 'default' = 'default';
   /** Named statements' kinds, so a later Bind routes like its Parse. */
   private readonly statementKinds = new Map<string, QueryKind>();
+  /** Walks each batch (reused: no allocation per batch). */
+  private readonly cursor = new MessageCursor();
 
   /** Role and primary-reads for a batch whose messages are in `buf`. */
   route(buf: Buffer, settings: RoutingSettings): { role: RoleTarget; primaryReads: boolean } {
@@ -41,7 +43,7 @@ export class RoutingState {
   private firstKind(buf: Buffer): QueryKind {
     let first: QueryKind | null = null;
     try {
-      for (const m = new MessageCursor().over(buf); m.next(); ) {
+      for (const m = this.cursor.over(buf); m.next(); ) {
         let kind: QueryKind | null = null;
         if (m.type === Frontend.Query) {
           kind = classify(m.sql());

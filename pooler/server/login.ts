@@ -6,7 +6,8 @@ import { startupMessage } from '../protocol/messages/startup.js';
 import { Backend } from '../protocol/codes.js';
 import { MessageFramer } from '../protocol/framer.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
-import { parseParameterStatus } from '../protocol/messages/status.js';
+import { parseBackendKeyData, parseParameterStatus } from '../protocol/messages/status.js';
+import { MessageCursor } from '../protocol/cursor.js';
 import { ServerAuthenticator } from '../auth/server-auth.js';
 
 export interface LoginTarget {
@@ -35,6 +36,7 @@ export class ServerLoginError extends Error {
 export function login(socket: net.Socket, target: LoginTarget, timeoutMs: number): Promise<LoginResult> {
   return new Promise((resolve, reject) => {
     const framer = new MessageFramer();
+    const cursor = new MessageCursor();
     const auth = new ServerAuthenticator(target.user, target.password);
     const result: LoginResult = { params: new Map(), processId: 0, secretKey: 0 };
     let settled = false;
@@ -71,8 +73,7 @@ export function login(socket: net.Socket, target: LoginTarget, timeoutMs: number
           break;
         }
         case Backend.BackendKeyData:
-          result.processId = body.readInt32BE(0);
-          result.secretKey = body.readInt32BE(4);
+          [result.processId, result.secretKey] = parseBackendKeyData(body);
           break;
         case Backend.ErrorResponse: {
           const f = parseErrorFields(body);
@@ -95,9 +96,9 @@ export function login(socket: net.Socket, target: LoginTarget, timeoutMs: number
         return;
       }
       const { buffer, messages } = batch;
-      for (let i = 0; i < messages.length; i += 3) {
-        const type = messages[i];
-        const body = Buffer.from(buffer.subarray(messages[i + 1] + 5, messages[i + 2]));
+      for (const m = cursor.frames(buffer, messages); m.next(); ) {
+        const type = m.type;
+        const body = Buffer.from(m.body());
         chain = chain.then(() => (settled ? undefined : handle(type, body))).catch((err: Error) => finish(err));
       }
     };

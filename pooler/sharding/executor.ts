@@ -28,6 +28,7 @@ import type { ServerConnection } from '../server/connection.js';
 import { ShardError, ShardLink, replyError, withoutReady } from './shard-link.js';
 import { classify } from '../router/classify.js';
 import { takeUnits, type Unit } from './units.js';
+import { tailSql } from '../protocol/messages/parse.js';
 import { routeUnit, type ShardRoute } from './route-unit.js';
 import { combineWrites, mergeSelect } from './combine.js';
 
@@ -100,7 +101,7 @@ export class ShardedExecutor {
       cut = takeUnits(this.pending, this.named, (name) => {
         // Parsed earlier and answered by the pooler (shared prepared statements).
         const tail = this.client.statements?.get(name)?.parseTail;
-        return tail ? tail.toString('utf8', 0, tail.indexOf(0)) : undefined;
+        return tail ? tailSql(tail) : undefined;
       });
     } catch {
       // A Bind or Parse whose insides do not add up: the client is broken, not the pooler.

@@ -45,7 +45,7 @@ interface ShardReply {
 }
 
 // ParseComplete, BindComplete, CloseComplete, ParameterDescription, NoData, and our own tag.
-const IGNORED = new Set([0x31, 0x32, 0x33, 0x74, 0x6e, Backend.CommandComplete, Backend.EmptyQueryResponse, Backend.ParameterStatus]);
+const IGNORED = new Set<number>([Backend.ParseComplete, Backend.BindComplete, Backend.CloseComplete, Backend.ParameterDescription, Backend.NoData, Backend.CommandComplete, Backend.EmptyQueryResponse, Backend.ParameterStatus]);
 
 function readReply(buf: Buffer): ShardReply {
   const reply: ShardReply = { fields: null, rows: [], notices: [], error: null };
@@ -54,7 +54,7 @@ function readReply(buf: Buffer): ShardReply {
     else if (m.type === Backend.RowDescription) reply.fields = shardFields(m.body);
     else if (m.type === Backend.NoticeResponse) reply.notices.push(m.raw);
     else if (m.type === Backend.ErrorResponse) reply.error ??= m.raw;
-    else if (m.type === 0x73) throw new MergeError('0A000', 'cross-shard queries cannot fetch a portal in parts (Execute with a row limit)');
+    else if (m.type === Backend.PortalSuspended) throw new MergeError('0A000', 'cross-shard queries cannot fetch a portal in parts (Execute with a row limit)');
     else if (!IGNORED.has(m.type)) throw new MergeError('08P01', `unexpected message type '${String.fromCharCode(m.type)}' in a shard's reply`);
   }
   return reply;

@@ -29,6 +29,12 @@ export function parseTail(buf: Buffer, at: number, end: number): Buffer {
   return buf.subarray(parseNameEnd(buf, at, end) + 1, end);
 }
 
+/** The statement text of a Parse tail (what parseTail returns, or a stored statement's tail). */
+export function tailSql(tail: Buffer): string {
+  const nul = tail.indexOf(0);
+  return tail.toString('utf8', 0, nul < 0 ? tail.length : nul);
+}
+
 /** The declared parameter type OIDs (0: unspecified). */
 export function parseDeclaredTypes(buf: Buffer, at: number, end: number): number[] {
   const start = parseSqlStart(buf, at, end);

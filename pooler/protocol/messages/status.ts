@@ -11,6 +11,11 @@ export function backendKeyData(processId: number, secretKey: number): Buffer {
   return builder.begin(Backend.BackendKeyData).int32(processId).int32(secretKey).finish();
 }
 
+/** Reads a BackendKeyData body: [processId, secretKey]. */
+export function parseBackendKeyData(body: Buffer): [number, number] {
+  return [body.readInt32BE(0), body.readInt32BE(4)];
+}
+
 /** The three ReadyForQuery messages, built once (callers only send them). */
 const READY = new Map<number, Buffer>();
 
