@@ -11,6 +11,8 @@
 // $1 against pg_shadow, run by a superuser, set in [general] and inherited).
 import pg from 'pg';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -20,7 +22,6 @@ import { authQuerySql } from '../pooler/auth/auth-query-sql.js';
 import { AuthQueryCache } from '../pooler/auth/auth-query-cache.js';
 import type { AuthQueryTarget, StoredSecret } from '../pooler/auth/auth-query.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** pooler/auth/auth-query-cache.ts AUTH_QUERY_CACHE_MS plus a margin. */
 const CACHE_EXPIRY_MS = 1300;
 
@@ -46,8 +47,7 @@ await md5c.query(`CREATE FUNCTION public.user_lookup(in i_username text, out una
 await md5c.query('REVOKE ALL ON FUNCTION public.user_lookup(text) FROM public');
 await md5c.query('GRANT EXECUTE ON FUNCTION public.user_lookup(text) TO lookup');
 
-type Server = [string, number, 'primary'];
-const shard = (c: PgCluster) => [{ database: 'postgres', servers: [['127.0.0.1', c.port, 'primary']] as Server[] }];
+const shard = (c: PgCluster) => [primaryShard(c)];
 
 const configText = configToml({
   port: await freePort(),

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { pino } from 'pino';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
 import {
   parseEmbeddedHost,
   startEmbeddedBackend,
@@ -77,7 +78,6 @@ async function listeningTcpPorts(): Promise<number[]> {
 }
 const tcpBefore = await listeningTcpPorts();
 
-const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 t.test('parseEmbeddedHost', async (t) => {
   t.equal(parseEmbeddedHost('localhost', '/cfg'), null);

@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
 import { parseConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { MODEL_DEFAULTS, parseModels, type ModelConfig } from '../config/models.js';
@@ -23,7 +24,6 @@ const MINILM = MINILM_TOKENIZER;
 const FILE = '/etc/pglynx/pgcat.toml';
 const dir = mkdtempSync(path.join(tmpdir(), 'pglynx-engine-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const TINY: HfBertConfig = {
   vocab_size: 30522, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64,

@@ -6,6 +6,7 @@
 // Misbehaving workers come from the hidden test inputs of
 // tests/harness/engine-worker-hooks.ts, passed to every engine below.
 import t, { type Test } from 'tap';
+import { sleep } from './harness/wait.js';
 import { parseModels } from '../config/models.js';
 import { Engine, EngineError } from '../engine/engine.js';
 import { ENGINE_WORKER_HOOKS, TEST_HOOK_PREFIX } from './harness/engine-worker-hooks.js';
@@ -13,7 +14,6 @@ import { createLogger } from '../pooler/logger.js';
 
 const log = createLogger('silent');
 const hook = (h: string): string => TEST_HOOK_PREFIX + h;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function engine(tt: Test, models: Record<string, Record<string, unknown>>, loadBalancing?: 'random' | 'loc' | 'round_robin'): Promise<Engine> {
   const e = await Engine.start(parseModels(models, '/tmp/pgcat.toml'), { log, loadBalancing, workerHooks: ENGINE_WORKER_HOOKS });

@@ -10,13 +10,14 @@
 //   and RELOAD changes it for new clients.
 import type pg from 'pg';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres } from './harness/postgres.js';
 import { RawClient, RawServerError, errorFields, serialize } from './harness/raw-client.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const main = await startPostgres({
   auth: 'scram-sha-256',
@@ -24,7 +25,7 @@ const main = await startPostgres({
   databases: [{ name: 'app', owner: 'app' }],
   t,
 });
-const shards = [{ database: 'app', servers: [['127.0.0.1', main.port, 'primary']] as [string, number, 'primary'][] }];
+const shards = [primaryShard(main, 'app')];
 const appPool: ConfigPool = { pool_mode: 'transaction', users: [{ username: 'app', password: 'apppw', pool_size: 2 }], shards };
 
 const LOGIN_TIMEOUT = 600;

@@ -9,6 +9,8 @@
 // idle_client_in_transaction_timeout).
 import pg from 'pg';
 import t from 'tap';
+import { pollValue as pollUntil, sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool, type ConfigUser } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -16,7 +18,6 @@ import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { RawClient, RawServerError, errorFields, msg, types } from './harness/raw-client.js';
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const APP = { username: 'app', password: 'apppw' };
 const SRV = { name: 'srv', password: 'srvpw' };
@@ -44,8 +45,7 @@ for (const table of ['t_dirty', 't_copy', 't_ext', 't_itx']) {
   await main.query(`ALTER TABLE ${table} OWNER TO app`, [], 'app');
 }
 
-type Server = [string, number, 'primary'];
-const on = (c: PgCluster, database = 'app') => [{ database, servers: [['127.0.0.1', c.port, 'primary']] as Server[] }];
+const on = (c: PgCluster, database = 'app') => [primaryShard(c, database)];
 const pool = (mode: 'transaction' | 'session', user: ConfigUser, extra: Partial<ConfigPool> = {}, cluster = main, db = 'app'): ConfigPool => ({
   pool_mode: mode,
   users: [user],
@@ -118,15 +118,6 @@ async function count(table: string): Promise<number> {
   return Number(n);
 }
 
-/** Polls a number from Postgres until `ok` holds or `timeoutMs` passes; returns the last value. */
-async function pollUntil(f: () => Promise<number>, ok: (n: number) => boolean, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = await f();
-    if (ok(n) || Date.now() > deadline) return n;
-    await sleep(50);
-  }
-}
 
 const backends = async (where: string, params: unknown[] = []): Promise<number> => {
   const [{ n }] = await main.query<{ n: string }>(

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -32,7 +34,6 @@ const USER = 'app';
 const PASSWORD = 'apppw';
 /** The type of a subtest's `t`. */
 type TT = Parameters<Parameters<typeof t.test>[0]>[0];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const pgc = await startPostgres({
   auth: 'scram-sha-256',
@@ -40,7 +41,7 @@ const pgc = await startPostgres({
   databases: [{ name: 'app', owner: USER }],
   t,
 });
-const shards = [{ database: 'app', servers: [['127.0.0.1', pgc.port, 'primary']] as [string, number, 'primary'][] }];
+const shards = [primaryShard(pgc, 'app')];
 const pooler = await startPglynx(
   configToml({
     port: await freePort(),

@@ -3,20 +3,12 @@
 // and the drills: a replica killed under 20 reading clients (no client
 // error), a standby promoted with role "auto" (writes within 2 s).
 import t from 'tap';
+import { waitFor } from './harness/wait.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
-
-async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (await fn().catch(() => false)) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
-}
 
 async function replicated(primary: PgCluster, replicas: PgCluster[]): Promise<void> {
   const [{ lsn }] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');

@@ -5,13 +5,14 @@
 // Two real Postgres 15 shards; the query parser routes by t.id and sends
 // key-less statements (pg_sleep) to default_shard.
 import t from 'tap';
+import { sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The next error a client emits (a FATAL while idle, a dropped socket). */
 function nextError(c: pg.Client): Promise<Error & { code?: string }> {
@@ -34,7 +35,7 @@ const users = [{ name: 'app', password: 'pw' }];
 const shards: PgCluster[] = [];
 for (let i = 0; i < 2; i++) shards.push(await startPostgres({ auth: 'md5', users, t }));
 for (const c of shards) await c.query('CREATE TABLE t (id bigint PRIMARY KEY, v text); ALTER TABLE t OWNER TO app');
-const shardList = shards.map((c) => ({ database: 'postgres', servers: [['127.0.0.1', c.port, 'primary'] as [string, number, 'primary']] }));
+const shardList = shards.map((c) => primaryShard(c));
 const sharded = (statementTimeout: number) => ({
   pool_mode: 'transaction' as const,
   query_parser_enabled: true,

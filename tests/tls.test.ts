@@ -15,6 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -22,7 +24,6 @@ import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { RawClient, cancelRequest, errorFields, sslRequest, startupPacket, types } from './harness/raw-client.js';
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const APP = { name: 'app', password: 'apppw' };
 
 // ------------------------------------------------------------------ certificates
@@ -113,7 +114,7 @@ const [plain, sslA, sslB] = await Promise.all([
 const pool = (c: PgCluster): ConfigPool => ({
   pool_mode: 'transaction',
   users: [{ username: APP.name, password: APP.password, pool_size: 3 }],
-  shards: [{ database: 'app', servers: [['127.0.0.1', c.port, 'primary']] }],
+  shards: [primaryShard(c, 'app')],
 });
 const pools = { plain: pool(plain), ssla: pool(sslA), sslb: pool(sslB) };
 

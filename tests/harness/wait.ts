@@ -15,10 +15,12 @@ export interface WaitForOptions {
 
 /**
  * Checks `condition` until it holds; resolves with the milliseconds it took.
+ * `timeout`: milliseconds, or options.
  * A check that throws counts as not yet (the thing polled may not be up).
  * Rejects after `timeoutMs` with `message` in the error.
  */
-export async function waitFor(condition: () => boolean | Promise<boolean>, opts: WaitForOptions): Promise<number> {
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeout: number | WaitForOptions): Promise<number> {
+  const opts = typeof timeout === 'number' ? { timeoutMs: timeout } : timeout;
   const start = Date.now();
   const interval = opts.intervalMs ?? 50;
   while (Date.now() - start < opts.timeoutMs) {

@@ -152,13 +152,13 @@ t.test('the checkout timeout fails a waiter with 53300; the queue moves on witho
 });
 
 t.test('a waiter that is served in time is not failed later', async (t) => {
-  const p = pool(t, { size: 1, checkoutTimeout: 40 });
+  const p = pool(t, { size: 1, checkoutTimeout: 300 });
   const held = await p.acquire();
   const waiting = p.acquire();
-  await sleep(10);
+  await settle();
   await p.release(held);
   const conn = await waiting;
-  await sleep(60);
+  await sleep(400);
   t.equal(p.stats.totals.errors, 0, 'its timer was cleared');
   t.equal(conn, held);
 });
@@ -341,7 +341,7 @@ t.test('a failed open fails the longest-waiting client with 08006, not by timeou
   t.ok(err instanceof PoolError);
   t.equal((err as PoolError).code, '08006');
   t.match((err as PoolError).message, /connection refused/);
-  t.ok(Date.now() - started < 1000, 'at once');
+  t.ok(Date.now() - started < 4000, 'at once, not at the 5 s timeout');
   t.ok(await p.acquire(), 'the next client gets a connection from a new open');
 });
 
