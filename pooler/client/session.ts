@@ -26,6 +26,7 @@ import type { ShardedExecutor } from '../sharding/executor.js';
 import { ClientCounters } from '../stats/client-counters.js';
 import { ClientState, clientStateLabel } from './client-state.js';
 import { ClientClocks, clientJanitor, type SweptClient } from './janitor.js';
+import { SessionTimes } from './session-times.js';
 import type { SessionCore } from './session-core.js';
 import type { ClientIdentity, SessionSettings } from './session-settings.js';
 import { BatchWalker } from './batch.js';
@@ -49,10 +50,7 @@ export interface SessionBinding {
 
 export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   clientState: ClientState = ClientState.Idle;
-  /** performance.now() marks for SHOW STATS; 0 when not running. */
-  private waitStart = 0;
-  private busyStart = 0;
-  private xactStart = 0;
+  private readonly times = new SessionTimes();
   /** Reading from the socket is paused (see transition). */
   private readingPaused = false;
   /** The server whose socket is full: the client waits for it to drain (not read while it is the attached one). */
@@ -119,7 +117,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
 
   /** How long the client has waited for a server so far, in ms; 0 when not waiting. */
   get waitingMs(): number {
-    return this.clientState === ClientState.Waiting && this.waitStart > 0 ? performance.now() - this.waitStart : 0;
+    return this.clientState === ClientState.Waiting ? this.times.waitingMs(performance.now()) : 0;
   }
 
   get isSessionMode(): boolean {
@@ -154,7 +152,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
       this.clientState = next;
       if (next === ClientState.Closed) return;
       if (prev === ClientState.Waiting || next === ClientState.Waiting || prev === ClientState.Active || next === ClientState.Active) {
-        this.countTimes(prev, next, performance.now());
+        this.times.change(prev, next, performance.now(), this.pool.stats, this.counters);
       }
     }
     // Also when the state stays: the attached server may have changed (a read retried elsewhere).
@@ -162,33 +160,8 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     if (prev !== next && next === ClientState.Idle && this.draining) this.shutdownNow();
   }
 
-  private countTimes(prev: ClientState, next: ClientState, now: number): void {
-    const totals = this.pool.stats.totals;
-    if (next === ClientState.Waiting) this.waitStart = now;
-    else if (prev === ClientState.Waiting && this.waitStart > 0) {
-      const waitedUs = Math.round((now - this.waitStart) * 1000);
-      totals.waitTimeUs += waitedUs;
-      this.counters.waited(waitedUs);
-      this.waitStart = 0;
-    }
-    if (next === ClientState.Active) {
-      this.busyStart = now;
-      if (this.xactStart === 0) this.xactStart = now;
-    } else if (prev === ClientState.Active) {
-      if (this.busyStart > 0) totals.queryTimeUs += Math.round((now - this.busyStart) * 1000);
-      this.busyStart = 0;
-      if (next === ClientState.Idle && this.xactStart > 0) {
-        totals.xactCount += 1;
-        this.counters.transactions += 1;
-        totals.xactTimeUs += Math.round((now - this.xactStart) * 1000);
-        this.xactStart = 0;
-      }
-    }
-  }
-
   forgetTransaction(): void {
-    this.busyStart = 0;
-    this.xactStart = 0;
+    this.times.forget();
   }
 
   /**
