@@ -172,7 +172,7 @@ t.test('rewriting in place keeps every other byte', async (t) => {
 t.test('backend messages read back what was written', async (t) => {
   const v = new MessageView();
   const row = dataRow(['1', null, 'é', 42, 7n]);
-  t.same(v.at(row, 0, row.length).columns()?.map((c) => c?.toString()), ['1', undefined, 'é', '42', '7'].map((x) => x ?? undefined));
+  t.same(v.at(row, 0, row.length).columns().map((c) => c?.toString() ?? null), ['1', null, 'é', '42', '7']);
   t.same(parseDataRow(row.subarray(5)).map((c) => c?.toString() ?? null), ['1', null, 'é', '42', '7']);
   const cells = [Buffer.from('a'), null, Buffer.from('ccc')];
   t.same(buildDataRow(cells, 2), dataRow(['a', null]), 'raw cells, first `width` of them');
