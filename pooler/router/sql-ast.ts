@@ -14,11 +14,6 @@ export function nodeType(node: Node): string {
   return '';
 }
 
-/** The node's fields under its type, as a plain object for walkers (the one untyped view). */
-export function nodeBody(node: Node): AstNode {
-  return (node as unknown as Record<string, AstNode>)[nodeType(node)] ?? {};
-}
-
 /** Every node type name (`FuncCall`, `A_Const`...). */
 export type NodeTag = Node extends infer N ? (N extends unknown ? keyof N : never) : never;
 /** The fields of a node of type `T`. */

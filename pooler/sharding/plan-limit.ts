@@ -13,14 +13,14 @@ export type LimitValue = { const: bigint } | { param: number } | null;
 /** A LIMIT or OFFSET value: a constant, a parameter, or none (absent, ALL, NULL). */
 export function limitValue(node: Node | undefined, what: 'LIMIT' | 'OFFSET'): LimitValue {
   if (!node) return null;
-  const c = node.A_Const as { isnull?: boolean; ival?: { ival?: number }; fval?: { fval?: string } } | undefined;
-  if (c?.isnull) return null;
-  if (c?.ival) return { const: BigInt(c.ival.ival ?? 0) };
-  if (c?.fval?.fval && /^-?\d+$/.test(c.fval.fval)) return { const: BigInt(c.fval.fval) };
-  const p = node.ParamRef as { number?: number } | undefined;
-  if (p?.number) return { param: p.number };
-  const cast = node.TypeCast as { arg?: Node } | undefined;
-  if (cast?.arg) return limitValue(cast.arg, what);
+  if ('A_Const' in node) {
+    const c = node.A_Const;
+    if (c.isnull) return null;
+    if (c.ival) return { const: BigInt(c.ival.ival ?? 0) };
+    if (c.fval?.fval && /^-?\d+$/.test(c.fval.fval)) return { const: BigInt(c.fval.fval) };
+  }
+  if ('ParamRef' in node && node.ParamRef.number) return { param: node.ParamRef.number };
+  if ('TypeCast' in node && node.TypeCast.arg) return limitValue(node.TypeCast.arg, what);
   throw new PlanError('0A000', `cross-shard queries do not support ${what} values other than integer constants and parameters`);
 }
 

@@ -22,11 +22,19 @@
 // scalar subqueries run per shard; merging needs text results, C collation,
 // DateStyle ISO and extra_float_digits >= 1.
 
-import { nodeBody, nodeType, type RawStmt, type ScanToken } from '../router/sql-ast.js';
+import type { RawStmt, ScanToken } from '../router/sql-ast.js';
 import { SqlText, type Item } from './sql-text.js';
 import { limitValue, shardLimitClause, type LimitValue } from './plan-limit.js';
 import type { AggKind, ColumnPlan, CrossShardPlan } from './plan-types.js';
-import { aggregateOf, bareName, exprKey, implicitName, isStar, PlanError, rejectUnsupported, type Node } from './plan-tree.js';
+import { aggregateOf, bareName, exprKey, implicitName, isStar, PlanError, rejectUnsupported, type Node, type SelectStmt } from './plan-tree.js';
+
+/** A select-list item: its expression and its alias. */
+interface Target {
+  val: Node;
+  name: string | undefined;
+}
+
+type FuncCall = Extract<Node, { FuncCall: unknown }>['FuncCall'];
 
 interface Col {
   hidden: boolean;
@@ -56,8 +64,8 @@ export function planSelect(
 ): CrossShardPlan | PlanError {
   if (stmts === null) return new PlanError('42601', parseError ?? 'syntax error');
   const stmt = stmts.length === 1 ? stmts[0].stmt : undefined;
-  if (!stmt || nodeType(stmt) !== 'SelectStmt') return NOT_A_SELECT();
-  const sel = nodeBody(stmt);
+  if (!stmt || !('SelectStmt' in stmt)) return NOT_A_SELECT();
+  const sel = stmt.SelectStmt;
   const bytes = Buffer.from(sql, 'utf8');
   const from = stmts[0].stmt_location ?? 0;
   const to = stmts[0].stmt_len ? from + stmts[0].stmt_len : bytes.length;
@@ -75,12 +83,12 @@ export function planSelect(
 class Planner {
   private readonly visible: Col[] = [];
   private readonly hidden: Col[] = [];
-  private readonly targets: Node[];
+  private readonly targets: Target[];
   private readonly hasStar: boolean;
 
-  constructor(private readonly text: SqlText, private readonly sel: Node) {
-    this.targets = ((sel.targetList as Node[] | undefined) ?? []).map((t) => t.ResTarget as Node);
-    this.hasStar = this.targets.some((t) => isStar(t.val as Node));
+  constructor(private readonly text: SqlText, private readonly sel: SelectStmt) {
+    this.targets = (sel.targetList ?? []).flatMap((t) => ('ResTarget' in t && t.ResTarget.val ? [{ val: t.ResTarget.val, name: t.ResTarget.name }] : []));
+    this.hasStar = this.targets.some((t) => isStar(t.val));
   }
 
   plan(): CrossShardPlan {
@@ -102,8 +110,8 @@ class Planner {
       throw new PlanError('42P10', 'for SELECT DISTINCT, ORDER BY expressions must appear in select list');
     }
 
-    const limit = limitValue(sel.limitCount as Node | undefined, 'LIMIT');
-    const offset = limitValue(sel.limitOffset as Node | undefined, 'OFFSET');
+    const limit = limitValue(sel.limitCount, 'LIMIT');
+    const offset = limitValue(sel.limitOffset, 'OFFSET');
     this.rewriteLimit(limit, offset, !aggregate || pushableGroupOrder(groupBy, orderBy), listEnd);
 
     if (this.hidden.length > 0) {
@@ -140,16 +148,15 @@ class Planner {
     return this.hasStar ? h - this.hidden.length : this.visible.length + h;
   }
 
-  private addTarget(t: Node, item: Item): void {
-    const val = t.val as Node;
+  private addTarget(t: Target, item: Item): void {
+    const val = t.val;
     const agg = aggregateOf(val);
-    const col: Col = { hidden: false, agg, key: exprKey(val), name: (t.name as string | undefined) ?? implicitName(val) };
+    const col: Col = { hidden: false, agg, key: exprKey(val), name: t.name ?? implicitName(val) };
     this.visible.push(col);
     if (agg !== 'avg') return;
     // avg(x) → sum(x) AS avg here, count(x) hidden; the merger divides.
     const [start, end] = this.exprRange(item, t.name !== undefined);
-    const call = val.FuncCall as Node;
-    const name = this.nameSpan(call);
+    const name = this.nameSpan(val);
     this.text.replace(name[0], name[1], 'sum');
     if (t.name === undefined) this.text.insert(end, ' AS avg');
     col.countCol = this.addHidden({ agg: 'count', key: null, text: this.renamed(start, end, name, 'count') });
@@ -166,8 +173,10 @@ class Planner {
   }
 
   /** Byte range of a call's function name (up to its opening parenthesis). */
-  private nameSpan(call: Node): [number, number] {
-    const start = call.location as number;
+  private nameSpan(node: Node): [number, number] {
+    const call: FuncCall | undefined = 'FuncCall' in node ? node.FuncCall : undefined;
+    const start = call?.location ?? -1;
+    if (start < 0) throw internal('aggregate call');
     const toks = this.text.tokens;
     const open = toks.findIndex((t) => t.start >= start && t.text === '(');
     if (open <= 0) throw internal('aggregate call');
@@ -189,13 +198,13 @@ class Planner {
     const key = exprKey(node);
     const agg = aggregateOf(node);
     if (agg !== 'avg') return this.addHidden({ agg, key, text: this.text.text(start, end), fromOrderBy });
-    const name = this.nameSpan(node.FuncCall as Node);
+    const name = this.nameSpan(node);
     const countCol = this.addHidden({ agg: 'count', key: null, text: this.renamed(start, end, name, 'count') });
     return this.addHidden({ agg: 'avg', key, text: this.renamed(start, end, name, 'sum'), countCol, fromOrderBy });
   }
 
   private byPosition(node: Node, clause: string): number | null {
-    const c = node.A_Const as { ival?: { ival?: number } } | undefined;
+    const c = 'A_Const' in node ? node.A_Const : undefined;
     if (!c?.ival) return null;
     const k = c.ival.ival ?? 0;
     if (!this.hasStar && (k < 1 || k > this.visible.length)) {
@@ -211,7 +220,7 @@ class Planner {
   }
 
   private groupBy(listEnd: number): Col[] {
-    const nodes = (this.sel.groupClause as Node[] | undefined) ?? [];
+    const nodes = this.sel.groupClause ?? [];
     if (nodes.length === 0) return [];
     const items = this.text.clause('GROUP', listEnd);
     if (items?.length !== nodes.length) throw internal('GROUP BY');
@@ -234,17 +243,17 @@ class Planner {
   }
 
   private orderBy(listEnd: number): { col: Col | number; desc: boolean; nullsFirst: boolean }[] {
-    const nodes = ((this.sel.sortClause as Node[] | undefined) ?? []).map((n) => n.SortBy as Node);
+    const nodes = (this.sel.sortClause ?? []).flatMap((n) => ('SortBy' in n && n.SortBy.node ? [{ ...n.SortBy, node: n.SortBy.node }] : []));
     if (nodes.length === 0) return [];
     const items = this.text.clause('ORDER', listEnd);
     if (items?.length !== nodes.length) throw internal('ORDER BY');
     return nodes.map((sb, i) => {
-      const dir = sb.sortby_dir as string;
+      const dir = sb.sortby_dir;
       if (dir === 'SORTBY_USING') throw unsupported('ORDER BY ... USING');
       const desc = dir === 'SORTBY_DESC';
-      const nulls = sb.sortby_nulls as string;
+      const nulls = sb.sortby_nulls;
       const nullsFirst = nulls === 'SORTBY_NULLS_DEFAULT' ? desc : nulls === 'SORTBY_NULLS_FIRST';
-      const node = sb.node as Node;
+      const node = sb.node;
       const pos = this.byPosition(node, 'ORDER BY');
       if (pos !== null) return { col: this.hasStar ? pos : this.visible[pos], desc, nullsFirst };
       const [start, end] = this.sortExprRange(items[i], dir !== 'SORTBY_DEFAULT', nulls !== 'SORTBY_NULLS_DEFAULT');
@@ -265,7 +274,7 @@ class Planner {
   private aliasedTarget(node: Node): Node | undefined {
     const name = bareName(node);
     const t = name === undefined ? undefined : this.targets.find((x) => x.name === name);
-    return t?.val as Node | undefined;
+    return t?.val;
   }
 
   private exprRangeOfTarget(val: Node): [number, number] {

@@ -1,9 +1,14 @@
 // Parse-tree questions for the cross-shard planner: which constructs it
 // cannot merge, which select-list items are combinable aggregates, and
 // expression identity (parse-tree JSON without locations). Nodes are
-// libpg-query's JSON: { NodeType: { ...fields } }.
+// libpg-query's typed JSON: { NodeType: { ...fields } }.
 
-export type Node = Record<string, unknown>;
+import type { AstNode } from '../router/ast-walk.js';
+import { type Node, type NodeOf, wrapped } from '../router/sql-ast.js';
+
+export type { Node };
+export type SelectStmt = NodeOf<'SelectStmt'>;
+type FuncCall = NodeOf<'FuncCall'>;
 
 type AggKind = 'count' | 'sum' | 'min' | 'max' | 'avg';
 
@@ -31,7 +36,7 @@ function unsupported(what: string): PlanError {
 }
 
 /** Throws PlanError for statement-level constructs the merger cannot reproduce. */
-export function rejectUnsupported(sel: Node): void {
+export function rejectUnsupported(sel: SelectStmt): void {
   if (sel.op !== undefined && sel.op !== 'SETOP_NONE') throw unsupported('UNION, INTERSECT or EXCEPT');
   if (sel.valuesLists) throw unsupported('VALUES');
   if (sel.intoClause) throw unsupported('SELECT INTO');
@@ -39,15 +44,14 @@ export function rejectUnsupported(sel: Node): void {
   if (sel.havingClause) throw unsupported('HAVING');
   if (sel.windowClause) throw unsupported('window functions');
   if (sel.limitOption === 'LIMIT_OPTION_WITH_TIES') throw unsupported('FETCH ... WITH TIES');
-  const distinct = sel.distinctClause as Node[] | undefined;
-  if (distinct?.some((d) => Object.keys(d).length > 0)) throw unsupported('DISTINCT ON');
-  const group = (sel.groupClause as Node[] | undefined) ?? [];
+  if (sel.distinctClause?.some((d) => Object.keys(d).length > 0)) throw unsupported('DISTINCT ON');
+  const group = sel.groupClause ?? [];
   if (group.some((g) => 'GroupingSet' in g)) throw unsupported('GROUPING SETS, ROLLUP or CUBE');
 }
 
-function funcName(call: Node): string {
-  const names = (call.funcname as { String?: { sval?: string } }[] | undefined) ?? [];
-  return names[names.length - 1]?.String?.sval ?? '';
+function funcName(call: FuncCall): string {
+  const last = call.funcname?.[call.funcname.length - 1];
+  return last && 'String' in last ? (last.String.sval ?? '') : '';
 }
 
 /**
@@ -57,16 +61,16 @@ function funcName(call: Node): string {
  * expressions over aggregates.
  */
 export function aggregateOf(val: Node): AggKind | null {
-  const call = val.FuncCall as Node | undefined;
+  const call = 'FuncCall' in val ? val.FuncCall : undefined;
   if (call && COMBINABLE.has(funcName(call)) && !call.over) {
     const name = funcName(call);
     if (call.agg_distinct) throw unsupported(`${name}(DISTINCT ...)`);
     if (call.agg_within_group) throw unsupported(`${name}() WITHIN GROUP`);
     if (call.agg_order) throw unsupported(`ORDER BY inside ${name}()`);
-    const args = (call.args as Node[] | undefined) ?? [];
+    const args = call.args ?? [];
     if (!(name === 'count' && call.agg_star) && args.length !== 1) throw unsupported(`${name}() with ${args.length} arguments`);
     for (const a of args) if (findAggregate(a)) throw new PlanError('42803', 'aggregate function calls cannot be nested');
-    if (call.agg_filter) findAggregate(call.agg_filter as Node);
+    if (call.agg_filter) findAggregate(call.agg_filter);
     return name as AggKind;
   }
   const inner = findAggregate(val);
@@ -85,9 +89,9 @@ function findAggregate(node: unknown): string | null {
     return null;
   }
   if (node === null || typeof node !== 'object') return null;
-  const n = node as Node;
+  const n = node as AstNode;
   if (n.GroupingFunc) throw unsupported('GROUPING()');
-  const call = n.FuncCall as Node | undefined;
+  const call = wrapped(n, 'FuncCall');
   if (call) {
     if (call.over) throw unsupported('window functions');
     const name = funcName(call);
@@ -110,29 +114,30 @@ export function exprKey(node: Node): string {
 
 /** The column name Postgres gives an unaliased select-list item (FigureColname), where it matters. */
 export function implicitName(val: Node): string | null {
-  const ref = val.ColumnRef as { fields?: Node[] } | undefined;
-  if (ref) {
-    const last = ref.fields?.[ref.fields.length - 1];
-    return (last?.String as { sval?: string } | undefined)?.sval ?? null;
-  }
-  if (val.FuncCall) return funcName(val.FuncCall as Node) || null;
-  const cast = val.TypeCast as { arg?: Node; typeName?: { names?: Node[] } } | undefined;
-  if (cast) {
+  if ('ColumnRef' in val) return stringOf(val.ColumnRef.fields?.[val.ColumnRef.fields.length - 1]);
+  if ('FuncCall' in val) return funcName(val.FuncCall) || null;
+  if ('TypeCast' in val) {
+    const cast = val.TypeCast;
     const inner = cast.arg ? implicitName(cast.arg) : null;
     const names = cast.typeName?.names ?? [];
-    return inner ?? (names[names.length - 1]?.String as { sval?: string } | undefined)?.sval ?? null;
+    return inner ?? stringOf(names[names.length - 1]);
   }
   return null;
 }
 
+/** The text of a String node (a name part); null for anything else. */
+function stringOf(node: Node | undefined): string | null {
+  return node && 'String' in node ? (node.String.sval ?? null) : null;
+}
+
 /** `*` or `t.*`. */
 export function isStar(val: Node): boolean {
-  const fields = (val.ColumnRef as { fields?: Node[] } | undefined)?.fields;
+  const fields = 'ColumnRef' in val ? val.ColumnRef.fields : undefined;
   return fields !== undefined && fields.length > 0 && 'A_Star' in fields[fields.length - 1];
 }
 
 /** The name of a one-part column reference (`x`, not `t.x`). */
 export function bareName(node: Node): string | undefined {
-  const fields = (node.ColumnRef as { fields?: Node[] } | undefined)?.fields;
-  return fields?.length === 1 ? (fields[0].String as { sval?: string } | undefined)?.sval : undefined;
+  const fields = 'ColumnRef' in node ? node.ColumnRef.fields : undefined;
+  return fields?.length === 1 ? (stringOf(fields[0]) ?? undefined) : undefined;
 }
