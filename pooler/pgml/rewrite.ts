@@ -27,9 +27,9 @@ export interface PgmlPlan {
 }
 
 export { TEXT_OID };
-export const REAL_ARRAY_OID = Oid.RealArray;
-export const TEXT_ARRAY_OID = Oid.TextArray;
-export const JSONB_OID = Oid.Jsonb;
+export const REAL_ARRAY_OID = Oid.float4Array;
+export const TEXT_ARRAY_OID = Oid.textArray;
+export const JSONB_OID = Oid.jsonb;
 
 /** The client's own parameter count: as Postgres counts it, declared types or highest $n. */
 export function clientParamCount(declared: number[], analysis: PgmlAnalysis): number {

@@ -45,19 +45,32 @@ export const Backend = {
   NoData: 0x6e, // 'n'
 } as const;
 
-/** Type OIDs the pooler names (pg_type.oid). */
+/** Type OIDs the pooler names (pg_type.oid), by type name; arrays as `<element>Array`. */
 export const Oid = {
-  Int8: 20,
-  Int4: 23,
-  Text: 25,
-  Oid: 26,
-  TextArray: 1009,
-  RealArray: 1021,
-  Numeric: 1700,
-  Jsonb: 3802,
+  bool: 16,
+  bytea: 17,
+  char: 18,
+  name: 19,
+  int8: 20,
+  int2: 21,
+  int4: 23,
+  text: 25,
+  oid: 26,
+  float4: 700,
+  float8: 701,
+  textArray: 1009,
+  float4Array: 1021,
+  bpchar: 1042,
+  varchar: 1043,
+  date: 1082,
+  time: 1083,
+  timestamp: 1114,
+  timestamptz: 1184,
+  numeric: 1700,
+  jsonb: 3802,
 } as const;
 
-export const TEXT_OID = Oid.Text;
+export const TEXT_OID = Oid.text;
 
 /** Request codes carried in the length-prefixed, untyped first packet. */
 export const StartupCode = {

@@ -8,28 +8,11 @@
 // byte-wise, which is right for uuid, bool, bytea (hex) and "char", and not
 // for e.g. interval or case-insensitive text.
 
+import { Oid } from '../protocol/codes.js';
 import { compareNumeric, numericKey, parseNumeric, type Decimal } from './numeric.js';
 
-export const Oid = {
-  bool: 16,
-  bytea: 17,
-  char: 18,
-  name: 19,
-  int8: 20,
-  int2: 21,
-  int4: 23,
-  text: 25,
-  oid: 26,
-  float4: 700,
-  float8: 701,
-  bpchar: 1042,
-  varchar: 1043,
-  date: 1082,
-  time: 1083,
-  timestamp: 1114,
-  timestamptz: 1184,
-  numeric: 1700,
-} as const;
+/** Type OIDs (one table, protocol/codes.ts). */
+export { Oid };
 
 /** How one type's values are decoded once and then compared (both non-NULL). */
 export interface Ordering<V> {

@@ -63,6 +63,6 @@ export function field(name: string, typeOid: number, typlen: number): FieldDesc 
 /** RowDescription of the pooler's own replies (admin console, intercepted queries). */
 export function rowDescription(columns: readonly ColumnSpec[]): Buffer {
   return buildRowDescription(
-    columns.map((c) => (c.type === 'int' ? field(c.name, Oid.Int8, 8) : c.type === 'numeric' ? field(c.name, Oid.Numeric, -1) : field(c.name, Oid.Text, -1))),
+    columns.map((c) => (c.type === 'int' ? field(c.name, Oid.int8, 8) : c.type === 'numeric' ? field(c.name, Oid.numeric, -1) : field(c.name, Oid.text, -1))),
   );
 }
