@@ -16,10 +16,12 @@ export function connectOptions(host: string, port: number, lookup?: LookupFuncti
   return lookup ? { host, port, lookup } : { host, port };
 }
 
-/** Open a connection to a server, failing with a message naming it after `timeoutMs`. */
-export function openServerSocket(host: string, port: number, timeoutMs: number, lookup?: LookupFunction): Promise<net.Socket> {
+/** Open a connection to a server, failing with a message naming it after `timeoutMs`; `onread` as net.connect's. */
+export function openServerSocket(host: string, port: number, timeoutMs: number, lookup?: LookupFunction, onread?: net.OnReadOpts): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(connectOptions(host, port, lookup));
+    const options = connectOptions(host, port, lookup);
+    if (onread) options.onread = onread;
+    const socket = net.connect(options);
     const fail = (err: Error): void => {
       clearTimeout(timer);
       socket.destroy();
