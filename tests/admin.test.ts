@@ -5,13 +5,14 @@
 // bad files) and SHUTDOWN.
 import pg from 'pg';
 import t from 'tap';
+import { pollValue, sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres } from './harness/postgres.js';
 import { TrafficStats } from '../pooler/stats/traffic.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 type Row = Record<string, string | null>;
 
 const APP = { username: 'app', password: 'apppw' };
@@ -25,7 +26,7 @@ const main = await startPostgres({
 await main.query('CREATE TABLE t_pause (x int)', [], 'app');
 await main.query('ALTER TABLE t_pause OWNER TO app', [], 'app');
 
-const shard = [{ database: 'app', servers: [['127.0.0.1', main.port, 'primary']] as [string, number, 'primary'][] }];
+const shard = [primaryShard(main, 'app')];
 const pool = (size: number, extra: Partial<ConfigPool> = {}): ConfigPool => ({
   pool_mode: 'transaction',
   users: [{ ...APP, pool_size: size }],
@@ -79,14 +80,8 @@ const codeOf = async (p: Promise<unknown>): Promise<string | undefined> => {
     return (err as { code?: string }).code;
   }
 };
-async function pollFor(f: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > deadline) return false;
-    await sleep(25);
-  }
-  return true;
-}
+/** Whether `f` came true within `timeoutMs`. */
+const pollFor = (f: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> => pollValue(f, Boolean, timeoutMs, 25);
 
 // ------------------------------------------------------------------ login
 
@@ -381,7 +376,7 @@ t.test('SHOW CLIENTS counts the queries and transactions of a sharded pool\'s cl
           query_parser_enabled: true,
           automatic_sharding_key: 't.id',
           users: [{ ...APP, pool_size: 1 }],
-          shards: ['app', 'postgres'].map((database) => ({ database, servers: [['127.0.0.1', main.port, 'primary'] as [string, number, 'primary']] })),
+          shards: ['app', 'postgres'].map((database) => primaryShard(main, database)),
         },
       },
     }),

@@ -5,6 +5,7 @@
 // one client holding the only server in a transaction make checkouts fail
 // after connect_timeout.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
@@ -17,7 +18,7 @@ t.test('checkout_failure_limit', async (t) => {
     connect_timeout: 150,
     ...extra,
     users: [{ username: 'app', password: 'pw', pool_size: 1 }],
-    shards: [{ database: 'postgres', servers: [['127.0.0.1', pgc.port, 'primary']] as [string, number, 'primary'][] }],
+    shards: [primaryShard(pgc)],
   });
   const port = await freePort();
   const pooler = await startPglynx(

@@ -3,6 +3,7 @@
 // pool's default_shard as in PgCat (shard_N, random), not always shard 0.
 // inet_server_port() tells which of three real Postgres shards answered.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
@@ -14,7 +15,7 @@ t.test('default_shard applies to key-less, table-less statements under the query
   const shards: PgCluster[] = [];
   for (let i = 0; i < 3; i++) shards.push(await startPostgres({ auth: 'md5', users, t }));
   for (const c of shards) await c.query('CREATE TABLE docs (id bigint PRIMARY KEY); ALTER TABLE docs OWNER TO app');
-  const shardList = shards.map((c) => ({ database: 'postgres', servers: [['127.0.0.1', c.port, 'primary'] as [string, number, 'primary']] }));
+  const shardList = shards.map((c) => primaryShard(c));
   const user = { username: 'app', password: 'pw', pool_size: 2 };
   const parsed = { pool_mode: 'transaction' as const, query_parser_enabled: true, automatic_sharding_key: 'docs.id', users: [user], shards: shardList };
   const port = await freePort();

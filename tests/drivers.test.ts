@@ -50,6 +50,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import type pg from 'pg';
 import { pgClient, run, type RunResult } from './harness/clients.js';
 import { configToml, REPO_ROOT, startPglynx, type PglynxProcess } from './harness/pglynx.js';
@@ -102,7 +103,7 @@ function poolerConfig(port: number, pgPort: number): string {
       app: {
         pool_mode: 'transaction',
         users: [{ username: 'app', password: 'pw', pool_size: 2 }],
-        shards: [{ database: 'app', servers: [['127.0.0.1', pgPort, 'primary']] }],
+        shards: [primaryShard(pgPort, 'app')],
       },
     },
     extra: { models: { lexical: { builtin: 'hash-384' } } },

@@ -4,6 +4,7 @@
 // calls, RELOAD resizes a model or is rejected by a broken one while the old
 // model keeps serving, and a broken model stops start-up with its name.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx, type TomlValue } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -19,7 +20,7 @@ const config = (models: Record<string, TomlValue>): string =>
   configToml({
     port,
     general: { enable_prometheus_exporter: true, prometheus_exporter_port: metricsPort },
-    pools: { app: { users: [{ ...APP, pool_size: 2 }], shards: [{ database: 'app', servers: [['127.0.0.1', main.port, 'primary']] }] } },
+    pools: { app: { users: [{ ...APP, pool_size: 2 }], shards: [primaryShard(main, 'app')] } },
     extra: { models },
   });
 const lexical = (instances: number): Record<string, TomlValue> => ({ lexical: { builtin: 'hash-384', instances } });
@@ -97,7 +98,7 @@ t.test('a broken model stops start-up with a message naming it', async (tt) => {
   const badPort = await freePort();
   const bad = configToml({
     port: badPort,
-    pools: { app: { users: [{ ...APP, pool_size: 1 }], shards: [{ database: 'app', servers: [['127.0.0.1', main.port, 'primary']] }] } },
+    pools: { app: { users: [{ ...APP, pool_size: 1 }], shards: [primaryShard(main, 'app')] } },
     extra: { models: { broken: { path: '/nonexistent/model' } } },
   });
   const err = await startPglynx(bad, { logLevel: 'info', timeoutMs: 60_000 }).then(

@@ -9,13 +9,14 @@
 // - SIGTERM: out within about a second, open transactions or not.
 import pg from 'pg';
 import t from 'tap';
+import { sleep } from './harness/wait.js';
+import { primaryShard } from './harness/pool-config.js';
 import { pgbench, pgClient, type PgbenchResult } from './harness/clients.js';
 import { configToml, startPglynx, type PglynxProcess, type TomlValue } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
 import { startPostgres } from './harness/postgres.js';
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const APP = { name: 'app', password: 'apppw' };
 const env = { PGPASSWORD: APP.password };
@@ -40,7 +41,7 @@ function config(port: number, pools: Pools, general: Record<string, TomlValue> =
         const pool = {
           pool_mode: 'transaction' as const,
           users: [{ username: APP.name, password: APP.password, pool_size: size }],
-          shards: [{ database, servers: [['127.0.0.1', cluster.port, 'primary'] as [string, number, 'primary']] }],
+          shards: [primaryShard(cluster, database)],
         };
         return [name, pool];
       }),

@@ -2,20 +2,13 @@
 // too, in the same transactions; a mirror that is slow (a table lock) or
 // dead never holds up or fails a client.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
+import { waitFor } from './harness/wait.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres, type PgCluster } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
-
-async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (await fn().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
-}
 
 const rows = async (c: PgCluster): Promise<string[]> =>
   (await c.query<{ v: string }>('SELECT v FROM events ORDER BY id, v')).map((r) => r.v);
@@ -32,7 +25,7 @@ t.test('mirroring', async (t) => {
         app: {
           pool_mode: 'transaction',
           users: [{ username: 'app', password: 'pw', pool_size: 1 }],
-          shards: [{ database: 'postgres', servers: [['127.0.0.1', primary.port, 'primary']], mirrors: [['127.0.0.1', mirror.port, 0]] }],
+          shards: [{ ...primaryShard(primary), mirrors: [['127.0.0.1', mirror.port, 0]] }],
         },
       },
     }),

@@ -3,6 +3,7 @@
 // connections, simple and extended protocol, zero failed transactions, and
 // every acknowledged transaction found in the database afterwards.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgbench } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -22,7 +23,7 @@ t.test('pgbench -c 50 -j 2 -T 10 through pool_size 5', async (t) => {
           // 5 connections (the test shares 2 cores with the rest of the suite).
           connect_timeout: 5000,
           users: [{ username: 'bench', password: 'benchpw', pool_size: 5 }],
-          shards: [{ database: 'bench', servers: [['127.0.0.1', pg.port, 'primary']] }],
+          shards: [primaryShard(pg, 'bench')],
         },
       },
     }),

@@ -5,6 +5,7 @@
 // PL/pgSQL CONTEXT of the DO block that raises them. Real Postgres 15, a raw
 // protocol client and node-postgres, with prepared statements off and on.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -52,7 +53,7 @@ t.test('pgml.embed as drivers see it', async (t) => {
     pool_mode: mode,
     prepared_statements_cache_size: cache,
     users: [{ username: 'app', password: 'pw', pool_size: 2 }],
-    shards: [{ database: 'postgres', servers: [['127.0.0.1', pg.port, 'primary']] }],
+    shards: [primaryShard(pg)],
   });
   const pooler = await startPglynx(
     configToml({
@@ -67,7 +68,7 @@ t.test('pgml.embed as drivers see it', async (t) => {
           query_parser_enabled: true,
           sharding_function: 'pg_bigint_hash',
           automatic_sharding_key: 'items.id',
-          shards: [0, 1].map((n) => ({ database: `shard${n}`, servers: [['127.0.0.1', pg.port, 'primary']] })),
+          shards: [0, 1].map((n) => primaryShard(pg, `shard${n}`)),
         },
       },
       extra: { models: { lexical: { builtin: 'hash-384' } }, plugins: { table_access: { enabled: true, tables: ['secret'] } } },

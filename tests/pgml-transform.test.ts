@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { synthModel } from '../bin/models.js';
 import { Decoder, emptyCache } from '../engine/decoder.js';
@@ -53,7 +54,7 @@ t.test('pgml.transform through the pooler', async (t) => {
           pool_mode: 'transaction',
           prepared_statements_cache_size: 100,
           users: [{ username: 'app', password: 'pw', pool_size: 3 }],
-          shards: [{ database: 'postgres', servers: [['127.0.0.1', pg.port, 'primary']] }],
+          shards: [primaryShard(pg)],
         },
       },
       extra: {

@@ -3,6 +3,7 @@
 // protocol, named statements computed per execution, nearest-neighbour
 // search with a plain SQL distance function, and the errors.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -24,7 +25,7 @@ t.test('pgml.embed through the pooler', async (t) => {
           pool_mode: 'transaction',
           prepared_statements_cache_size: 100,
           users: [{ username: 'app', password: 'pw', pool_size: 3 }],
-          shards: [{ database: 'postgres', servers: [['127.0.0.1', pg.port, 'primary']] }],
+          shards: [primaryShard(pg)],
         },
       },
       extra: { models: { lexical: { builtin: 'hash-384' } } },

@@ -8,6 +8,7 @@
 // whole, and query plugins only run with query_parser_enabled = true.
 import pg from 'pg';
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -33,7 +34,7 @@ await main.query('INSERT INTO secret VALUES (7)', [], 'app');
 const pool = (extra: Partial<ConfigPool> = {}, poolSize = 2): ConfigPool => ({
   pool_mode: 'transaction',
   users: [{ ...APP, pool_size: poolSize }],
-  shards: [{ database: 'app', servers: [['127.0.0.1', main.port, 'primary']] }],
+  shards: [primaryShard(main, 'app')],
   ...extra,
 });
 

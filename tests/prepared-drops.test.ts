@@ -5,6 +5,7 @@
 // that turns the cache on works on connections opened before it; check-in
 // undoes only what the client changed.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import type pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
@@ -16,7 +17,7 @@ import { parseConfig } from '../config/load.js';
 const pgsrv = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'apppw' }], t });
 await pgsrv.query('CREATE DATABASE app OWNER app');
 const port = await freePort();
-const shard = { database: 'app', servers: [['127.0.0.1', pgsrv.port, 'primary']] as [string, number, 'primary'][] };
+const shard = primaryShard(pgsrv, 'app');
 const user = { username: 'app', password: 'apppw', pool_size: 1 };
 /** Every pool has one server connection: each client lands on the same server as the one before. */
 const config = (reloadedCache: number): string =>

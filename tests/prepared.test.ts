@@ -3,6 +3,7 @@
 // server prepares on demand, names never collide, and the per-server cache
 // is LRU-bounded with Close sent to the server.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgbench, pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -12,7 +13,7 @@ t.test('prepared statements across server connections', async (t) => {
   const pg = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'apppw' }], t });
   await pg.query('CREATE DATABASE app OWNER app');
   const port = await freePort();
-  const shard = { database: 'app', servers: [['127.0.0.1', pg.port, 'primary']] as [string, number, 'primary'][] };
+  const shard = primaryShard(pg, 'app');
   const pooler = await startPglynx(
     configToml({
       port,

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient } from './harness/clients.js';
 import { configToml, REPO_ROOT, startPglynx, type ConfigPool } from './harness/pglynx.js';
 import { freePort, isPortOpen, waitForPort, waitForPortClosed } from './harness/ports.js';
@@ -83,7 +84,7 @@ const APP = { username: 'app', password: 'apppw' };
 const pg = await startPostgres({ auth: 'scram-sha-256', users: [{ name: 'app', password: 'apppw' }], databases: [{ name: 'appdb', owner: 'app' }], t });
 // Pool name and server database differ, so the `pool` and `database` labels can be told apart.
 const pools: Record<string, ConfigPool> = {
-  app: { pool_mode: 'transaction', users: [{ ...APP, pool_size: 3 }], shards: [{ database: 'appdb', servers: [['127.0.0.1', pg.port, 'primary']] }] },
+  app: { pool_mode: 'transaction', users: [{ ...APP, pool_size: 3 }], shards: [primaryShard(pg, 'appdb')] },
 };
 const ADDRESS = { host: '127.0.0.1', shard: '0', role: 'primary', pool: 'app', index: '0', database: 'appdb', username: 'app' };
 const POOL = { pool: 'app', user: 'app' };
