@@ -78,6 +78,14 @@ export function rewriteForServer(
   server: { dirty: number } | null = null,
 ): Buffer {
   const out: Buffer[] = [];
+  // Messages passed on as they are go out as runs of the client's bytes, one view per run.
+  let runStart = -1;
+  let runEnd = -1;
+  const emit = (...built: Buffer[]): void => {
+    if (runStart >= 0) out.push(messages.subarray(runStart, runEnd));
+    runStart = -1;
+    out.push(...built);
+  };
   const statements = filter.statements;
   /** A statement believed prepared is used: the server may have lost it. */
   let relies = false;
@@ -87,24 +95,27 @@ export function rewriteForServer(
       relies = true;
       return;
     }
-    out.push(parseMessage(def.globalName, def.parseTail));
+    emit(parseMessage(def.globalName, def.parseTail));
     filter.expect(PARSE_COMPLETE, true, def.globalName);
     for (const name of statements.evictions()) {
-      out.push(closeMessage(name));
+      emit(closeMessage(name));
       filter.expect(CLOSE_COMPLETE, true);
     }
   };
 
   const m = new MessageCursor().over(messages);
+  const keep = (): void => {
+    if (runStart < 0) runStart = m.start;
+    runEnd = m.end;
+  };
   let lastType = 0;
   while (m.next()) {
-    const bytes = m.bytes();
     lastType = m.type;
     switch (m.type) {
       case Frontend.Parse: {
         const name = m.statementName()!;
         if (name === '') {
-          out.push(bytes);
+          keep();
           filter.expect(PARSE_COMPLETE, false);
           break;
         }
@@ -112,14 +123,14 @@ export function rewriteForServer(
         if (statements.has(def.globalName)) {
           // The server has it already: parse under a scratch name so the
           // client still gets its ParseComplete (and errors, if any).
-          out.push(closeMessage(SCRATCH), parseMessage(SCRATCH, def.parseTail));
+          emit(closeMessage(SCRATCH), parseMessage(SCRATCH, def.parseTail));
           filter.expect(CLOSE_COMPLETE, true);
           filter.expect(PARSE_COMPLETE, false);
         } else {
-          out.push(parseMessage(def.globalName, def.parseTail));
+          emit(parseMessage(def.globalName, def.parseTail));
           filter.expect(PARSE_COMPLETE, false, def.globalName);
           for (const name of statements.evictions()) {
-            out.push(closeMessage(name));
+            emit(closeMessage(name));
             filter.expect(CLOSE_COMPLETE, true);
           }
         }
@@ -129,32 +140,32 @@ export function rewriteForServer(
         const statement = m.statementName()!;
         const def = statement !== '' ? client.get(statement) : undefined;
         if (!def) {
-          out.push(bytes);
+          keep();
           break;
         }
         ensurePrepared(def);
         if (server) server.dirty |= def.dirt;
-        out.push(bindWithStatement(m.buffer, m.start, m.end, def.globalName));
+        emit(bindWithStatement(m.buffer, m.start, m.end, def.globalName));
         break;
       }
       case Frontend.Describe: {
         const name = m.targetName();
         const def = m.target() === Target.Statement && name !== '' ? client.get(name) : undefined;
         if (!def) {
-          out.push(bytes);
+          keep();
           break;
         }
         ensurePrepared(def);
-        out.push(describe(Target.Statement, def.globalName));
+        emit(describe(Target.Statement, def.globalName));
         break;
       }
       case Frontend.Close: {
         const name = m.targetName();
         if (m.target() === Target.Statement && name !== '') {
           client.delete(name);
-          out.push(closeMessage(VOID));
+          emit(closeMessage(VOID));
         } else {
-          out.push(bytes);
+          keep();
         }
         filter.expect(CLOSE_COMPLETE, false);
         break;
@@ -164,20 +175,22 @@ export function rewriteForServer(
         // Statements dropped by SQL (DEALLOCATE, DISCARD) are seen in the
         // server's reply (ReplyFilter.onCommandComplete).
         atIdleBoundary = false;
-        out.push(bytes);
+        keep();
         filter.synced(1);
         break;
       case Frontend.Sync:
         // Only a unit that ends with its one Sync can run again.
         if (m.end !== messages.length) atIdleBoundary = false;
-        out.push(bytes);
+        keep();
         filter.synced(1);
         break;
       default:
-        out.push(bytes);
+        keep();
     }
   }
   const unit = atIdleBoundary && relies && lastType === Frontend.Sync;
   filter.sending(client, unit ? { messages, client } : null);
+  if (out.length === 0) return messages; // nothing rewritten: the client's bytes as they came
+  emit();
   return out.length === 1 ? out[0] : Buffer.concat(out);
 }
