@@ -35,7 +35,7 @@ export function splitMessages(buf: Buffer): Buffer {
  * surface at its first Bind instead, as in PgCat.
  */
 export function deferrableParses(messages: readonly number[], buffer: Buffer): boolean {
-  if (messageCount(messages) < 2 || messageType(messages, -1) !== Frontend.Sync) return false;
+  if (messageCount(messages) < 2 || messageType(messages, 0) !== Frontend.Parse || messageType(messages, -1) !== Frontend.Sync) return false;
   const m = new MessageCursor().frames(buffer, messages);
   while (m.next() && m.remaining > 0) {
     if (m.type !== Frontend.Parse) return false;
