@@ -17,6 +17,7 @@ import { parameterSyncQuery } from '../server/params.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
 import { bind } from './direct.js';
+import { ParamMatch } from './param-match.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -26,6 +27,8 @@ const EMPTY = Buffer.alloc(0);
  * for a connection allocates no promise and no closure.
  */
 export class ServerAttach {
+  private readonly params = new ParamMatch();
+
   constructor(private readonly s: SessionCore) {}
 
   /** Borrow a server for the queued batch and send it; answers the batch with an error when there is none. */
@@ -56,7 +59,7 @@ export class ServerAttach {
     s.member = member;
     s.pool = member.pool;
     const ready = s.pool.tryAcquire();
-    if (ready && parameterSyncQuery(s.params, ready.params) === null && !needsHealthcheck(s, ready)) {
+    if (ready && this.params.matches(s.params, s.paramsVersion, ready) && !needsHealthcheck(s, ready)) {
       bind(s, ready);
       return;
     }
@@ -72,7 +75,7 @@ export class ServerAttach {
       void s.pool.release(server);
       return;
     }
-    if (parameterSyncQuery(s.params, server.params) === null && !needsHealthcheck(s, server)) bind(s, server);
+    if (this.params.matches(s.params, s.paramsVersion, server) && !needsHealthcheck(s, server)) bind(s, server);
     else void this.prepare(server);
   };
 

@@ -23,6 +23,8 @@ export interface SessionCore {
   readonly identity: ClientIdentity;
   /** Reported parameters the client expects its server to have (application_name, TimeZone...). */
   readonly params: Map<string, string>;
+  /** Bumped whenever `params` changes (param-match.ts). */
+  readonly paramsVersion: number;
   readonly processId: number;
   /** PgCat's SET SERVER ROLE / SET PRIMARY READS, and statement kinds. */
   readonly routing: RoutingState;

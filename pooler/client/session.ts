@@ -38,6 +38,13 @@ import { shardedExecutor } from './sharded-binding.js';
 
 export type { ClientIdentity, SessionSettings } from './session-settings.js';
 
+/**
+ * A client waiting for a server is read on until this much queues behind
+ * its batch (most send nothing more while they wait: no pause and resume
+ * of the socket per wait), then paused until the server comes.
+ */
+const MAX_QUEUED_WHILE_WAITING = 64 * 1024;
+
 /** Bound on one client's named statements (oldest forgotten first). */
 const MAX_CLIENT_STATEMENTS = 100_000;
 
@@ -59,6 +66,8 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   readonly connectedAt = Date.now();
   /** Date.now() of the client's last message (SHOW CLIENTS, the janitor). */
   lastRequestAt = Date.now();
+  /** Bumped whenever `params` changes (a SET the server reports). */
+  paramsVersion = 0;
   readonly clocks = new ClientClocks();
   readonly counters = new ClientCounters();
   readonly routing = new RoutingState();
@@ -165,14 +174,14 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   }
 
   /**
-   * Read the client unless it waits for a server, a pgml rewrite runs, the
+   * Read the client unless it waits for a server (past a bound), a pgml rewrite runs, the
    * sharded executor runs its units (it collects replies whole), or the
    * server socket is full.
    */
   private updateReading(): void {
     const state = this.clientState;
     const pause =
-      state === ClientState.Waiting ||
+      (state === ClientState.Waiting && (this.sharded !== null || this.queuedBeyond(MAX_QUEUED_WHILE_WAITING))) ||
       (this.fullServer !== null && this.fullServer === this.checkout.server) ||
       this.replies.transforming ||
       (state === ClientState.Active && this.sharded !== null);
@@ -180,6 +189,13 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     this.readingPaused = pause;
     if (pause) this.socket.pause();
     else this.socket.resume();
+  }
+
+  /** More than `limit` bytes wait for a server. */
+  private queuedBeyond(limit: number): boolean {
+    let bytes = 0;
+    for (const b of this.queued) bytes += b.length;
+    return bytes > limit;
   }
 
   waitForServerDrain(): void {
@@ -262,6 +278,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     this.queued.push(bytes);
     this.queuedSyncs += syncs;
     if (this.clientState !== ClientState.Waiting) this.attach.attach();
+    else this.updateReading(); // a client sending on while it waits is stopped past a bound
   }
 
   /** Have the server raise an error for the pooler (raise.ts), in order; the client gets it as the pooler's. */
@@ -290,7 +307,10 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
 
   onServerParameter(name: string, value: string): void {
     const tracked = trackedName(name);
-    if (tracked) this.params.set(tracked, value);
+    if (tracked && this.params.get(tracked) !== value) {
+      this.params.set(tracked, value);
+      this.paramsVersion += 1;
+    }
   }
 
   onServerClosed(server: ServerConnection, reason: Error): void {
