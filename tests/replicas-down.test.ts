@@ -4,6 +4,7 @@
 // operator is protecting; default_role = "any" and primary_reads_enabled =
 // true let the primary take them. A real primary and streaming replica.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
@@ -17,7 +18,7 @@ t.test('reads when every replica is down', async (t) => {
     pool_mode: 'transaction' as const,
     ...extra,
     users: [{ username: 'app', password: 'pw', pool_size: 2 }],
-    shards: [{ database: 'postgres', servers: [['127.0.0.1', primary.port, 'primary'], ['127.0.0.1', replica.port, 'replica']] as [string, number, 'primary' | 'replica'][] }],
+    shards: [primaryShard(primary, 'postgres', [replica])],
   });
   const parser = { query_parser_enabled: true, query_parser_read_write_splitting: true };
   const port = await freePort();

@@ -5,6 +5,7 @@
 //   server connections, all succeed.
 import { spawn } from 'node:child_process';
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { PG_BIN, startPostgres } from './harness/postgres.js';
@@ -20,13 +21,13 @@ t.test('cancel and scale through PgLynx', async (t) => {
         one: {
           pool_mode: 'transaction',
           users: [{ username: 'app', password: 'apppw', pool_size: 1 }],
-          shards: [{ database: 'postgres', servers: [['127.0.0.1', pg.port, 'primary']] }],
+          shards: [primaryShard(pg)],
         },
         many: {
           pool_mode: 'transaction',
           connect_timeout: 30_000,
           users: [{ username: 'app', password: 'apppw', pool_size: 10 }],
-          shards: [{ database: 'postgres', servers: [['127.0.0.1', pg.port, 'primary']] }],
+          shards: [primaryShard(pg)],
         },
       },
     }),

@@ -6,6 +6,7 @@
 // node-postgres keep the connection. Inside a transaction or in session
 // mode its transaction/session is gone: the server's FATAL, then the end.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import pg from 'pg';
 import { pgClient, psql } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
@@ -15,7 +16,7 @@ import { RawClient, errorFields, msg, types, type RawMessage } from './harness/r
 
 const APP = { username: 'app', password: 'apppw' };
 const server = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'apppw' }], t });
-const shards = [{ database: 'postgres', servers: [['127.0.0.1', server.port, 'primary']] as [string, number, 'primary'][] }];
+const shards = [primaryShard(server)];
 const pooler = await startPglynx(
   configToml({
     port: await freePort(),

@@ -7,6 +7,7 @@
 // pgml.embed as the probe), refused key-less writes, DDL on every shard, and
 // a dead shard failing the statement by name.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import pg from 'pg';
 import { pgClient } from './harness/clients.js';
@@ -73,10 +74,9 @@ t.test('sharding', async (t) => {
   for (let i = 0; i < 3; i++) shards.push(await startPostgres({ auth: 'md5', users, t }));
   const single = await startPostgres({ auth: 'md5', users, t });
   for (const c of [...shards, single]) await c.query(SCHEMA);
-  const servers = (c: PgCluster): [string, number, 'primary'][] => [['127.0.0.1', c.port, 'primary']];
   const port = await freePort();
   const user = { username: 'app', password: 'pw', pool_size: 4 };
-  const shardList = shards.map((c) => ({ database: 'postgres', servers: servers(c) }));
+  const shardList = shards.map((c) => primaryShard(c));
   const pooler = await startPglynx(
     configToml({
       port,
@@ -98,7 +98,7 @@ t.test('sharding', async (t) => {
           users: [user],
           shards: shardList,
         },
-        ref: { pool_mode: 'transaction', users: [user], shards: [{ database: 'postgres', servers: servers(single) }] },
+        ref: { pool_mode: 'transaction', users: [user], shards: [primaryShard(single)] },
       },
       extra: { models: { lexical: { builtin: 'hash-384' } } },
     }),

@@ -7,6 +7,7 @@
 // 55000). Each case is one A and one B.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { parseConfig } from '../config/load.js';
 import { FILE, GENERAL, minimal } from './harness/config-fixtures.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
@@ -145,7 +146,7 @@ t.test('state left by one client is gone for the next (transaction mode, pool_si
     for (const sql of SETUP) if (database === 'postgres' || !sql.includes('ROLE')) await pgc.query(sql, [], database);
   }
   const [{ oid }] = await pgc.query<{ oid: number }>("SELECT 'pg_advisory_lock(bigint)'::regprocedure::oid::int AS oid");
-  const server = (database: string) => ({ database, servers: [['127.0.0.1', pgc.port, 'primary']] as [string, number, 'primary'][] });
+  const server = (database: string) => primaryShard(pgc, database);
   const pool = (extra: Record<string, number | boolean | string>, databases = ['postgres']) => ({
     pool_mode: 'transaction' as const,
     ...extra,
