@@ -5,6 +5,7 @@
 // SHOW DATABASES, SHOW BANS and pgcat_servers_is_banned. A primary cannot be
 // banned; a BAN with seconds runs out by itself.
 import t from 'tap';
+import { primaryShard } from './harness/pool-config.js';
 import { pgClient } from './harness/clients.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { freePort } from './harness/ports.js';
@@ -29,7 +30,7 @@ const pooler = await startPglynx(
         query_parser_read_write_splitting: true,
         primary_reads_enabled: false,
         users: [{ username: 'app', password: 'pw', pool_size: 5 }],
-        shards: [{ database: 'postgres', servers: [['127.0.0.1', primary.port, 'primary'], ['127.0.0.1', r0, 'replica'], ['127.0.0.1', r1, 'replica']] }],
+        shards: [primaryShard(primary, 'postgres', [r0, r1])],
       },
     },
   }),
