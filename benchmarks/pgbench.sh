@@ -25,6 +25,8 @@
 #         PG_BIN      Postgres binaries (default /usr/lib/postgresql/15/bin)
 #         PGLYNX_ROOT checkout whose dist/ runs (default this one; built if stale)
 #         PGLYNX_NODE_ARGS  extra node flags for PgLynx (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof)
+#         PGBENCH_EXTRA     extra pgbench arguments for every run (e.g. "-R 300": the same
+#                     rate for both poolers, so CPU per transaction compares on a busy machine)
 #
 # The report (machine, versions, exact commands, generated configs, table,
 # every run) goes to stdout and to benchmarks/results/pgbench-<date>.md;
@@ -306,7 +308,7 @@ bench() { # key target pair
   else
     port=$BOUNCER_PORT; pid=$BOUNCER_PID; db=$BENCH_DB; args=${W_BOUNCER_ARGS[$key]:-${W_ARGS[$key]}}
   fi
-  local cmd=("$PGBENCH" -n $args -T "$DURATION" -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$db")
+  local cmd=("$PGBENCH" -n $args ${PGBENCH_EXTRA:-} -T "$DURATION" -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$db")
   RUN_NO=$((RUN_NO + 1))
   local out="$RUNS_DIR/$RUN_NO-$target.txt" rc=0 t0 t1
   COMMANDS+=("PGPASSWORD=$BENCH_PASSWORD ${cmd[*]#"$PG_BIN/"}   # $target")
@@ -390,7 +392,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "- pgbench: $(first_line "$PGBENCH" --version)"
   echo "- pgbouncer: $(first_line "$PGBOUNCER" --version)"
   echo "- postgres: $(first_line "$PG_BIN/postgres" --version)"
-  echo "- PgLynx: $(node -p "require('$PGLYNX_ROOT/package.json').version") (commit $(git -C "$PGLYNX_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
+  echo "- PgLynx: $(node -p "require('$PGLYNX_ROOT/package.json').version") from $([[ $PGLYNX_ROOT == "$REPO_ROOT" ]] && echo "this checkout" || echo "$PGLYNX_ROOT") (commit $(git -C "$PGLYNX_ROOT" rev-parse --short HEAD 2>/dev/null || echo "unknown: not a git checkout")$(
     [[ -n $(git -C "$PGLYNX_ROOT" --no-optional-locks status --porcelain -- bin config pooler engine 2>/dev/null) ]] && echo ", plus uncommitted changes"))"
   echo "- before the runs: CPU ${IDLE_BEFORE}% idle over 3 s, load average (1/5/15 min) $LOAD_BEFORE; after: load average $LOAD_AFTER"
   echo
