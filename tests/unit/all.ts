@@ -4,6 +4,10 @@
 // unit tests themselves take well under a second each, so one process keeps
 // the whole layer to seconds on a busy 2-core machine. `npm test` still runs
 // each file in its own process (tap's include matches *.test.ts, not this).
+// The script also points ts-node at tests/unit/tsconfig.json, whose
+// transpiler is esbuild (tests/harness/esbuild-transpiler.cjs): this process
+// loads most of the pooler, and TypeScript's transpileModule was a quarter
+// of its CPU.
 import '../harness/pg-protocol-hook.js';
 import { readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
