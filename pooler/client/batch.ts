@@ -184,7 +184,7 @@ export class BatchWalker {
   private markDirty(dirt: number): void {
     if (dirt === 0) return;
     const server = this.s.checkout.server;
-    if (server) server.dirty |= dirt;
+    if (server) server.markDirty(dirt);
     else this.s.pendingDirty |= dirt;
   }
 }

@@ -13,7 +13,7 @@ import type { SessionCore } from './session-core.js';
 /** Attach `server` (just checked out of the session's pool) and send it everything queued. */
 export function bind(s: SessionCore, server: ServerConnection): void {
   s.checkout.hold(s.pool, server);
-  server.dirty |= s.pendingDirty;
+  if (s.pendingDirty !== 0) server.markDirty(s.pendingDirty);
   s.pendingDirty = 0;
   const bytes = s.queued.length === 1 ? s.queued[0] : Buffer.concat(s.queued);
   const syncs = s.queuedSyncs;
