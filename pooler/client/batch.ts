@@ -13,6 +13,7 @@ import { judgeParses, judgeQuery } from '../plugins/gate.js';
 import { CustomSqlError, mayBeCustom, parseCustomCommand } from '../router/custom-sql.js';
 import { answerCustom } from '../router/custom-reply.js';
 import { answerBetweenTransactions } from '../prepared/answer.js';
+import { MessageCursor } from '../protocol/cursor.js';
 import { changesSessionState } from './session-state.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
@@ -25,6 +26,8 @@ export interface BatchOutlet {
 }
 
 export class BatchWalker {
+  /** Reused for every batch: no allocation per message. */
+  private readonly cursor = new MessageCursor();
   /** A plugin refused a Parse of the open extended batch: its error is the answer at Sync. */
   private refusedParse: ErrorVerdict | null = null;
 
@@ -49,10 +52,10 @@ export class BatchWalker {
     let runStart = -1;
     let runEnd = -1;
     let syncs = 0;
-    for (let i = 0; i < messages.length; i += 3) {
-      const type = messages[i];
-      const start = messages[i + 1];
-      const end = messages[i + 2];
+    for (const m = this.cursor.frames(buffer, messages); m.next(); ) {
+      const type = m.type;
+      const start = m.start;
+      const end = m.end;
       // After a refused Parse, Postgres ignores everything up to Sync; so does the pooler.
       if (this.refusedParse && type !== Frontend.Sync && type !== Frontend.Terminate) continue;
       switch (type) {
@@ -61,7 +64,7 @@ export class BatchWalker {
           s.end();
           return;
         case Frontend.Query: {
-          const custom = mayBeCustom(buffer, start + 5, end - 1) ? this.customReply(buffer.toString('utf8', start + 5, end - 1)) : null;
+          const custom = mayBeCustom(buffer, m.sqlStart(), m.sqlEnd()) ? this.customReply(m.sql()) : null;
           if (custom) {
             // What came before it in this batch goes first: replies stay in order.
             if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
@@ -71,7 +74,7 @@ export class BatchWalker {
             continue;
           }
           if (s.settings.plugins.length > 0) {
-            const verdict = judgeQuery(s.settings.plugins, buffer.toString('utf8', start + 5, end - 1), s.identity);
+            const verdict = judgeQuery(s.settings.plugins, m.sql(), s.identity);
             if (verdict && (verdict.kind === 'error' || this.betweenTransactions(runStart))) {
               if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
               runStart = -1;
@@ -81,7 +84,7 @@ export class BatchWalker {
             }
           }
           syncs += 1;
-          this.markDirty(changesSessionState(buffer, start + 5, end));
+          this.markDirty(changesSessionState(buffer, m.sqlStart(), end));
           break;
         }
         case Frontend.FunctionCall:
@@ -110,9 +113,9 @@ export class BatchWalker {
             this.refusedParse = refused.get(start)!;
             continue;
           }
-          this.markDirty(changesSessionState(buffer, buffer.indexOf(0, start + 5) + 1, end));
+          this.markDirty(changesSessionState(buffer, m.sqlStart(), end));
           // A named statement kept under the client's name outlives the transaction (PgCat marks it too).
-          if (buffer[start + 5] !== 0 && !s.pool.sharesPreparedStatements) this.markDirty(Dirty.Statements);
+          if (m.isNamedParse() && !s.pool.sharesPreparedStatements) this.markDirty(Dirty.Statements);
           s.unsynced = true;
           break;
         case Frontend.Bind:

@@ -6,7 +6,9 @@
 import { Frontend, TxStatus } from '../protocol/codes.js';
 import type { ServerConnection } from '../server/connection.js';
 import { classify } from '../router/classify.js';
-import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+import { rewriteForServer } from '../prepared/rewrite.js';
+import { MessageCursor } from '../protocol/cursor.js';
+import { ProtocolError } from '../protocol/framer.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
 
@@ -33,7 +35,7 @@ export function bind(s: SessionCore, server: ServerConnection): void {
 export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Buffer, syncs: number): void {
   if (server.replies) {
     // Prepared statements shared across servers: names rewritten for this one.
-    bytes = rewriteForServer(splitMessages(bytes), s.clientStatements(), server.replies, server.isIdle, server);
+    bytes = rewriteForServer(bytes, s.clientStatements(), server.replies, server.isIdle, server);
   }
   if (syncs > 0) {
     s.pool.stats.totals.queryCount += syncs;
@@ -57,19 +59,22 @@ export function onDirectIdle(s: SessionCore, server: ServerConnection): void {
   s.transition(ClientState.Idle);
 }
 
-/** A batch of reads only (Query or extended), by the real parser. */
+const cursor = new MessageCursor();
+
+/** A batch of reads only (Query or extended), by the real parser; a malformed one is not retried (the server will say why). */
 function isRead(bytes: Buffer): boolean {
-  let offset = 0;
   let read = false;
-  while (offset + 5 <= bytes.length) {
-    const type = bytes[offset];
-    const end = offset + 1 + bytes.readInt32BE(offset + 1);
-    if (type === Frontend.Query || type === Frontend.Parse) {
-      const textStart = type === Frontend.Query ? offset + 5 : bytes.indexOf(0, offset + 5) + 1;
-      if (classify(bytes.toString('utf8', textStart, bytes.indexOf(0, textStart))) !== 'read') return false;
-      read = true;
-    } else if (type === Frontend.CopyData || type === Frontend.FunctionCall) return false;
-    offset = end;
+  try {
+    for (const m = cursor.over(bytes); m.next(); ) {
+      const type = m.type;
+      if (type === Frontend.Query || type === Frontend.Parse) {
+        if (classify(m.sql()) !== 'read') return false;
+        read = true;
+      } else if (type === Frontend.CopyData || type === Frontend.FunctionCall) return false;
+    }
+  } catch (err) {
+    if (err instanceof ProtocolError) return false;
+    throw err;
   }
   return read;
 }

@@ -259,7 +259,13 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
       this.terminate(SqlState.ProtocolViolation, err instanceof ProtocolError ? err.message : 'invalid message');
       return;
     }
-    if (!this.replies.rewrite(batch.buffer, batch.messages)) this.batches.walk(batch.buffer, batch.messages);
+    try {
+      if (!this.replies.rewrite(batch.buffer, batch.messages)) this.batches.walk(batch.buffer, batch.messages);
+    } catch (err) {
+      // A message whose insides do not add up (a Parse without its terminators): the client is broken, as Postgres says.
+      if (!(err instanceof ProtocolError)) throw err;
+      this.terminate(SqlState.ProtocolViolation, err.message);
+    }
   }
 
   /** Run client bytes (whole messages; `syncs` Queries / Syncs / FunctionCalls among them) on the binding. */
