@@ -7,7 +7,8 @@ import type { ClientSession } from '../client/session.js';
 import type { ServerConnection } from '../server/connection.js';
 import type { ColumnSpec } from '../protocol/messages/rows.js';
 import type { AdminContext, AdminReply, AdminValue } from './context.js';
-import { flag, int, memberAddresses, ptr, serverState, splitWait, table, text, timestamp } from './format.js';
+import { flag, int, ptr, serverState, splitWait, table, text, timestamp } from './format.js';
+import { memberAddresses } from '../pool/member-addresses.js';
 
 const numeric = (name: string): ColumnSpec => ({ name, type: 'numeric' });
 
@@ -35,7 +36,10 @@ function applicationName(s: ClientSession): string {
 
 export function showServers(ctx: AdminContext): AdminReply {
   const linked = new Map<ServerConnection, ClientSession>();
-  for (const s of ctx.clients()) if (s.server) linked.set(s.server, s);
+  for (const s of ctx.clients()) {
+    if (s.server) linked.set(s.server, s);
+    for (const conn of s.shardServers()) linked.set(conn, s);
+  }
   const config = ctx.config();
   const now = Date.now();
   const rows: AdminValue[][] = [];

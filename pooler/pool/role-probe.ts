@@ -51,8 +51,11 @@ export class RoleProber {
     this.inFlight.add(m);
     let conn: ServerConnection | undefined;
     let timer: NodeJS.Timeout | undefined;
+    // Judged on the settings the probe logs in with: a login may bring the
+    // credential while this probe's own login is failing for the lack of it.
+    const server = m.pool.settings.server;
     try {
-      conn = this.connections.get(m) ?? (await this.open(m, timeoutMs));
+      conn = this.connections.get(m) ?? (await this.open(m, server, timeoutMs));
       const probing = conn;
       timer = setTimeout(() => probing.close(`no answer within ${timeoutMs} ms`), timeoutMs);
       const rows = await conn.queryRows(PROBE_SQL);
@@ -62,7 +65,7 @@ export class RoleProber {
     } catch (err) {
       if (conn) this.drop(m, conn, 'probe failed');
       if (this.closed) return;
-      if (err instanceof ServerAuthError && !m.pool.settings.server.password) {
+      if (err instanceof ServerAuthError && !server.password) {
         // Nothing to log in with yet (an auth_query user before any login):
         // not the server's fault. Its role stays unknown until a login
         // brings the credential.
@@ -79,8 +82,7 @@ export class RoleProber {
   }
 
   /** A probe connection like the pool's own (tls, lookup, credentials), bounded by the probe's timeout. */
-  private async open(m: ClusterMember, timeoutMs: number): Promise<ServerConnection> {
-    const server = m.pool.settings.server;
+  private async open(m: ClusterMember, server: ClusterMember['pool']['settings']['server'], timeoutMs: number): Promise<ServerConnection> {
     const conn = await ServerConnection.connect({
       ...server,
       connectTimeout: timeoutMs,

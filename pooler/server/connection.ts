@@ -15,10 +15,12 @@ import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter, type RetryableUnit } 
 import { rewriteForServer } from '../prepared/rewrite.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { parseParameterStatus } from '../protocol/messages/status.js';
+import { parseDataRow } from '../protocol/messages/data-row.js';
 import { login, type LoginTarget } from './login.js';
 import type { LookupFunction } from './dns-cache.js';
 import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
 import { MirrorLink } from './mirror.js';
+import { ReusedReadBuffer } from './read-buffer.js';
 import { connectOptions, isSocketDir, openServerSocket } from './address.js';
 import { ServerCounters } from '../stats/server-counters.js';
 import { Dirty } from './reset.js';
@@ -26,8 +28,12 @@ import type { Logger } from 'pino';
 
 /** Who receives a server's replies while it is checked out. */
 export interface ServerOwner {
-  /** Raw server bytes for the client; return false to ask for backpressure. */
-  onServerData(chunk: Buffer): void;
+  /**
+   * Raw server bytes for the client. Return true when nothing keeps a
+   * reference to `chunk` once this returns (written out at once): the
+   * connection then reads into the same memory again (read-buffer.ts).
+   */
+  onServerData(chunk: Buffer): boolean | void;
   /** Every expected ReadyForQuery arrived and no extended batch is open. */
   onServerIdle(server: ServerConnection): void;
   /** The connection died while checked out. */
@@ -47,11 +53,37 @@ export interface ServerOptions extends LoginTarget {
   mirrors?: { targets: ServerOptions[]; log: Logger | null };
 }
 
+/** How a connection that died stood towards its client (ServerConnection.lostReply). */
+export interface LostReply {
+  /** The server's FATAL, held back from the client (it had not seen it). */
+  held: { code: string; message: string; bytes: Buffer } | null;
+  inTransaction: boolean;
+  /** An extended batch was open with nothing owed. */
+  openBatch: boolean;
+  /** An ErrorResponse reached the client since the last ReadyForQuery. */
+  errorShown: boolean;
+  /** That error was the server's FATAL. */
+  fatalShown: boolean;
+  /** ReadyForQuery messages still owed. */
+  owed: number;
+}
+
 /** Raised by an internal query the server answered with an ErrorResponse. */
 export class ServerQueryError extends Error {
   constructor(readonly code: string, message: string) {
     super(message);
   }
+}
+
+/** One row of an internal query: each column as text, null for NULL. */
+export type TextRow = (string | null)[];
+
+interface InternalQuery {
+  resolve(rows: TextRow[] | null): void;
+  reject(e: Error): void;
+  error: ServerQueryError | null;
+  /** Collects DataRows (queryRows); null for a plain query. */
+  rows: TextRow[] | null;
 }
 
 const WATCHED = BackendScanner.watch([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
@@ -63,6 +95,12 @@ export class ServerConnection {
   /** When the connection last went back to the pool (for idle_timeout). */
   idleSince = Date.now();
   readonly params = new Map<string, string>();
+  /**
+   * Bumped whenever `params` changes (a ParameterStatus): a client that
+   * found the parameters in line at this version need not compare them
+   * again at its next checkout of this connection.
+   */
+  paramsVersion = 0;
   processId = 0;
   secretKey = 0;
   txStatus: number = TxStatus.Idle;
@@ -94,29 +132,34 @@ export class ServerConnection {
   closed = false;
   owner: ServerOwner | null = null;
 
-  private readonly scanner = new BackendScanner(WATCHED);
-  private internal: { resolve(): void; reject(e: Error): void; error: ServerQueryError | null } | null = null;
+  /** WATCHED, plus DataRow while queryRows runs (client rows are never decoded). */
+  private readonly watched = WATCHED.slice();
+  private readonly scanner = new BackendScanner(this.watched);
+  private internal: InternalQuery | null = null;
   private closeListeners: ((reason: Error) => void)[] = [];
   /** Copies of this connection's traffic (empty unless the server has mirrors). */
-  private mirrorLinks: MirrorLink[] = [];
+  private mirrorLinks: MirrorLink<ServerOptions>[] = [];
   /** Traffic of this connection (SHOW SERVERS). */
   readonly counters = new ServerCounters();
 
   private constructor(
     readonly options: ServerOptions,
     private readonly socket: net.Socket,
+    /** Plain sockets read into a reused buffer; null over TLS (the TLS socket reads for itself). */
+    private readonly reads: ReusedReadBuffer | null,
   ) {}
 
   static async connect(options: ServerOptions): Promise<ServerConnection> {
-    const plain = await openServerSocket(options.host, options.port, options.connectTimeout, options.lookup);
-    plain.setNoDelay(true);
-    if (options.keepAliveIdleMs > 0) plain.setKeepAlive(true, options.keepAliveIdleMs);
     // Before the StartupMessage, as libpq does; the rest runs over whichever
     // socket results. Never over a Unix socket (libpq does not either).
-    const socket = options.tls?.enabled && !isSocketDir(options.host)
-      ? await negotiateServerTls(plain, options.host, options.port, options.tls, options.connectTimeout)
-      : plain;
-    const conn = new ServerConnection(options, socket);
+    const tls = options.tls?.enabled && !isSocketDir(options.host) ? options.tls : null;
+    const reads = tls ? null : new ReusedReadBuffer();
+    const plain = await openServerSocket(options.host, options.port, options.connectTimeout, options.lookup, reads?.onread);
+    if (reads) reads.socket = plain;
+    plain.setNoDelay(true);
+    if (options.keepAliveIdleMs > 0) plain.setKeepAlive(true, options.keepAliveIdleMs);
+    const socket = tls ? await negotiateServerTls(plain, options.host, options.port, tls, options.connectTimeout) : plain;
+    const conn = new ServerConnection(options, socket, reads);
     try {
       const result = await login(socket, options, options.connectTimeout);
       for (const [k, v] of result.params) conn.params.set(k, v);
@@ -128,7 +171,7 @@ export class ServerConnection {
     }
     conn.listen();
     const mirrors = options.mirrors;
-    if (mirrors) conn.mirrorLinks = mirrors.targets.map((target) => new MirrorLink(target, mirrors.log));
+    if (mirrors) conn.mirrorLinks = mirrors.targets.map((options) => new MirrorLink({ options, connect: ServerConnection.connect }, mirrors.log));
     return conn;
   }
 
@@ -153,6 +196,25 @@ export class ServerConnection {
   /** Nothing in flight; possibly inside a transaction. */
   get isQuiet(): boolean {
     return !this.closed && this.pending === 0 && !this.unsynced;
+  }
+
+  /** Session state a client's statement leaves on this connection (Dirty bits): the pool's reset undoes it. */
+  markDirty(bits: number): void {
+    this.dirty |= bits;
+  }
+
+  /** What the owner needs to answer its client when this connection died under it (client/server-lost.ts). */
+  lostReply(): LostReply {
+    const held = this.heldFatal;
+    return {
+      held,
+      inTransaction: this.txStatus !== TxStatus.Idle,
+      openBatch: this.unsynced && this.pending === 0,
+      errorShown: this.errorForwarded,
+      // After a FATAL the client saw, it expects the connection to end, as with Postgres.
+      fatalShown: this.errorForwarded && this.fatal && !held,
+      owed: this.pending,
+    };
   }
 
   /** Where the reply stream passed to the owner stands between chunks (a reply editor starting mid-stream resumes from here). */
@@ -181,10 +243,23 @@ export class ServerConnection {
 
   /** Run a statement for the pooler itself; nothing reaches a client. */
   query(sql: string): Promise<void> {
+    return this.runInternal(sql, null).then(() => undefined);
+  }
+
+  /**
+   * Run a query for the pooler itself (auth_query, the role probe) and get
+   * its rows, each column as text (null for NULL). Not for client traffic.
+   */
+  queryRows(sql: string): Promise<TextRow[]> {
+    return this.runInternal(sql, []).then((rows) => rows ?? []);
+  }
+
+  private runInternal(sql: string, rows: TextRow[] | null): Promise<TextRow[] | null> {
     if (this.closed) return Promise.reject(new Error('server connection is closed'));
     if (this.internal || !this.isQuiet) return Promise.reject(new Error('server connection is busy'));
-    return new Promise<void>((resolve, reject) => {
-      this.internal = { resolve, reject, error: null };
+    return new Promise((resolve, reject) => {
+      this.internal = { resolve, reject, error: null, rows };
+      if (rows) this.watched[Backend.DataRow] = 1;
       this.pending += 1;
       this.replies?.synced(1);
       const bytes = serialize.query(sql);
@@ -240,7 +315,8 @@ export class ServerConnection {
   }
 
   private listen(): void {
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (this.reads) this.reads.sink = (chunk) => this.onData(chunk);
+    else this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => this.teardown(err));
     this.socket.on('close', () => this.teardown(new Error('server closed the connection unexpectedly')));
   }
@@ -249,12 +325,19 @@ export class ServerConnection {
   /** Where in the current chunk the ReadyForQuery that made the connection quiet ends. */
   private quietAt = 0;
 
-  private onData(chunk: Buffer): void {
+  /** One read from the server; returns true when nothing keeps a reference to `chunk` (see read-buffer.ts). */
+  private onData(chunk: Buffer): boolean {
     this.becameQuiet = false;
     this.counters.received += chunk.length;
+    // The scanner copies what it keeps; the framed path keeps the piece of
+    // a message cut at the end of the read. Besides, only the owner (its
+    // client's write) may hold the chunk.
+    let kept = false;
     try {
-      if (this.replies) chunk = this.filterReplies(chunk, this.replies);
-      else {
+      if (this.replies) {
+        chunk = this.filterReplies(chunk, this.replies);
+        kept = this.framer !== null && this.framer.pendingBytes > 0;
+      } else {
         this.scanner.scan(chunk, this.onMessage);
         if (this.fatalAt >= 0) chunk = chunk.subarray(0, this.fatalAt);
         this.fatalAt = -1;
@@ -262,26 +345,29 @@ export class ServerConnection {
     } catch (err) {
       this.teardown(err as Error);
       this.socket.destroy();
-      return;
+      return false;
     }
     const internal = this.internal;
     if (internal) {
       if (this.becameQuiet) {
         this.internal = null;
+        this.watched[Backend.DataRow] = 0;
         if (internal.error) internal.reject(internal.error);
-        else internal.resolve();
+        else internal.resolve(internal.rows);
       }
-      return;
+      return !kept;
     }
     const owner = this.owner;
-    if (!owner) return; // async notices while pooled are dropped
+    if (!owner) return !kept; // async notices while pooled are dropped
     // Bytes after the ReadyForQuery that ends the client's turn are not its
     // reply (a dying server's FATAL, a late notice): they go to the client
     // only if it still holds the connection.
     const cut = this.becameQuiet && this.quietAt > 0 && this.quietAt < chunk.length ? this.quietAt : chunk.length;
-    if (cut > 0) owner.onServerData(cut === chunk.length ? chunk : chunk.subarray(0, cut));
+    let done = !kept;
+    if (cut > 0 && owner.onServerData(cut === chunk.length ? chunk : chunk.subarray(0, cut)) !== true) done = false;
     if (this.becameQuiet && !this.unsynced && this.owner === owner) owner.onServerIdle(this);
-    if (cut < chunk.length && this.owner === owner) owner.onServerData(chunk.subarray(cut));
+    if (cut < chunk.length && this.owner === owner && owner.onServerData(chunk.subarray(cut)) !== true) done = false;
+    return done;
   }
 
   /**
@@ -316,7 +402,7 @@ export class ServerConnection {
       } else if (type === Backend.ErrorResponse && client && replies.onError(buffer.subarray(start + 5, end))) {
         drop = true;
       }
-      if (!drop && WATCHED[type]) {
+      if (!drop && this.watched[type]) {
         this.onMessage(type, buffer.subarray(start + 5, end));
         if (type === Backend.ReadyForQuery) replies.onReady();
         if (this.heldFatal && type === Backend.ErrorResponse) drop = true;
@@ -350,6 +436,7 @@ export class ServerConnection {
       case Backend.ParameterStatus: {
         const [name, value] = parseParameterStatus(body);
         this.params.set(name, value);
+        this.paramsVersion += 1;
         if (!this.internal && this.owner) {
           // The server says a client changed a setting (also inside a DO block or a function, unseen in its text).
           this.dirty |= name === 'session_authorization' ? Dirty.Other : Dirty.Params;
@@ -357,6 +444,9 @@ export class ServerConnection {
         }
         break;
       }
+      case Backend.DataRow: // watched only while queryRows runs
+        this.internal?.rows?.push(parseDataRow(body).map((cell) => (cell === null ? null : cell.toString('utf8'))));
+        break;
       case Backend.ErrorResponse:
         if (parseErrorFields(body).get('V') === 'FATAL') {
           this.fatal = true;

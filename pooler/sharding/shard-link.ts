@@ -3,14 +3,15 @@
 // (up to the ReadyForQuery that ends it) so the executor can check and
 // merge replies before the client sees any of them.
 
-import { serialize } from 'pg-protocol';
-import { Backend } from '../protocol/codes.js';
-import { parseErrorFields } from '../protocol/messages/error.js';
+import { Backend, Frontend } from '../protocol/codes.js';
+import { MessageCursor } from '../protocol/cursor.js';
+import { query } from '../protocol/messages/query.js';
 import type { ServerConnection, ServerOwner } from '../server/connection.js';
 import { parameterSyncQuery, trackedName } from '../server/params.js';
-import { rewriteForServer, splitMessages } from '../prepared/rewrite.js';
+import { rewriteForServer } from '../prepared/rewrite.js';
 import type { ClientStatements } from '../prepared/statements.js';
 import type { ClusterMember } from '../pool/cluster.js';
+import { Checkout } from '../pool/checkout.js';
 import { changesSessionState } from '../client/session-state.js';
 import { Dirty } from '../server/reset.js';
 
@@ -27,14 +28,14 @@ export class ShardError extends Error {
 
 /** The first ErrorResponse in a reply, if any: [SQLSTATE, message]. */
 export function replyError(reply: Buffer): [string, string] | null {
-  let off = 0;
-  while (off + 5 <= reply.length) {
-    const end = off + 1 + reply.readInt32BE(off + 1);
-    if (reply[off] === Backend.ErrorResponse) {
-      const f = parseErrorFields(reply.subarray(off + 5, end));
+  try {
+    for (const m = new MessageCursor().over(reply); m.next(); ) {
+      if (m.type !== Backend.ErrorResponse) continue;
+      const f = m.errorFields();
       return [f.get('C') ?? 'XX000', f.get('M') ?? 'error'];
     }
-    off = end;
+  } catch {
+    // A reply cut short (the server closed mid-message): no error in what came.
   }
   return null;
 }
@@ -47,23 +48,33 @@ export function withoutReady(reply: Buffer): Buffer {
 export class ShardLink implements ServerOwner {
   private chunks: Buffer[] = [];
   private waiting: { resolve(reply: Buffer): void; reject(err: Error): void } | null = null;
+  /** Owns the server's owner pointer and its release or discard. */
+  private readonly checkout = new Checkout(this);
   private constructor(
     readonly shard: number,
     readonly member: ClusterMember,
     readonly server: ServerConnection,
     private readonly params: Map<string, string>,
   ) {
-    server.owner = this;
+    this.checkout.hold(member.pool, server);
   }
 
-  /** Borrow a connection on `member` (its shard) with the client's session parameters. */
-  static async open(member: ClusterMember, params: Map<string, string>): Promise<ShardLink> {
-    let server: ServerConnection;
+  /**
+   * Borrow a connection on `member` (its shard) with the client's session
+   * parameters; `onWait` is called when none is free at once (the client waits).
+   */
+  static async open(member: ClusterMember, params: Map<string, string>, onWait?: () => void): Promise<ShardLink> {
+    let server: ServerConnection | null = null;
     try {
-      server = await member.pool.acquire();
+      server = member.pool.tryAcquire();
+      if (!server) {
+        onWait?.();
+        server = await member.pool.acquire();
+      }
       const sync = parameterSyncQuery(params, server.params);
       if (sync) await server.query(sync);
     } catch (err) {
+      if (server) member.pool.discard(server, 'parameter sync failed');
       throw new ShardError(member.shard, '08006', `${member.address}: ${(err as Error).message}`);
     }
     return new ShardLink(member.shard, member, server, params);
@@ -76,16 +87,14 @@ export class ShardLink implements ServerOwner {
   /** Send a unit (counting its Query/Sync messages) and collect the reply. */
   run(bytes: Buffer, statements: ClientStatements | null): Promise<Buffer> {
     if (this.server.closed) return Promise.reject(new ShardError(this.shard, '08006', `${this.member.address}: server connection lost`));
-    if (this.server.replies && statements) bytes = rewriteForServer(splitMessages(bytes), statements, this.server.replies, false, this.server);
+    if (this.server.replies && statements) bytes = rewriteForServer(bytes, statements, this.server.replies, false, this.server);
     let syncs = 0;
-    for (let off = 0; off + 5 <= bytes.length; off += 1 + bytes.readInt32BE(off + 1)) {
-      const type = bytes[off];
-      if (type === 0x51 /* Q */ || type === 0x53 /* S */) syncs += 1;
+    for (const m = new MessageCursor().over(bytes); m.next(); ) {
+      const type = m.type;
+      if (type === Frontend.Query || type === Frontend.Sync) syncs += 1;
       // Session state the unit leaves is undone before the server's next client (client/session-state.ts).
-      const end = off + 1 + bytes.readInt32BE(off + 1);
-      if (type === 0x51) this.server.dirty |= changesSessionState(bytes, off + 5, end);
-      else if (type === 0x50 /* P */) this.server.dirty |= changesSessionState(bytes, bytes.indexOf(0, off + 5) + 1, end);
-      else if (type === 0x46 /* F */) this.server.dirty |= Dirty.Other;
+      if (type === Frontend.Query || type === Frontend.Parse) this.server.dirty |= changesSessionState(bytes, m.sqlStart(), m.end);
+      else if (type === Frontend.FunctionCall) this.server.dirty |= Dirty.Other;
     }
     this.member.pool.stats.totals.queryCount += syncs;
     return new Promise((resolve, reject) => {
@@ -97,7 +106,7 @@ export class ShardLink implements ServerOwner {
 
   /** Run a statement of the pooler's (BEGIN, COMMIT...) and fail on an error. */
   async runSql(sql: string): Promise<Buffer> {
-    const reply = await this.run(serialize.query(sql), null);
+    const reply = await this.run(query(sql), null);
     const error = replyError(reply);
     if (error) throw new ShardError(this.shard, error[0], error[1]);
     return reply;
@@ -105,13 +114,9 @@ export class ShardLink implements ServerOwner {
 
   /** Give the connection back (clean) or close it (anything in flight: whoever waits for its reply gets an error). */
   release(): void {
-    this.server.owner = null;
     const w = this.waiting;
     this.waiting = null;
-    if (!this.server.closed) {
-      if (this.server.isQuiet) void this.member.pool.release(this.server);
-      else this.member.pool.discard(this.server, 'sharded client left with a query in flight');
-    }
+    this.checkout.release('sharded client left with a query in flight');
     w?.reject(new ShardError(this.shard, '08006', `${this.member.address}: statement abandoned`));
   }
 
