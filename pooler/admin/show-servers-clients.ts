@@ -52,7 +52,7 @@ export function showServers(ctx: AdminContext): AdminReply {
       for (const conn of pool.connections) {
         const client = linked.get(conn);
         const c = conn.counters;
-        const cache = conn.replies?.statements;
+        const cache = conn.prepared?.statements;
         rows.push([
           ptr(conn.id), e.poolName, e.user.username, name, client ? applicationName(client) : '', serverState(pool, conn),
           c.transactions, c.queries, c.sent, c.received, Math.max(0, Math.floor((now - conn.createdAt) / 1000)),

@@ -33,9 +33,9 @@ export function bind(s: SessionCore, server: ServerConnection): void {
 
 /** Write to the attached server: the client is active, its statement clock runs. */
 export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Buffer, syncs: number): void {
-  if (server.replies) {
+  if (server.prepared) {
     // Prepared statements shared across servers: names rewritten for this one.
-    bytes = rewriteForServer(bytes, s.clientStatements(), server.replies, server.isIdle, server);
+    bytes = rewriteForServer(bytes, s.clientStatements(), server.prepared, server.isIdle, server);
   }
   if (syncs > 0) {
     s.pool.stats.totals.queryCount += syncs;

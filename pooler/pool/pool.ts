@@ -189,16 +189,16 @@ export class Pool {
       if (conn.txStatus !== TxStatus.Idle) await conn.query('ROLLBACK');
       if (sessionReset) {
         await conn.query('DISCARD ALL');
-        conn.replies?.statements.clear();
+        conn.prepared?.statements.clear();
       } else if (this.settings.resetAlways) {
         // What a function or procedure changed is invisible to the pooler.
         await conn.query(resetQuery(ALL_DIRTY).sql);
-        conn.replies?.statements.clear();
+        conn.prepared?.statements.clear();
       } else if (conn.dirty && this.settings.cleanupConnections) {
         // Only what the client changed: the pooler's shared statements survive a SET.
         const reset = resetQuery(conn.dirty);
         await conn.query(reset.sql);
-        if (reset.dropsStatements) conn.replies?.statements.clear();
+        if (reset.dropsStatements) conn.prepared?.statements.clear();
       }
       conn.dirty = 0;
     } catch {
@@ -333,8 +333,8 @@ export class Pool {
   private trackStatements(conn: ServerConnection): void {
     if (!this.sharesPreparedStatements) return;
     const size = this.settings.preparedCacheSize;
-    if (!conn.replies) conn.replies = new ReplyFilter(new ServerStatements(size));
-    else conn.replies.statements.capacity = size;
+    if (!conn.prepared) conn.prepared = new ReplyFilter(new ServerStatements(size));
+    else conn.prepared.statements.capacity = size;
   }
 
   private forget(conn: ServerConnection): void {

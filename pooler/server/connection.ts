@@ -124,10 +124,11 @@ export class ServerConnection {
   private fatalAt = -1;
   /**
    * Prepared-statement bookkeeping (transaction mode with prepared
-   * statements): replies the pooler caused are removed from the stream,
-   * which is then framed message by message instead of scanned.
+   * statements): the server's statement cache, and the filter that removes
+   * replies the pooler caused from the stream, which is then framed message
+   * by message instead of scanned. Null without prepared statements.
    */
-  replies: ReplyFilter | null = null;
+  prepared: ReplyFilter | null = null;
   private framer: MessageFramer | null = null;
   closed = false;
   owner: ServerOwner | null = null;
@@ -220,7 +221,7 @@ export class ServerConnection {
   /** Where the reply stream passed to the owner stands between chunks (a reply editor starting mid-stream resumes from here). */
   get replyPosition(): { header: Buffer; remaining: number } {
     // The framed path hands over whole messages only.
-    return this.replies ? { header: Buffer.alloc(0), remaining: 0 } : this.scanner.position;
+    return this.prepared ? { header: Buffer.alloc(0), remaining: 0 } : this.scanner.position;
   }
 
   onClose(listener: (reason: Error) => void): void {
@@ -261,7 +262,7 @@ export class ServerConnection {
       this.internal = { resolve, reject, error: null, rows };
       if (rows) this.watched[Backend.DataRow] = 1;
       this.pending += 1;
-      this.replies?.synced(1);
+      this.prepared?.synced(1);
       const bytes = serialize.query(sql);
       if (this.mirrorLinks.length > 0) this.mirror(bytes, 1, false, this.txStatus === TxStatus.Idle);
       this.counters.sent += bytes.length;
@@ -334,8 +335,8 @@ export class ServerConnection {
     // client's write) may hold the chunk.
     let kept = false;
     try {
-      if (this.replies) {
-        chunk = this.filterReplies(chunk, this.replies);
+      if (this.prepared) {
+        chunk = this.filterReplies(chunk, this.prepared);
         kept = this.framer !== null && this.framer.pendingBytes > 0;
       } else {
         this.scanner.scan(chunk, this.onMessage);
@@ -430,7 +431,7 @@ export class ServerConnection {
         if (this.pending > 0) this.pending -= 1;
         if (this.pending === 0) {
           this.becameQuiet = true;
-          this.quietAt = this.replies ? -1 : this.scanner.messageEnd;
+          this.quietAt = this.prepared ? -1 : this.scanner.messageEnd;
         }
         break;
       case Backend.ParameterStatus: {
@@ -463,9 +464,9 @@ export class ServerConnection {
 
   /** Keep a client's FATAL out of the stream when it is whole in this chunk (framed: always). */
   private holdFatal(body: Buffer): boolean {
-    const start = this.replies ? 0 : this.scanner.messageEnd - body.length - 5;
+    const start = this.prepared ? 0 : this.scanner.messageEnd - body.length - 5;
     if (start < 0) return false;
-    if (!this.replies) this.fatalAt = start;
+    if (!this.prepared) this.fatalAt = start;
     const f = parseErrorFields(body);
     const header = Buffer.alloc(5);
     header[0] = Backend.ErrorResponse;

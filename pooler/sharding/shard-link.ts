@@ -87,7 +87,7 @@ export class ShardLink implements ServerOwner {
   /** Send a unit (counting its Query/Sync messages) and collect the reply. */
   run(bytes: Buffer, statements: ClientStatements | null): Promise<Buffer> {
     if (this.server.closed) return Promise.reject(new ShardError(this.shard, '08006', `${this.member.address}: server connection lost`));
-    if (this.server.replies && statements) bytes = rewriteForServer(bytes, statements, this.server.replies, false, this.server);
+    if (this.server.prepared && statements) bytes = rewriteForServer(bytes, statements, this.server.prepared, false, this.server);
     let syncs = 0;
     for (const m = new MessageCursor().over(bytes); m.next(); ) {
       const type = m.type;
