@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseConfig } from '../../config/load.js';
-import { ConfigError } from '../../config/types.js';
+import { ConfigError } from '../../config/errors.js';
 import { FILE, GENERAL, minimal, SHARD, USER } from '../harness/config-fixtures.js';
 
 
