@@ -16,12 +16,14 @@
 // Node's process metrics (CPU, memory, event loop lag...) come from
 // prom-client's default collectors, kept on a registry of their own.
 // The model engine adds pglynx_engine_* (engine/metrics.ts).
+// The SQL parser adds pglynx_sql_* (stats/sql-metrics.ts).
 
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { registerEngineMetrics } from '../../engine/metrics.js';
+import { registerSqlMetrics } from './sql-metrics.js';
 import type { AdminContext } from '../admin/context.js';
-import { memberAddresses } from '../admin/format.js';
+import { memberAddresses } from '../pool/member-addresses.js';
 import type { Logger } from '../logger.js';
 import type { Cluster } from '../pool/cluster.js';
 import type { PoolCounters } from '../pool/pool.js';
@@ -206,6 +208,7 @@ export async function startPrometheusExporter(
   const registry = new Registry();
   const bound = register(registry);
   const refreshEngine = registerEngineMetrics(registry, () => ctx.engine());
+  registerSqlMetrics(registry);
   const nodeRegistry = processMetrics();
 
   const scrape = async (): Promise<string> => {
