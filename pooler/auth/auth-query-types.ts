@@ -2,7 +2,7 @@
 // (auth-query.ts) and the cache in front of it (auth-query-cache.ts), so
 // neither imports the other's file for a type.
 
-import type { ServerOptions } from '../server/connection.js';
+import type { ServerOptions } from '../server/options.js';
 import type { ScramSecret } from './scram-server.js';
 
 /** What the server stores for a role, in a form the login can check. */

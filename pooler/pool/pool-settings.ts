@@ -2,12 +2,37 @@
 // timeouts (user over pool over general), the server's address once
 // embedded backends are resolved, credentials, TLS and the DNS cache.
 
-import type { Config, PoolConfig, ServerAddressConfig, ShardConfig, UserConfig } from '../../config/types.js';
+import type { Config, PoolConfig, PoolMode, ServerAddressConfig, ShardConfig, UserConfig } from '../../config/types.js';
 import { sharedDnsCache } from '../server/dns-cache.js';
 import { isEmbeddedHost } from '../embedded/pglite-backend.js';
 import { prewarmQueries } from '../plugins/index.js';
 import { NO_SERVER_TLS } from '../tls/server.js';
-import type { PoolSettings } from './pool.js';
+import type { ServerOptions } from '../server/options.js';
+
+/** What one Pool runs with (replaced whole on reload: Pool.update). */
+export interface PoolSettings {
+  /** Pool name as clients give it (the `database` startup parameter). */
+  name: string;
+  user: string;
+  mode: PoolMode;
+  size: number;
+  minSize: number;
+  /** How long a client may wait for a connection (PgCat uses connect_timeout). */
+  checkoutTimeout: number;
+  idleTimeout: number;
+  serverLifetime: number;
+  /** Undo SET / PREPARE left by clients in transaction mode (PgCat's cleanup_server_connections). */
+  cleanupConnections: boolean;
+  /** server_reset_query_always: the full reset at every check-in in transaction mode, whatever was seen. */
+  resetAlways: boolean;
+  /** Reuse the least recently used idle connection instead of the most recent. */
+  roundRobin: boolean;
+  /** Statements run on every new server connection before first use (PgCat's prewarmer plugin). */
+  prewarm: string[];
+  /** Prepared statements per server connection in transaction mode; 0 disables renaming. */
+  preparedCacheSize: number;
+  server: ServerOptions;
+}
 
 /** Where a (pool, shard, server) lives once embedded backends are started. */
 export type ResolveAddress = (host: string, port: number) => { host: string; port: number };

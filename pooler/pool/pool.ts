@@ -4,8 +4,9 @@
 // only clean: nothing in flight, no open transaction, session state undone
 // when a client changed it. Anything else is closed, never handed on.
 
-import type { PoolMode } from '../../config/types.js';
-import { ServerConnection, type ServerOptions } from '../server/connection.js';
+import { ServerConnection } from '../server/connection.js';
+import type { ServerOptions } from '../server/options.js';
+import type { PoolSettings } from './pool-settings.js';
 import { SqlState, TxStatus } from '../protocol/codes.js';
 import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
@@ -14,30 +15,6 @@ import { ALL_DIRTY, resetQuery } from '../server/reset.js';
 
 /** What release() returns when nothing was left to wait for. */
 const DONE: Promise<void> = Promise.resolve();
-
-export interface PoolSettings {
-  /** Pool name as clients give it (the `database` startup parameter). */
-  name: string;
-  user: string;
-  mode: PoolMode;
-  size: number;
-  minSize: number;
-  /** How long a client may wait for a connection (PgCat uses connect_timeout). */
-  checkoutTimeout: number;
-  idleTimeout: number;
-  serverLifetime: number;
-  /** Undo SET / PREPARE left by clients in transaction mode (PgCat's cleanup_server_connections). */
-  cleanupConnections: boolean;
-  /** server_reset_query_always: the full reset at every check-in in transaction mode, whatever was seen. */
-  resetAlways: boolean;
-  /** Reuse the least recently used idle connection instead of the most recent. */
-  roundRobin: boolean;
-  /** Statements run on every new server connection before first use (PgCat's prewarmer plugin). */
-  prewarm: string[];
-  /** Prepared statements per server connection in transaction mode; 0 disables renaming. */
-  preparedCacheSize: number;
-  server: ServerOptions;
-}
 
 /** A pooler-side failure to hand out a connection, with the SQLSTATE the client gets. */
 export class PoolError extends Error {

@@ -19,7 +19,8 @@ import { hasAuthQuery, type AuthQueryTarget } from '../auth/auth-query.js';
 import { buildQueryPlugins } from '../plugins/index.js';
 import { shardingContext } from '../sharding/context.js';
 import { Cluster, ClusterMember } from './cluster.js';
-import { Pool, type PoolSettings } from './pool.js';
+import { Pool } from './pool.js';
+import type { PoolSettings } from './pool-settings.js';
 import { poolSettings, type ResolveAddress } from './pool-settings.js';
 
 /** How a pool's clients log in. */

@@ -6,25 +6,29 @@
 // expected, and the transaction status), ParameterStatus (session state the
 // pooler mirrors), ErrorResponse (for its own internal queries).
 
-import net from 'node:net';
-import { serialize } from 'pg-protocol';
+import type net from 'node:net';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/scanner.js';
 import { MessageFramer } from '../protocol/framer.js';
-import { CLOSE_COMPLETE, PARSE_COMPLETE, type ReplyFilter, type RetryableUnit } from '../prepared/replies.js';
+import type { ReplyFilter } from '../prepared/replies.js';
+import { filterPooledReplies, type FilterHooks } from '../prepared/filter-stream.js';
+import { MessageCursor } from '../protocol/cursor.js';
 import { rewriteForServer } from '../prepared/rewrite.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { parseParameterStatus } from '../protocol/messages/status.js';
 import { parseDataRow } from '../protocol/messages/data-row.js';
-import { login, type LoginTarget } from './login.js';
-import type { LookupFunction } from './dns-cache.js';
-import { negotiateServerTls, type ServerTlsSettings } from '../tls/server.js';
+import { query as queryMessage } from '../protocol/messages/query.js';
+import { TERMINATE } from '../protocol/messages/execute.js';
+import { login } from './login.js';
+import type { ServerOptions } from './options.js';
+import { ServerQueryError, type InternalQuery, type TextRow } from './internal-query.js';
+import { negotiateServerTls } from '../tls/server.js';
 import { MirrorLink } from './mirror.js';
 import { ReusedReadBuffer } from './read-buffer.js';
-import { connectOptions, isSocketDir, openServerSocket } from './address.js';
+import { isSocketDir, openServerSocket } from './address.js';
+import { sendCancelRequest } from './cancel.js';
 import { ServerCounters } from '../stats/server-counters.js';
 import { Dirty } from './reset.js';
-import type { Logger } from 'pino';
 
 /** Who receives a server's replies while it is checked out. */
 export interface ServerOwner {
@@ -42,17 +46,6 @@ export interface ServerOwner {
   onServerParameter(name: string, value: string): void;
 }
 
-export interface ServerOptions extends LoginTarget {
-  connectTimeout: number;
-  keepAliveIdleMs: number;
-  /** general.dns_cache_enabled: resolve through the shared cache. */
-  lookup?: LookupFunction;
-  /** general.server_tls / verify_server_certificate; plain text when absent. */
-  tls?: ServerTlsSettings;
-  /** Where to copy this server's traffic (the shard's `mirrors` for it). */
-  mirrors?: { targets: ServerOptions[]; log: Logger | null };
-}
-
 /** How a connection that died stood towards its client (ServerConnection.lostReply). */
 export interface LostReply {
   /** The server's FATAL, held back from the client (it had not seen it). */
@@ -66,24 +59,6 @@ export interface LostReply {
   fatalShown: boolean;
   /** ReadyForQuery messages still owed. */
   owed: number;
-}
-
-/** Raised by an internal query the server answered with an ErrorResponse. */
-export class ServerQueryError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-/** One row of an internal query: each column as text, null for NULL. */
-export type TextRow = (string | null)[];
-
-interface InternalQuery {
-  resolve(rows: TextRow[] | null): void;
-  reject(e: Error): void;
-  error: ServerQueryError | null;
-  /** Collects DataRows (queryRows); null for a plain query. */
-  rows: TextRow[] | null;
 }
 
 const WATCHED = BackendScanner.watch([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
@@ -263,7 +238,7 @@ export class ServerConnection {
       if (rows) this.watched[Backend.DataRow] = 1;
       this.pending += 1;
       this.prepared?.synced(1);
-      const bytes = serialize.query(sql);
+      const bytes = queryMessage(sql);
       if (this.mirrorLinks.length > 0) this.mirror(bytes, 1, false, this.txStatus === TxStatus.Idle);
       this.counters.sent += bytes.length;
       this.socket.write(bytes);
@@ -279,19 +254,9 @@ export class ServerConnection {
     for (const link of this.mirrorLinks) link.copy(bytes, syncs, unsynced, atBoundary);
   }
 
-  /** Ask the server to cancel what this connection is running (a new connection, as libpq does). */
+  /** Ask the server to cancel what this connection is running (server/cancel.ts). */
   cancel(): Promise<void> {
-    return new Promise((resolve) => {
-      const s = net.connect(connectOptions(this.options.host, this.options.port));
-      const done = (): void => {
-        s.destroy();
-        resolve();
-      };
-      s.setTimeout(this.options.connectTimeout, done);
-      s.once('error', done);
-      s.once('close', done);
-      s.once('connect', () => s.end(serialize.cancel(this.processId, this.secretKey)));
-    });
+    return sendCancelRequest(this.options, this.processId, this.secretKey);
   }
 
   /** Run `cb` once the server socket has flushed what was written. */
@@ -310,7 +275,7 @@ export class ServerConnection {
   /** Close politely when idle, abruptly otherwise. */
   close(reason = 'closed by pooler'): void {
     if (this.closed) return;
-    if (this.isIdle) this.socket.end(serialize.end());
+    if (this.isIdle) this.socket.end(TERMINATE);
     this.teardown(new Error(reason));
     this.socket.destroy();
   }
@@ -371,55 +336,24 @@ export class ServerConnection {
     return done;
   }
 
-  /**
-   * Framed path: whole messages only (a partial one waits for the next
-   * chunk), minus the ParseComplete/CloseComplete replies the pooler caused
-   * and the failed attempt of a unit healed after its server lost a pooled
-   * statement (see ReplyFilter).
-   */
+  /** Framed path (shared prepared statements): whole messages only, minus replies the client did not ask for. */
   private filterReplies(chunk: Buffer, replies: ReplyFilter): Buffer {
     this.framer ??= new MessageFramer();
     const { buffer, messages } = this.framer.push(chunk);
-    if (messages.length === 0) return buffer.subarray(0, 0);
-    const kept: Buffer[] = [];
-    const client = this.internal === null;
-    let rerun: RetryableUnit | null = null;
-    let pieceStart = messages[1];
-    for (let i = 0; i < messages.length; i += 3) {
-      const type = messages[i];
-      const start = messages[i + 1];
-      const end = messages[i + 2];
-      let drop = false;
-      if (replies.healing) {
-        drop = true;
-        if (type === Backend.ReadyForQuery) {
-          replies.onReady();
-          rerun = replies.takeRetry();
-        }
-      } else if (type === PARSE_COMPLETE || type === CLOSE_COMPLETE) {
-        drop = replies.onReply(type);
-      } else if (type === Backend.CommandComplete) {
-        replies.onCommandComplete(buffer, start, end, client);
-      } else if (type === Backend.ErrorResponse && client && replies.onError(buffer.subarray(start + 5, end))) {
-        drop = true;
-      }
-      if (!drop && this.watched[type]) {
-        this.onMessage(type, buffer.subarray(start + 5, end));
-        if (type === Backend.ReadyForQuery) replies.onReady();
-        if (this.heldFatal && type === Backend.ErrorResponse) drop = true;
-      }
-      if (!drop && client) drop = replies.onKept(type);
-      if (drop) {
-        if (start > pieceStart) kept.push(buffer.subarray(pieceStart, start));
-        pieceStart = end;
-      }
-    }
-    const last = messages[messages.length - 1];
-    if (last > pieceStart) kept.push(buffer.subarray(pieceStart, last));
-    // The swallowed ReadyForQuery still counts as owed: the rerun answers it.
-    if (rerun) this.socket.write(rewriteForServer(rerun.messages, rerun.client, replies));
-    return kept.length === 1 ? kept[0] : kept.length === 0 ? buffer.subarray(0, 0) : Buffer.concat(kept);
+    return filterPooledReplies(buffer, messages, replies, this.internal === null, (this.cursor ??= new MessageCursor()), this.filterHooks);
   }
+
+  private cursor: MessageCursor | null = null;
+  private readonly filterHooks: FilterHooks = {
+    watched: this.watched,
+    onWatched: (type, body) => {
+      this.onMessage(type, body);
+      return this.heldFatal !== null && type === Backend.ErrorResponse;
+    },
+    rerun: (unit) => {
+      if (this.prepared) this.socket.write(rewriteForServer(unit.messages, unit.client, this.prepared));
+    },
+  };
 
   private readonly onMessage = (type: number, body: Buffer): void => {
     switch (type) {

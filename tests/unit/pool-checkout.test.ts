@@ -9,8 +9,9 @@
 // pool decides is real.
 import t, { type Test } from 'tap';
 import '../harness/pg-protocol-hook.js';
-import type { PoolSettings } from '../../pooler/pool/pool.js';
-import type { ServerConnection, ServerOptions } from '../../pooler/server/connection.js';
+import type { PoolSettings } from '../../pooler/pool/pool-settings.js';
+import type { ServerConnection } from '../../pooler/server/connection.js';
+import type { ServerOptions } from '../../pooler/server/options.js';
 import { Dirty } from '../../pooler/server/reset.js';
 import { sleep } from '../harness/wait.js';
 
