@@ -17,15 +17,6 @@ const SCRATCH = 'pglynx_scratch';
 const VOID = 'pglynx_void';
 
 /**
- * Formerly split bytes into message objects; rewriteForServer now walks the
- * bytes itself. Kept (identity) until its last callers drop it.
- * @deprecated pass the bytes to rewriteForServer
- */
-export function splitMessages(buf: Buffer): Buffer {
-  return buf;
-}
-
-/**
  * A batch of named Parse messages ending in one Sync, sent between
  * transactions, can be answered by the pooler (ParseComplete each, then
  * ReadyForQuery) without borrowing a server: the statements are prepared on
