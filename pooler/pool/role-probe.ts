@@ -18,6 +18,7 @@
 import type { Logger } from '../logger.js';
 import { ServerAuthError } from '../auth/server-auth.js';
 import { ServerConnection } from '../server/connection.js';
+import type { ServerOptions } from '../server/options.js';
 import type { Cluster, ClusterMember } from './cluster.js';
 
 /** How often auto servers are probed. */
@@ -82,7 +83,7 @@ export class RoleProber {
   }
 
   /** A probe connection like the pool's own (tls, lookup, credentials), bounded by the probe's timeout. */
-  private async open(m: ClusterMember, server: ClusterMember['pool']['settings']['server'], timeoutMs: number): Promise<ServerConnection> {
+  private async open(m: ClusterMember, server: ServerOptions, timeoutMs: number): Promise<ServerConnection> {
     const conn = await ServerConnection.connect({
       ...server,
       connectTimeout: timeoutMs,
