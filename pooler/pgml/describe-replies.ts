@@ -8,6 +8,10 @@
 // - The error the pooler had the server raise (raise.ts, a DO block): the
 //   server adds `CONTEXT: PL/pgSQL function inline_code_block ...` and its
 //   own source location; the client gets the pooler's ErrorResponse instead.
+// - The raise of an extended batch (raise-batch.ts: Parse/Bind/Execute before
+//   the client's Sync): its ParseComplete and BindComplete are held back
+//   until its marked error shows they were its own, then dropped. Skipped by
+//   an earlier error of the batch, it gets no reply at all.
 //
 // Replies come back in request order. Every Describe (statement) produces
 // one ParameterDescription or is skipped by an error (the server then skips
@@ -23,10 +27,15 @@ import { MessageCursor, MessageView, declaredLength } from '../protocol/cursor.j
 import { MessageFramer } from '../protocol/framer.js';
 import { errorResponse } from '../protocol/messages/error.js';
 import { parameterDescription, parameterTypes } from '../protocol/messages/parameter-description.js';
+import { isRaised } from './raise-batch.js';
 
 const PARAMETER_DESCRIPTION = Backend.ParameterDescription;
 const ERROR_RESPONSE = Backend.ErrorResponse;
 const READY_FOR_QUERY = Backend.ReadyForQuery;
+const PARSE_COMPLETE = Backend.ParseComplete;
+const BIND_COMPLETE = Backend.BindComplete;
+/** Messages the server may send at any point: they neither answer a request nor end a hold. */
+const ASYNC = new Set<number>([Backend.NoticeResponse, Backend.NotificationResponse, Backend.ParameterStatus]);
 
 /** Where the server's reply stream stands between chunks (see ServerConnection.replyPosition). */
 export interface ReplyPosition {
@@ -54,7 +63,13 @@ export interface DescribeEdit {
   added: number[];
 }
 
-type Entry = { sync: true; raise: boolean } | { sync: false; edit: DescribeEdit | null };
+type Entry =
+  /** A ReadyForQuery-owing message; `raise`: a Query from raise.ts. */
+  | { sync: true; raise: boolean }
+  /** A Describe (statement), and the edit of its ParameterDescription. */
+  | { sync: false; edit: DescribeEdit | null }
+  /** Parse/Bind/Execute from raise-batch.ts. */
+  | { sync: false; edit: null; raised: true };
 
 export class DescribeReplies {
   private queue: Entry[] = [];
@@ -66,6 +81,8 @@ export class DescribeReplies {
   private carry: Buffer | null = null;
   /** Bytes of a message already started to pass on before framing. */
   private skip = 0;
+  /** ParseComplete (and BindComplete) that may be a raise's, held until the next reply tells. */
+  private held: Buffer[] = [];
 
   /** Replies must go through edit(). */
   get active(): boolean {
@@ -99,9 +116,19 @@ export class DescribeReplies {
     this.queue.push({ sync: true, raise });
   }
 
+  /**
+   * Outgoing Parse/Bind/Execute raising the pooler's error (raise-batch.ts),
+   * the last messages before their batch's Sync.
+   */
+  raised(syncsBefore: number, context: () => ReplyContext | null): void {
+    if (this.queue.length === 0 && !this.start(syncsBefore, context)) return;
+    this.queue.push({ sync: false, edit: null, raised: true });
+  }
+
   /** The server is gone or the recorded messages were answered by the pooler: forget everything. */
   reset(): void {
     this.queue = [];
+    this.held = [];
     this.open = 0;
     this.framer = null;
     this.carry = null;
@@ -147,24 +174,56 @@ export class DescribeReplies {
     if (offset > 0) out.push(chunk.subarray(0, offset));
     if (offset < chunk.length && !this.carry && this.skip === 0) {
       const { buffer, messages } = framer.push(offset === 0 ? chunk : chunk.subarray(offset));
-      for (const m = this.cursor.frames(buffer, messages); m.next(); ) out.push(this.reply(m));
+      for (const m = this.cursor.frames(buffer, messages); m.next(); ) this.reply(m, out);
     }
-    if (this.queue.length === 0 && framer.pendingBytes === 0 && !this.carry && this.skip === 0) this.framer = null;
+    if (this.queue.length === 0 && framer.pendingBytes === 0 && !this.carry && this.skip === 0 && this.held.length === 0) this.framer = null;
     return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
-  private reply(m: MessageView): Buffer {
+  /** One reply, edited, onto `out` (or held back). */
+  private reply(m: MessageView, out: Buffer[]): void {
     const front = this.queue[0];
+    const type = m.type;
+    if (ASYNC.has(type)) {
+      out.push(m.bytes());
+      return;
+    }
+    // A raise's replies come last before its Sync's: a ParseComplete then a BindComplete may be its own.
+    if (front !== undefined && 'raised' in front) {
+      if (type === PARSE_COMPLETE || (type === BIND_COMPLETE && this.held.length === 1)) {
+        if (type === PARSE_COMPLETE) this.release(out);
+        this.held.push(m.bytes());
+        return;
+      }
+      if (type === ERROR_RESPONSE && isRaised(m.errorFields())) {
+        this.held = [];
+        this.queue.shift();
+        out.push(asPoolerError(m));
+        return;
+      }
+    }
+    this.release(out);
+    out.push(this.answer(m, front));
+  }
+
+  /** What was held back was the client's after all. */
+  private release(out: Buffer[]): void {
+    if (this.held.length === 0) return;
+    out.push(...this.held);
+    this.held = [];
+  }
+
+  private answer(m: MessageView, front: Entry | undefined): Buffer {
     const msg = m.bytes();
     switch (m.type) {
       case PARAMETER_DESCRIPTION:
         // With a ReadyForQuery-owing entry in front, this answers an earlier batch.
-        if (!front || front.sync) return msg;
+        if (!front || front.sync || 'raised' in front) return msg;
         this.queue.shift();
         return front.edit ? cut(m, front.edit) : msg;
       case ERROR_RESPONSE:
         if (front?.sync) return front.raise ? asPoolerError(m) : msg;
-        // The server skips the rest of the batch: its Describes get no reply.
+        // The server skips the rest of the batch: its Describes and a raise get no reply.
         while (this.queue.length > 0 && !this.queue[0].sync) this.queue.shift();
         return msg;
       case READY_FOR_QUERY:

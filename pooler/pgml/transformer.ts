@@ -3,9 +3,12 @@
 // everything else stays on the synchronous hot path.
 //
 // A failure (bad arguments, unknown model, engine busy or timed out) is
-// turned into a server-raised error at the same point of the stream: the
-// failing message and the rest of its extended-protocol batch, up to and
-// including Sync, are replaced by one Query that raises it.
+// turned into a server-raised error at the same point of the stream: a
+// failing Query is replaced by one Query that raises it; a failing
+// extended-protocol message and the rest of its batch up to (not
+// including) the client's Sync by Parse/Bind/Execute that raise it
+// (raise-batch.ts), so the server's skip-to-Sync rule decides which error
+// the client sees, as it would for the client's own messages.
 //
 // What the client sees back is its own statement's: the transformer records
 // the messages whose replies must be edited (describe-replies.ts).
@@ -15,6 +18,7 @@ import { MessageCursor, MessageView } from '../protocol/cursor.js';
 import { parse } from '../protocol/messages/parse.js';
 import { query } from '../protocol/messages/query.js';
 import { raiseQuery } from '../protocol/messages/raise.js';
+import { raiseMessages } from './raise-batch.js';
 import { Target } from '../protocol/messages/target.js';
 import { analyzePgml, mentionsPgml, PgmlError } from './analyze.js';
 import { DescribeReplies, type DescribeEdit, type ReplyContext } from './describe-replies.js';
@@ -48,7 +52,7 @@ export class PgmlTransformer {
   private readonly plans = new Map<string, Planned>();
   /** Walks observe()'s and involved()'s batches (synchronous, so one serves both). */
   private readonly cursor = new MessageCursor();
-  /** A failed extended batch: drop client messages through the next Sync. */
+  /** A failed extended batch: drop client messages up to its Sync (which goes on). */
   private skipping = false;
   /** Aborted by cancel(): the engine calls of the batch being rewritten. */
   private inflight: AbortController | null = null;
@@ -136,8 +140,8 @@ export class PgmlTransformer {
     while (c.next()) {
       const type = c.type;
       if (this.skipping) {
-        if (type === Frontend.Sync) this.skipping = false;
-        continue;
+        if (type !== Frontend.Sync) continue;
+        this.skipping = false;
       }
       try {
         const m = await this.rewrite(c, signal);
@@ -145,18 +149,17 @@ export class PgmlTransformer {
         syncs = this.note(produced.at(m, 0, m.length), false, syncs);
       } catch (err) {
         const { code, message } = errorOf(err);
-        const raise = raiseQuery(code, message);
-        out.push(raise);
-        syncs = this.note(produced.at(raise, 0, raise.length), true, syncs);
-        if (type !== Frontend.Query) {
-          // The raise stands for the rest of this batch and its Sync.
-          let synced = false;
-          while (c.next()) if (c.type === Frontend.Sync && (synced = true)) break;
-          if (!synced) {
-            this.skipping = true;
-            break;
-          }
+        if (type === Frontend.Query) {
+          const raise = raiseQuery(code, message);
+          out.push(raise);
+          syncs = this.note(produced.at(raise, 0, raise.length), true, syncs);
+          continue;
         }
+        // The raise stands for the rest of this batch; the client's Sync
+        // (here or in a later batch) goes on and gets the one ReadyForQuery.
+        out.push(raiseMessages(code, message));
+        this.replies.raised(syncs, this.context);
+        this.skipping = true;
       }
     }
     return Buffer.concat(out);

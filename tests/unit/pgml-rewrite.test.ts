@@ -91,8 +91,8 @@ t.test('transformer: Parse rewritten, Bind computed, failure raised in order', a
   const msgs = new MessageFramer().push(failed);
   t.same(
     msgs.messages.filter((_, i) => i % 3 === 0).map((c) => String.fromCharCode(c)),
-    ['Q', 'Q'],
-    'Parse+Sync replaced by one raising Query; the next Query kept',
+    ['P', 'B', 'E', 'S', 'Q'],
+    'the Parse replaced by Parse/Bind/Execute raising the error before its Sync (raise-batch.ts); the next Query kept',
   );
   t.match(failed.toString('latin1'), /ERRCODE = '42704'/);
 });
