@@ -10,7 +10,8 @@ import type { Config } from '../config/types.js';
 import type { Logger } from './logger.js';
 import { SqlState } from './protocol/codes.js';
 import { errorResponse } from './protocol/messages/error.js';
-import { clientLogin, greeting, LoginRefused, type LoggedIn, type LoginDirectory } from './client/login.js';
+import { clientLogin, LoginRefused, type LoggedIn, type LoginDirectory } from './client/login.js';
+import { greeting, greetingFrom, sharedGreeting } from './client/greeting.js';
 import type { LoginEntry } from './auth/login-entry.js';
 import { ClientSession } from './client/session.js';
 import { ClientSlots } from './client/admission.js';
@@ -18,7 +19,6 @@ import type { PoolEntry, PoolRegistry } from './pool/registry.js';
 import { authQueryEntry, fetchSecret } from './auth/auth-query.js';
 import { AuthQueryCache } from './auth/auth-query-cache.js';
 import { scramSecretFromPassword, type ScramSecret } from './auth/scram-server.js';
-import { trackedName } from './server/params.js';
 import { AdminSession } from './admin/session.js';
 import { ADMIN_DATABASES, type AdminContext } from './admin/context.js';
 
@@ -48,6 +48,11 @@ export interface AcceptorHost {
 
 type Peer = { address: string; port: number };
 
+/** A socket's 'error' listener (shared: no closure per connection); 'close' follows. */
+function destroyOnError(this: net.Socket): void {
+  this.destroy();
+}
+
 export class ClientAcceptor {
   /** Logged-in client sessions by process id (not admin ones). */
   readonly sessions = new Map<number, ClientSession>();
@@ -56,25 +61,28 @@ export class ClientAcceptor {
   /** Secrets fetched by auth_query, kept briefly. */
   private readonly authQuery: AuthQueryCache;
   private adminScram: { password: string; secret: ScramSecret } | null = null;
+  /** What every login reads (built once: nothing in it is per connection). */
+  private readonly directory: LoginDirectory;
 
   constructor(
     private readonly host: AcceptorHost,
     private readonly log: Logger,
   ) {
     this.authQuery = new AuthQueryCache(log, fetchSecret);
+    this.directory = this.loginDirectory();
   }
 
   async accept(socket: net.Socket): Promise<void> {
     const g = this.host.config().general;
-    socket.setNoDelay(true);
+    socket.setNoDelay(true); // no system call: the listener's noDelay set it already
     if (g.tcp_keepalives_idle > 0) socket.setKeepAlive(true, g.tcp_keepalives_idle * 1000);
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const release = this.slots.take();
-    socket.once('close', release);
+    socket.on('close', release);
     const peer = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     let who: LoggedIn | null;
     try {
-      who = await clientLogin(socket, this.directory(release));
+      who = await clientLogin(socket, this.directory, release);
     } catch (err) {
       // The client only learnt that its password was wrong; the log says why.
       if (err instanceof LoginRefused && err.detail) this.log.info({ peer, ...err.detail }, 'client authentication failed');
@@ -102,12 +110,15 @@ export class ClientAcceptor {
       socket.end();
       return;
     }
-    let serverParams: Map<string, string>;
-    try {
-      serverParams = await entry.pool.ensureServerParams();
-    } catch (err) {
-      socket.end(errorResponse(SqlState.ConnectionFailure, `could not connect to server: ${(err as Error).message}`, 'FATAL'));
-      return;
+    // Known once the pool's first server connected: no promise to wait on.
+    let serverParams = entry.pool.serverParams;
+    if (!serverParams) {
+      try {
+        serverParams = await entry.pool.ensureServerParams();
+      } catch (err) {
+        socket.end(errorResponse(SqlState.ConnectionFailure, `could not connect to server: ${(err as Error).message}`, 'FATAL'));
+        return;
+      }
     }
     this.startSession(socket, who, entry, serverParams, peer);
   }
@@ -116,8 +127,8 @@ export class ClientAcceptor {
     return ADMIN_DATABASES.has(database) && user === this.host.config().general.admin_username;
   }
 
-  /** What one accepted client's login needs; `release` gives back its max_client_conn slot. */
-  private directory(release: () => void): LoginDirectory {
+  /** What a client's login needs from the pooler (the same for every login). */
+  private loginDirectory(): LoginDirectory {
     return {
       lookup: (database, user) => {
         const g = this.host.config().general;
@@ -140,8 +151,6 @@ export class ClientAcceptor {
         const g = this.host.config().general;
         if (this.slots.allows(g.max_client_conn, this.isAdmin(database, user))) return true;
         this.log.warn({ max_client_conn: g.max_client_conn }, 'max_client_conn reached: a new client is refused');
-        // A refused client no longer counts, even before it closes.
-        release();
         return false;
       },
     };
@@ -163,11 +172,11 @@ export class ClientAcceptor {
     const g = this.host.config().general;
     const processId = this.newProcessId();
     const secretKey = randomInt(-0x80000000, 0x7fffffff);
-    const params = new Map(serverParams);
-    for (const [k, v] of who.trackedParams) params.set(k, v);
-    // What the client was told is what every server it borrows must match.
-    const tracked = new Map<string, string>();
-    for (const [k, v] of params) if (trackedName(k) === k) tracked.set(k, v);
+    // The server parameters with the client's tracked ones over them, as
+    // every client of the pool with the same startup parameters is told.
+    const told = sharedGreeting(serverParams, who.trackedParams);
+    // What the client was told is what every server it borrows must match (its own copy: SET changes it).
+    const tracked = new Map(told.tracked);
     const identity = {
       database: who.database,
       user: who.user,
@@ -175,15 +184,21 @@ export class ClientAcceptor {
       remoteAddress: peer.address,
       remotePort: peer.port,
     };
-    const session = new ClientSession(socket, entry.cluster, entry.pool, identity, tracked, processId, secretKey, entry.settings, this.log, (s) => {
-      this.sessions.delete(s.processId);
-      if (this.host.config().general.log_client_disconnections) this.log.info({ peer, user: who.user, database: who.database }, 'client disconnected');
-    });
+    const session = new ClientSession(socket, entry.cluster, entry.pool, identity, tracked, processId, secretKey, entry.settings, this.log, this.sessionEnded);
     this.sessions.set(processId, session);
     if (g.log_client_connections) this.log.info({ peer, user: who.user, database: who.database }, 'client connected');
-    socket.write(greeting(params, processId, secretKey));
+    socket.write(greetingFrom(told.prefix, processId, secretKey));
     session.start(who.leftover);
   }
+
+  /** A client session ended (one function for all: no closure per session). */
+  private readonly sessionEnded = (s: ClientSession): void => {
+    this.sessions.delete(s.processId);
+    if (this.host.config().general.log_client_disconnections) {
+      const { remoteAddress: address, remotePort: port, user, database } = s.identity;
+      this.log.info({ peer: { address, port }, user, database }, 'client disconnected');
+    }
+  };
 
   private newProcessId(): number {
     for (;;) {

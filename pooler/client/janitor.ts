@@ -5,6 +5,10 @@
 //
 // The tick is 100 ms, shorter when a configured timeout is short (a tenth
 // of it, at least 10 ms), so a 500 ms statement_timeout fires within ~550 ms.
+//
+// client_login_timeout is swept the same way (LoginSweeper): a connection
+// still logging in carries its deadline, instead of a timer armed at accept
+// and cleared at login, twice per connection.
 
 /** When each of the client's clocks started (Date.now()); 0 while it is stopped. */
 export class ClientClocks {
@@ -40,11 +44,16 @@ export interface SweptClient {
 const DEFAULT_TICK_MS = 100;
 const MIN_TICK_MS = 10;
 
+/** The tick for the smallest timeout in use (ms; Infinity: none). */
+function tickForTimeout(smallest: number): number {
+  return smallest === Infinity ? Infinity : Math.max(MIN_TICK_MS, Math.min(DEFAULT_TICK_MS, Math.floor(smallest / 10)));
+}
+
 function tickFor(s: TimeoutSettings): number {
   let smallest = Infinity;
   if (s.statementTimeout > 0) smallest = s.statementTimeout;
   if (s.idleInTransactionTimeout > 0 && s.idleInTransactionTimeout < smallest) smallest = s.idleInTransactionTimeout;
-  return smallest === Infinity ? Infinity : Math.max(MIN_TICK_MS, Math.min(DEFAULT_TICK_MS, Math.floor(smallest / 10)));
+  return tickForTimeout(smallest);
 }
 
 export class Janitor {
@@ -94,3 +103,63 @@ export class Janitor {
 
 /** The pooler's one janitor for client timeouts. */
 export const clientJanitor = new Janitor();
+
+/** A connection still logging in (client/login.ts). */
+export interface PendingLogin {
+  /** Date.now() at which client_login_timeout is up. */
+  readonly loginDeadline: number;
+  /** Called once, by the sweep that finds the deadline passed (the login is no longer swept). */
+  loginTimedOut(): void;
+}
+
+/**
+ * client_login_timeout for every connection still logging in, by one
+ * periodic sweep. The interval runs while logins are pending and stops at
+ * the first sweep that finds none, so connections arriving back to back do
+ * not start and stop it each time.
+ */
+export class LoginSweeper {
+  private readonly pending = new Set<PendingLogin>();
+  private timer: NodeJS.Timeout | null = null;
+  /** The tick in use; Infinity while the interval is stopped. */
+  private tickMs = Infinity;
+
+  /** Logins being swept now. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Sweep `login` from now on; `timeoutMs` (> 0) is its client_login_timeout, which sets how fine the tick must be. */
+  add(login: PendingLogin, timeoutMs: number): void {
+    this.pending.add(login);
+    const ms = tickForTimeout(timeoutMs);
+    if (ms >= this.tickMs) return;
+    this.tickMs = ms;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.sweep(Date.now()), ms);
+    this.timer.unref();
+  }
+
+  /** The login ended (in, refused or gone): no longer swept. */
+  delete(login: PendingLogin): void {
+    this.pending.delete(login);
+  }
+
+  /** One pass: time out the logins whose deadline has passed; stop the interval when none is left. */
+  sweep(now: number): void {
+    if (this.pending.size === 0) {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+      this.tickMs = Infinity;
+      return;
+    }
+    for (const login of this.pending) {
+      if (now < login.loginDeadline) continue;
+      this.pending.delete(login);
+      login.loginTimedOut();
+    }
+  }
+}
+
+/** The pooler's one sweeper for client_login_timeout. */
+export const loginSweeper = new LoginSweeper();

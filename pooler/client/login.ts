@@ -1,17 +1,19 @@
 // The first moments of a client connection: SSL negotiation (TLS when
 // general.tls_certificate is set, 'N' otherwise), CancelRequest,
 // StartupMessage, authentication against the passwords in the config (MD5
-// or SCRAM-SHA-256), then the ParameterStatus / BackendKeyData /
-// ReadyForQuery greeting.
+// or SCRAM-SHA-256). The greeting that follows is greeting.ts's.
+//
+// Run once per new client connection, so kept lean: no timer (the janitor
+// sweeps client_login_timeout), no promise for what has already arrived
+// (a whole startup packet, a synchronous lookup, trust).
 
 import type net from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { Frontend, SqlState, TxStatus } from '../protocol/codes.js';
+import { Frontend, SqlState } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/framer.js';
 import { parseStartupPacket, startupPacketLength, type StartupPacket } from '../protocol/startup.js';
 import { errorResponse } from '../protocol/messages/error.js';
-import { authenticationMd5, authenticationOk, authenticationSasl, authenticationSaslContinue, authenticationSaslFinal } from '../protocol/messages/auth.js';
-import { backendKeyData, parameterStatus, readyForQuery } from '../protocol/messages/status.js';
+import { authenticationMd5, authenticationSasl, authenticationSaslContinue, authenticationSaslFinal } from '../protocol/messages/auth.js';
 import { md5Salt, verifyMd5Response } from '../auth/md5.js';
 import { ScramServerSession, parseSaslInitialResponse } from '../auth/scram-server.js';
 import type { ClientAuthMethod, LoginEntry } from '../auth/login-entry.js';
@@ -19,6 +21,7 @@ import { recoverClientKey } from '../auth/passthrough-credentials.js';
 import { mockEntry, mockMd5Hash, mockScramSecret, shortName } from '../auth/mock-auth.js';
 import { trackedName } from '../server/params.js';
 import { acceptTls } from '../tls/client.js';
+import { loginSweeper, type PendingLogin } from './janitor.js';
 
 /** What the login needs from the pooler around it. */
 export interface LoginDirectory {
@@ -34,7 +37,7 @@ export interface LoginDirectory {
   authType(): ClientAuthMethod;
   /** client_login_timeout in ms (0: none), read when the client connects. */
   loginTimeout(): number;
-  /** After the startup packet: false when max_client_conn is reached (the client gets 53300). */
+  /** After the startup packet: false when max_client_conn is reached (the client gets 53300; the login gives its slot back). */
   admit(database: string, user: string): boolean;
 }
 
@@ -43,8 +46,8 @@ export interface LoggedIn {
   user: string;
   /** Every startup parameter as sent. */
   startupParams: Map<string, string>;
-  /** The tracked subset (application_name, TimeZone...) to keep on servers. */
-  trackedParams: Map<string, string>;
+  /** The tracked subset (application_name, TimeZone...) to keep on servers (read only: may be shared). */
+  trackedParams: ReadonlyMap<string, string>;
   /** Bytes that arrived after the authentication exchange. */
   leftover: Buffer | null;
   /** The socket to carry on with: a TLSSocket over the accepted one when the client negotiated TLS. */
@@ -67,14 +70,15 @@ const MAX_AUTH_MESSAGE = 64 * 1024;
 
 /** Reads whole startup packets and typed messages from a socket during login. */
 class LoginReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
 
+  // `on`, not `once`: detach() removes them (no wrapper per listener).
   constructor(private readonly socket: net.Socket) {
     socket.on('data', this.onData);
-    socket.once('close', this.onClose);
-    socket.once('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -83,13 +87,13 @@ class LoginReader {
   };
 
   private readonly onClose = (): void => {
-    this.failure = new LoginRefused('client disconnected during login');
+    this.failure ??= new LoginRefused('client disconnected during login');
     this.wake();
   };
 
   // Keeps the cause, e.g. why a TLS handshake failed.
   private readonly onError = (err: Error): void => {
-    this.failure = new LoginRefused(`client connection failed during login: ${err.message}`);
+    this.failure ??= new LoginRefused(`client connection failed during login: ${err.message}`);
     this.wake();
   };
 
@@ -105,40 +109,36 @@ class LoginReader {
     if (w) w();
   }
 
-  private async more(): Promise<void> {
-    if (this.failure) throw this.failure;
-    await new Promise<void>((resolve) => (this.waiter = resolve));
-    if (this.failure) throw this.failure;
+  private more(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.waiter = () => (this.failure ? reject(this.failure) : resolve());
+    });
   }
 
-  async startupPacket(): Promise<StartupPacket> {
-    for (;;) {
-      const length = startupPacketLength(this.buf);
-      if (length !== null) {
-        const packet = this.buf.subarray(0, length);
-        this.buf = this.buf.subarray(length);
-        return parseStartupPacket(packet);
-      }
-      await this.more();
-    }
+  /** The next startup packet: at once when it has arrived whole (no promise), else a promise of it. */
+  startupPacket(): StartupPacket | Promise<StartupPacket> {
+    const length = startupPacketLength(this.buf);
+    if (length === null) return this.more().then(() => this.startupPacket());
+    const packet = this.buf.subarray(0, length);
+    this.buf = length === this.buf.length ? EMPTY : this.buf.subarray(length);
+    return parseStartupPacket(packet);
   }
 
   /** The body of the next typed message; throws ProtocolError if it is not `expected`. */
-  async message(expected: number): Promise<Buffer> {
-    for (;;) {
-      if (this.buf.length >= 5) {
-        const type = this.buf[0];
-        const length = this.buf.readInt32BE(1);
-        if (type !== expected) throw new ProtocolError(`expected password response, got message type "${String.fromCharCode(type)}"`);
-        if (length < 4 || length > MAX_AUTH_MESSAGE) throw new ProtocolError(`invalid message length ${length}`);
-        if (this.buf.length >= length + 1) {
-          const body = this.buf.subarray(5, length + 1);
-          this.buf = this.buf.subarray(length + 1);
-          return body;
-        }
+  message(expected: number): Buffer | Promise<Buffer> {
+    const buf = this.buf;
+    if (buf.length >= 5) {
+      const type = buf[0];
+      const length = buf.readInt32BE(1);
+      if (type !== expected) throw new ProtocolError(`expected password response, got message type "${String.fromCharCode(type)}"`);
+      if (length < 4 || length > MAX_AUTH_MESSAGE) throw new ProtocolError(`invalid message length ${length}`);
+      if (buf.length >= length + 1) {
+        this.buf = length + 1 === buf.length ? EMPTY : buf.subarray(length + 1);
+        return buf.subarray(5, length + 1);
       }
-      await this.more();
     }
+    return this.more().then(() => this.message(expected));
   }
 
   /** Stop reading; returns unread bytes. */
@@ -149,6 +149,8 @@ class LoginReader {
     return this.buf.length ? this.buf : null;
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function refuse(socket: net.Socket, code: string, message: string, detail?: LoginRefused['detail']): never {
   socket.end(errorResponse(code, message, 'FATAL'));
@@ -164,32 +166,44 @@ export const TOO_MANY_CLIENTS = 'sorry, too many clients already';
 const CLOSE_GRACE_MS = 1000;
 
 /**
- * Run the login exchange. Resolves with the client's identity, or null for
- * a CancelRequest (handled and closed). Rejects with LoginRefused after
- * telling the client why.
+ * One connection's login. PgBouncer's client_login_timeout: a client that
+ * has not logged in by its deadline (a half-sent startup packet, an
+ * unanswered challenge) is told so and closed, so it cannot hold a
+ * connection slot; the janitor's login sweep (janitor.ts) calls
+ * loginTimedOut, no timer per connection.
  */
-export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Promise<LoggedIn | null> {
-  // Both become the TLS ones if the client negotiates TLS.
-  let socket = accepted;
-  let reader = new LoginReader(socket);
-  let handshaking = false;
-  const timeoutMs = dir.loginTimeout();
-  // PgBouncer's client_login_timeout: a client that has not logged in by
-  // then (a half-sent startup packet, an unanswered challenge) is told so
-  // and closed, so it cannot hold a connection slot.
-  const timer = timeoutMs > 0 ? setTimeout(() => {
-    const message = `client_login_timeout: not logged in after ${timeoutMs} ms`;
-    reader.abort(new LoginRefused(message));
-    // Before a packet came through TLS, nothing readable can be sent.
-    if (handshaking) socket.destroy();
+class Login implements PendingLogin {
+  /** Both become the TLS ones if the client negotiates TLS. */
+  socket: net.Socket;
+  reader: LoginReader;
+  /** TLS was accepted and no packet came through it yet: nothing readable can be sent. */
+  handshaking = false;
+  readonly loginDeadline: number;
+
+  constructor(
+    readonly accepted: net.Socket,
+    private readonly timeoutMs: number,
+  ) {
+    this.socket = accepted;
+    this.reader = new LoginReader(accepted);
+    this.loginDeadline = timeoutMs > 0 ? Date.now() + timeoutMs : Infinity;
+  }
+
+  loginTimedOut(): void {
+    const message = `client_login_timeout: not logged in after ${this.timeoutMs} ms`;
+    this.reader.abort(new LoginRefused(message));
+    const { socket, accepted } = this;
+    if (this.handshaking) socket.destroy();
     else socket.end(errorResponse(SqlState.ProtocolViolation, message, 'FATAL'));
     setTimeout(() => {
       socket.destroy();
       accepted.destroy();
     }, CLOSE_GRACE_MS).unref();
-  }, timeoutMs) : null;
-  try {
-    let packet = await reader.startupPacket();
+  }
+
+  /** The first packet that is not an SSLRequest / GSSENCRequest, after answering those. */
+  async negotiate(first: StartupPacket, dir: LoginDirectory): Promise<StartupPacket> {
+    let packet = first;
     // As in Postgres, each request may come once (libpq sends GSSENC before
     // SSL), and none after TLS is up. A declined client carries on in plain
     // text on the same socket.
@@ -199,72 +213,104 @@ export async function clientLogin(accepted: net.Socket, dir: LoginDirectory): Pr
       if (packet.kind === 'gssenc') {
         if (gssDone) throw new ProtocolError('unexpected GSSENCRequest: encryption was already negotiated');
         gssDone = true;
-        socket.write(REFUSED);
+        this.socket.write(REFUSED);
       } else {
         if (sslDone) throw new ProtocolError('unexpected SSLRequest: encryption was already negotiated');
         sslDone = true;
         const context = dir.tls();
-        if (!context) socket.write(REFUSED);
+        if (!context) this.socket.write(REFUSED);
         else {
           // Bytes sent along with the SSLRequest were not encrypted, yet
           // would be read as if they came through TLS (CVE-2021-23214).
-          if (reader.detach() !== null) throw new ProtocolError('received unencrypted data after SSL request');
-          socket.write('S');
-          handshaking = true;
-          socket = acceptTls(socket, context);
-          reader = new LoginReader(socket);
+          if (this.reader.detach() !== null) throw new ProtocolError('received unencrypted data after SSL request');
+          this.socket.write('S');
+          this.handshaking = true;
+          this.socket = acceptTls(this.socket, context);
+          this.reader = new LoginReader(this.socket);
           gssDone = true;
         }
       }
-      packet = await reader.startupPacket();
+      packet = await this.reader.startupPacket();
       // A packet came through TLS, so the handshake is done.
-      handshaking = false;
+      this.handshaking = false;
     }
+    return packet;
+  }
+}
+
+/**
+ * Run the login exchange. Resolves with the client's identity, or null for
+ * a CancelRequest (handled and closed). Rejects with LoginRefused after
+ * telling the client why. `release` gives back the connection's
+ * max_client_conn slot when it is refused for want of one.
+ */
+export async function clientLogin(accepted: net.Socket, dir: LoginDirectory, release: () => void): Promise<LoggedIn | null> {
+  const timeoutMs = dir.loginTimeout();
+  const login = new Login(accepted, timeoutMs);
+  if (timeoutMs > 0) loginSweeper.add(login, timeoutMs);
+  try {
+    let packet = await login.reader.startupPacket();
+    // Most clients ask for SSL first (libpq's sslmode=prefer).
+    if (packet.kind === 'ssl' || packet.kind === 'gssenc') packet = await login.negotiate(packet, dir);
+    const socket = login.socket;
     if (packet.kind === 'cancel') {
       dir.cancel(packet.processId, packet.secretKey);
       socket.end();
       return null;
     }
+    if (packet.kind !== 'startup') throw new ProtocolError('unexpected startup packet'); // negotiate() returns no other
     const params = packet.params;
     const user = params.get('user')!;
     const database = params.get('database') || user;
     // As Postgres, after the startup packet (a CancelRequest is never
     // refused), so that libpq, which reads only once it has sent it, shows the error.
-    if (!dir.admit(database, user)) refuse(socket, SqlState.TooManyConnections, TOO_MANY_CLIENTS);
+    if (!dir.admit(database, user)) {
+      // A refused client no longer counts, even before it closes.
+      release();
+      refuse(socket, SqlState.TooManyConnections, TOO_MANY_CLIENTS);
+    }
     // Not knowing the user or pool must look like a wrong password (as PgBouncer).
-    const entry = (await dir.lookup(database, user))
+    const found = dir.lookup(database, user);
+    const entry = (found instanceof Promise ? await found : found)
       ?? mockEntry(dir.authType(), `no pool configured for database "${shortName(database)}" and user "${shortName(user)}"`);
-    await authenticate(socket, reader, user, database, entry);
-    const trackedParams = new Map<string, string>();
+    const authenticated = authenticate(socket, login.reader, user, database, entry);
+    if (authenticated) await authenticated;
+    let trackedParams: Map<string, string> | null = null;
     for (const [k, v] of params) {
       const name = trackedName(k);
-      if (name) trackedParams.set(name, v);
+      if (name) (trackedParams ??= new Map()).set(name, v);
     }
-    return { database, user, startupParams: params, trackedParams, leftover: reader.detach(), socket };
+    return { database, user, startupParams: params, trackedParams: trackedParams ?? NO_PARAMS, leftover: login.reader.detach(), socket };
   } catch (err) {
-    reader.detach();
+    const socket = login.socket;
+    login.reader.detach();
     if (err instanceof LoginRefused) throw err;
     if (err instanceof ProtocolError) refuse(socket, SqlState.ProtocolViolation, err.message);
     socket.destroy();
     throw new LoginRefused((err as Error).message);
   } finally {
-    if (timer) clearTimeout(timer);
+    if (timeoutMs > 0) loginSweeper.delete(login);
   }
 }
 
-async function authenticate(
-  socket: net.Socket,
-  reader: LoginReader,
-  user: string,
-  database: string,
-  entry: LoginEntry,
-): Promise<void> {
+/** No tracked startup parameters (shared: never written). */
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
+
+/** Authenticate the client: undefined when it is in at once (trust), else the exchange's promise. */
+function authenticate(socket: net.Socket, reader: LoginReader, user: string, database: string, entry: LoginEntry): Promise<void> | undefined {
+  if (entry.authMethod === 'trust' && !entry.unknown) {
+    entry.onAuthenticated?.(null);
+    return undefined;
+  }
+  return challenge(socket, reader, user, database, entry);
+}
+
+async function challenge(socket: net.Socket, reader: LoginReader, user: string, database: string, entry: LoginEntry): Promise<void> {
   const wrong = (): never => refuse(socket, SqlState.InvalidPassword, `password authentication failed for user "${shortName(user)}"`, {
     user: shortName(user),
     database: shortName(database),
     reason: entry.unknown ?? 'wrong password',
   });
-  if (entry.authMethod === 'trust' && !entry.unknown) return entry.onAuthenticated?.(null);
   // A user without a password (and no auth_query) is challenged too: no answer passes.
   if (entry.authMethod === 'scram-sha-256' && !entry.scram && entry.password === null) {
     entry = { ...entry, scram: mockScramSecret(user), unknown: entry.unknown ?? 'the user has no password' };
@@ -307,35 +353,4 @@ async function authenticate(
   const fresh = await entry.refresh?.();
   if (!fresh || fresh.authMethod !== 'md5' || fresh.password === null || !verifyMd5Response(response, user, fresh.password, salt)) return wrong();
   fresh.onAuthenticated?.(null);
-}
-
-/** ParameterStatus messages by name and value: every client of a pool is told the same ones (bounded: cleared when full). */
-const statusMessages = new Map<string, Buffer>();
-const MAX_STATUS_MESSAGES = 10_000;
-const AUTHENTICATION_OK = authenticationOk();
-const READY_IDLE = readyForQuery(TxStatus.Idle);
-
-function parameterStatusOf(name: string, value: string): Buffer {
-  const key = `${name}\0${value}`;
-  let m = statusMessages.get(key);
-  if (!m) {
-    if (statusMessages.size >= MAX_STATUS_MESSAGES) statusMessages.clear();
-    m = parameterStatus(name, value);
-    statusMessages.set(key, m);
-  }
-  return m;
-}
-
-/** The greeting after authentication: AuthenticationOk, parameters, keys, ReadyForQuery (one buffer, one write). */
-export function greeting(params: Map<string, string>, processId: number, secretKey: number): Buffer {
-  const parts = [AUTHENTICATION_OK];
-  let length = AUTHENTICATION_OK.length;
-  for (const [k, v] of params) {
-    const m = parameterStatusOf(k, v);
-    parts.push(m);
-    length += m.length;
-  }
-  const keys = backendKeyData(processId, secretKey);
-  parts.push(keys, READY_IDLE);
-  return Buffer.concat(parts, length + keys.length + READY_IDLE.length);
 }
