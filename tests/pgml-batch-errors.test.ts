@@ -19,7 +19,12 @@ import { dataRow, errorFields, firstError, msg, RawClient, types } from './harne
 const BY_PARAM = "SELECT pgml.embed($1, 'x') AS e";
 
 t.test('pgml refusals amid a failed extended batch', async (t) => {
-  const pg = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'pw' }], t });
+  const pg = await startPostgres({
+    auth: 'md5',
+    users: [{ name: 'app', password: 'pw' }],
+    databases: [{ name: 'shard0', owner: 'app' }, { name: 'shard1', owner: 'app' }],
+    t,
+  });
   const port = await freePort();
   const pool = (mode: string, cache: number) => ({
     pool_mode: mode,
@@ -31,14 +36,29 @@ t.test('pgml refusals amid a failed extended batch', async (t) => {
     configToml({
       port,
       general: { prepared_statements: true },
-      pools: { plain: pool('session', 0), prepared: pool('transaction', 100) },
+      pools: {
+        plain: pool('session', 0),
+        prepared: pool('transaction', 100),
+        sharded: {
+          ...pool('transaction', 100),
+          query_parser_enabled: true,
+          sharding_function: 'pg_bigint_hash',
+          automatic_sharding_key: 'items.id',
+          shards: [0, 1].map((n) => primaryShard(pg, `shard${n}`)),
+        },
+      },
       extra: { models: { lexical: { builtin: 'hash-384' } } },
     }),
     { t, logLevel: 'warn' },
   );
 
-  for (const database of ['plain', 'prepared']) {
-    await t.test(database === 'plain' ? 'session mode, prepared statements off' : 'transaction mode, prepared statements on', async (t) => {
+  const titles: Record<string, string> = {
+    plain: 'session mode, prepared statements off',
+    prepared: 'transaction mode, prepared statements on',
+    sharded: 'sharded pool',
+  };
+  for (const database of ['plain', 'prepared', 'sharded']) {
+    await t.test(titles[database]!, async (t) => {
       const raw = await RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'pw', database });
       t.teardown(() => raw.destroy());
       /** The connection still answers, in step. */
@@ -75,10 +95,14 @@ t.test('pgml refusals amid a failed extended batch', async (t) => {
       });
 
       await t.test('refused at Parse (a constant unknown model) after a server error', async (t) => {
+        // What the pool answers for the bad statement alone (a sharded pool's router refuses what it cannot parse: 0A000).
+        raw.send(msg.parse('SELEC broken'), msg.bind(), msg.execute(), msg.sync());
+        const alone = firstError(await raw.readUntilReady())?.get('C');
+        t.equal(alone, database === 'sharded' ? '0A000' : '42601');
         raw.send(msg.parse('SELEC broken'), msg.parse("SELECT pgml.embed('nope', $1)"), msg.bind(['x']), msg.execute(), msg.sync());
         const r = await raw.readUntilReady();
         t.equal(types(r), 'EZ');
-        t.equal(firstError(r)?.get('C'), '42601');
+        t.equal(firstError(r)?.get('C'), alone, 'the same first error');
         await alive();
       });
 

@@ -25,12 +25,13 @@ import { parse } from '../protocol/messages/parse.js';
 
 const MARK = `pglynx raise ${randomBytes(12).toString('hex')}`;
 const NO_RESULT_FORMATS = Buffer.from([0, 0]);
+const PREFIX = 'DO $pglynx$ ';
 
 /** The DO block raising `code` / `message` (dollar signs dropped: they would end its quoting; quotes doubled). */
 function raiseSql(code: string, message: string): string {
   const text = message.replace(/\$/g, '').replace(/'/g, "''");
   const sqlstate = /^[0-9A-Z]{5}$/.test(code) ? code : 'XX000';
-  return `DO $pglynx$ BEGIN RAISE EXCEPTION '%', '${text}' USING ERRCODE = '${sqlstate}', DETAIL = '${MARK}'; END $pglynx$`;
+  return `${PREFIX}BEGIN RAISE EXCEPTION '%', '${text}' USING ERRCODE = '${sqlstate}', DETAIL = '${MARK}'; END $pglynx$`;
 }
 
 /**
@@ -44,6 +45,14 @@ export function raiseMessages(code: string, message: string): Buffer {
     bind({ portal: '', statement: '', formats: [], values: [], resultFormats: NO_RESULT_FORMATS }),
     execute(),
   ]);
+}
+
+/**
+ * The statement text is a raise's (a sharded pool routes a unit by its
+ * client's statements, and a cross-shard plan rewrites only theirs).
+ */
+export function isRaiseSql(sql: string): boolean {
+  return sql.startsWith(PREFIX) && sql.includes(MARK);
 }
 
 /** The ErrorResponse (its fields) is the one raiseMessages asked for. */

@@ -8,6 +8,7 @@ import { MessageCursor, type MessageView } from '../protocol/cursor.js';
 import { paramFormat } from '../protocol/messages/bind.js';
 import { parseWithSql } from '../protocol/messages/parse.js';
 import { Target } from '../protocol/messages/target.js';
+import { isRaiseSql } from '../pgml/raise-batch.js';
 
 export interface Unit {
   /** The unit's messages, as the client sent them. */
@@ -43,6 +44,8 @@ export function takeUnits(
   let sql: string | null = null;
   let params: (string | null)[] = [];
   let named = false;
+  /** The pooler's raise (pgml/raise-batch.ts) ends the unit: its Parse and Bind say nothing of where the unit runs. */
+  let raising = false;
   const m = new MessageCursor().over(pending);
   while (m.next()) {
     switch (m.type) {
@@ -53,6 +56,10 @@ export function takeUnits(
       case Frontend.Parse: {
         const name = m.statementName()!;
         const text = m.sql();
+        if (name === '' && isRaiseSql(text)) {
+          raising = true;
+          break;
+        }
         sql = text;
         if (name !== '') {
           named = true;
@@ -61,6 +68,7 @@ export function takeUnits(
         break;
       }
       case Frontend.Bind: {
+        if (raising) break;
         const bind = bindParams(m);
         params = bind.params;
         if (bind.statement !== '') {
@@ -79,16 +87,17 @@ export function takeUnits(
         sql = null;
         params = [];
         named = false;
+        raising = false;
         continue;
     }
   }
   return { units, rest: pending.subarray(unitStart) };
 }
 
-/** The unit with its (one) Parse's statement text replaced; other messages as they were. */
+/** The unit with its (one) Parse's statement text replaced (not a raise's); other messages as they were. */
 export function withStatementText(unit: Unit, text: string): Buffer {
   const parts: Buffer[] = [];
   const m = new MessageCursor().over(unit.bytes);
-  while (m.next()) parts.push(m.type === Frontend.Parse ? parseWithSql(m.buffer, m.start, m.end, text) : m.bytes());
+  while (m.next()) parts.push(m.type === Frontend.Parse && !isRaiseSql(m.sql()) ? parseWithSql(m.buffer, m.start, m.end, text) : m.bytes());
   return Buffer.concat(parts);
 }

@@ -10,6 +10,7 @@ import { isRaised, raiseMessages } from '../../pooler/pgml/raise-batch.js';
 import type { EmbeddingProvider } from '../../pooler/pgml/rewrite.js';
 import { errorResponse, parseErrorFields } from '../../pooler/protocol/messages/error.js';
 import { MessageFramer } from '../../pooler/protocol/framer.js';
+import { takeUnits, withStatementText } from '../../pooler/sharding/units.js';
 import { serialize } from '../harness/pg-sasl.js';
 
 const engine: EmbeddingProvider = { has: (m) => m === 'minilm', embed: async (_m, inputs) => inputs.map(() => Float32Array.from([1])) };
@@ -81,4 +82,16 @@ t.test('DescribeReplies: the raise skipped after the server failed the client', 
   n.sync(false, 0, ctx);
   const notice = be('N', 'SNOTICE\0C00000\0Mhi\0\0');
   t.same(atEveryByte(n, Buffer.concat([PC, notice, BC, raisedError, ready])), Buffer.concat([notice, errorResponse('42704', 'no model'), ready]));
+});
+
+t.test("sharded units: the raise says nothing of where the unit runs, and a cross-shard plan leaves it as it is", async (t) => {
+  const raise = raiseMessages('42704', 'no model');
+  const stream = Buffer.concat([serialize.parse({ text: 'SELECT * FROM items WHERE id = $1' }), serialize.bind({ values: ['7'] }), serialize.execute(), raise, serialize.sync()]);
+  const { units } = takeUnits(stream, new Map());
+  t.equal(units.length, 1);
+  t.equal(units[0]!.sql, 'SELECT * FROM items WHERE id = $1', "the client's statement routes the unit");
+  t.same(units[0]!.params, ['7'], "the client's parameters, not the raise's Bind");
+  const planned = withStatementText(units[0]!, 'SELECT 1');
+  t.ok(planned.includes(raise.subarray(0, raise.readInt32BE(1) + 1)), "the raise's Parse is kept");
+  t.equal(types(planned), 'PBEPBES');
 });
