@@ -66,6 +66,11 @@ export const GENERAL_DEFAULTS: Readonly<Omit<GeneralConfig, Required_>> = Object
   auth_query: null,
   auth_query_user: null,
   auth_query_password: null,
+  // PgLynx's pipelining (off by default: PgCat's behaviour). The wait bound
+  // is benchmarks/README.md's pick: pgbench -S statements take ~0.1 ms.
+  pipeline_depth: 1,
+  pipeline_writes: false,
+  pipeline_max_wait_ms: 1,
 });
 
 export const POOL_DEFAULTS: Readonly<Omit<PoolConfig, 'users' | 'shards'>> = Object.freeze({
@@ -94,6 +99,10 @@ export const POOL_DEFAULTS: Readonly<Omit<PoolConfig, 'users' | 'shards'>> = Obj
   cleanup_server_connections: true,
   // Unset in a pool: general.server_reset_query_always (copied at load time).
   server_reset_query_always: false,
+  // Unset in a pool: the [general] values (copied at load time).
+  pipeline_depth: 1,
+  pipeline_writes: false,
+  pipeline_max_wait_ms: 1,
   log_client_parameter_status_changes: false,
   // PgCat ≥ 1.2 defaults this to 0 (disabled) at parse time. It stays null
   // here so a PgCat 1.1 file with [general] prepared_statements = true keeps

@@ -24,6 +24,8 @@ import type {
 
 const PGCAT_SECTIONS = new Set(['path', 'general', 'pools', 'plugins']);
 const PGLITE_PREFIX = 'pglite:';
+/** Units in flight on one server connection at most (pipeline_depth). */
+const MAX_PIPELINE_DEPTH = 64;
 
 function parseToml(text: string, file: string): Table {
   try {
@@ -53,6 +55,7 @@ const GENERAL_INT_BOUNDS: Partial<Record<keyof GeneralConfig, [number, number]>>
   port: [0, 65535], prometheus_exporter_port: [0, 65535], worker_threads: [1, Number.MAX_SAFE_INTEGER],
   autoreload: [1, Number.MAX_SAFE_INTEGER],
   max_message_size: [1024, G.max_message_size],
+  pipeline_depth: [1, MAX_PIPELINE_DEPTH],
 };
 
 function readGeneral(r: Reader, raw: Table): GeneralConfig {
@@ -277,6 +280,9 @@ function readPool(r: Reader, t: Table, p: Path, general: GeneralConfig): PoolCon
     auth_query_password: os('auth_query_password') ?? general.auth_query_password,
     cleanup_server_connections: b('cleanup_server_connections', P.cleanup_server_connections),
     server_reset_query_always: b('server_reset_query_always', general.server_reset_query_always),
+    pipeline_depth: r.int(t, 'pipeline_depth', p, general.pipeline_depth, 1, MAX_PIPELINE_DEPTH),
+    pipeline_writes: b('pipeline_writes', general.pipeline_writes),
+    pipeline_max_wait_ms: r.int(t, 'pipeline_max_wait_ms', p, general.pipeline_max_wait_ms),
     log_client_parameter_status_changes: b('log_client_parameter_status_changes', P.log_client_parameter_status_changes),
     prepared_statements_cache_size: r.optInt(t, 'prepared_statements_cache_size', p),
     plugins: pluginsTable === undefined ? P.plugins : readPlugins(r, pluginsTable, [...p, 'plugins']),

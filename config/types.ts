@@ -61,6 +61,12 @@ export interface GeneralConfig {
   auth_query: string | null;
   auth_query_user: string | null;
   auth_query_password: string | null;
+  /** PgLynx: independent autocommit units sent on one busy server connection before its replies return, when the pool is saturated (1: off). */
+  pipeline_depth: number;
+  /** PgLynx: autocommit writes may be pipelined too (reads only otherwise). */
+  pipeline_writes: boolean;
+  /** PgLynx: a unit is not queued behind one that has run longer than this (ms). */
+  pipeline_max_wait_ms: number;
 }
 
 export interface ServerAddressConfig {
@@ -139,6 +145,10 @@ export interface PoolConfig {
   cleanup_server_connections: boolean;
   /** As general.server_reset_query_always, for this pool (unset: the general value). */
   server_reset_query_always: boolean;
+  /** As general.pipeline_depth / pipeline_writes / pipeline_max_wait_ms, for this pool (unset: the general value). */
+  pipeline_depth: number;
+  pipeline_writes: boolean;
+  pipeline_max_wait_ms: number;
   log_client_parameter_status_changes: boolean;
   prepared_statements_cache_size: number | null;
   plugins: PluginsConfig | null;

@@ -14,13 +14,15 @@ interface PoolCounts {
   svTested: number;
   svLogin: number;
   maxWaitMs: number;
+  /** Units queued behind another client's on a busy server (pipelining), since start. */
+  pipelined: number;
 }
 
 /** Client and server states per pool key, counted the same way for every SHOW. */
 function countStates(ctx: AdminContext): Map<string, PoolCounts> {
   const counts = new Map<string, PoolCounts>();
   for (const e of ctx.pools()) {
-    const c: PoolCounts = { clIdle: 0, clActive: 0, clWaiting: 0, svActive: 0, svIdle: 0, svTested: 0, svLogin: 0, maxWaitMs: 0 };
+    const c: PoolCounts = { clIdle: 0, clActive: 0, clWaiting: 0, svActive: 0, svIdle: 0, svTested: 0, svLogin: 0, maxWaitMs: 0, pipelined: 0 };
     // As PgCat: a (database, user) row counts the connections to every
     // server of the pool (shards, primary and replicas).
     for (const { pool } of e.cluster.members) {
@@ -32,6 +34,7 @@ function countStates(ctx: AdminContext): Map<string, PoolCounts> {
       }
       const pc = pool.counters;
       c.svLogin += pc.connecting;
+      c.pipelined += pool.stats.totals.pipelined;
       // The pools' own queues count too: they also hold logins still learning server parameters.
       c.maxWaitMs = Math.max(c.maxWaitMs, pc.maxWaitMs);
     }
@@ -57,6 +60,8 @@ const POOLS_COLUMNS = [
   int('cl_idle'), int('cl_active'), int('cl_waiting'), int('cl_cancel_req'),
   int('sv_active'), int('sv_idle'), int('sv_used'), int('sv_tested'), int('sv_login'),
   int('maxwait'), int('maxwait_us'),
+  // PgLynx's, after PgCat's: units queued behind another client's on a busy server (pipeline_depth).
+  int('pipelined'),
 ];
 
 export function showPools(ctx: AdminContext): AdminReply {
@@ -71,6 +76,7 @@ export function showPools(ctx: AdminContext): AdminReply {
       c.clIdle, c.clActive, c.clWaiting, 0,
       c.svActive, c.svIdle, 0, c.svTested, c.svLogin,
       maxwait, maxwaitUs,
+      c.pipelined,
     ];
   });
   return table(POOLS_COLUMNS, rows);

@@ -21,6 +21,8 @@ const SERVER_COLUMNS = [
   text('type'), text('database'), text('addr'), int('port'), text('local_addr'), int('local_port'),
   text('connect_time'), text('request_time'), int('wait'), int('wait_us'), int('close_needed'),
   text('ptr'), text('link'), int('remote_pid'), text('tls'), text('banned'),
+  // PgLynx's: units on the connection now (the running one and those queued behind it: pipeline_depth), and in all.
+  int('pipeline_depth'), int('pipelined'),
 ];
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; PgBouncer shows a.b.c.d. */
@@ -66,6 +68,7 @@ export function showServers(ctx: AdminContext): AdminReply {
           flag(lifetime > 0 && now - conn.createdAt > lifetime),
           ptr(conn.id), client ? ptr(client.processId) : null, conn.processId, '',
           String(banned),
+          conn.pending > 0 ? (conn.pipeline?.depth ?? 1) : 0, conn.pipeline?.queuedTotal ?? 0,
         ]);
       }
     }

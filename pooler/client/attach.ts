@@ -16,8 +16,10 @@ import type { ClusterMember, RoleTarget } from '../pool/cluster.js';
 import { parameterSyncQuery } from '../server/params.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
-import { bind } from './direct.js';
+import { bind, bindBehind } from './direct.js';
 import { ParamMatch } from './param-match.js';
+import { mayPipeline } from './pipeline-unit.js';
+import type { Sharer } from '../pool/share.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -26,7 +28,7 @@ const EMPTY = Buffer.alloc(0);
  * callbacks it gives the pool's wait queue are its own fields, so waiting
  * for a connection allocates no promise and no closure.
  */
-export class ServerAttach {
+export class ServerAttach implements Sharer {
   private readonly params = new ParamMatch();
 
   constructor(private readonly s: SessionCore) {}
@@ -65,7 +67,28 @@ export class ServerAttach {
     }
     s.transition(ClientState.Waiting);
     if (ready) void this.prepare(ready);
-    else s.pool.wait(this.poolReady, this.poolFailed);
+    else s.pool.wait(this.poolReady, this.poolFailed, this.mayShare() ? this : null);
+  }
+
+  /** The queued batch may be queued behind other clients' units on a busy server (pipelining: client/pipeline-unit.ts). */
+  private mayShare(): boolean {
+    const s = this.s;
+    const pipeline = s.pool.settings.pipeline;
+    if (pipeline.depth <= 1 || s.pendingDirty !== 0 || s.unsynced || s.queuedSyncs === 0) return false;
+    const statements = s.pool.sharesPreparedStatements ? s.clientStatements() : null;
+    for (const bytes of s.queued) if (!mayPipeline(bytes, statements, pipeline.writes)) return false;
+    return true;
+  }
+
+  // Sharer (pool/share.ts): the pool offers a place behind a busy server's units.
+
+  accepts(server: ServerConnection): boolean {
+    const s = this.s;
+    return !s.closed && this.params.matches(s.params, s.paramsVersion, server);
+  }
+
+  onBehind(server: ServerConnection): void {
+    bindBehind(this.s, server);
   }
 
   /** The pool's wait queue handed over a connection. */
@@ -175,14 +198,20 @@ async function healthcheck(s: SessionCore, server: ServerConnection): Promise<vo
   }
 }
 
-/**
- * No server for the queued requests: answer them with the error, then
- * apply PgCat's checkout_failure_limit, failures over the client's life
- * (PgCat never resets its count), so a client stuck on an overloaded
- * pooler reconnects, maybe to another one behind the load balancer.
- */
+/** No server for the queued requests: answer them with the error, then count the failure. */
 function checkoutFailed(s: SessionCore, code: string, message: string): void {
   failQueued(s, code, message);
+  countCheckoutFailure(s);
+}
+
+/**
+ * A checkout failed and its error was answered (here, or by the sharded
+ * executor for a shard with no server): PgCat's checkout_failure_limit,
+ * failures over the client's life (PgCat never resets its count), so a
+ * client stuck on an overloaded pooler reconnects, maybe to another one
+ * behind the load balancer.
+ */
+export function countCheckoutFailure(s: SessionCore): void {
   s.counters.errors += 1;
   s.checkoutFailures += 1;
   const limit = s.settings.checkoutFailureLimit;

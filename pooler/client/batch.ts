@@ -186,7 +186,8 @@ export class BatchWalker {
 
   private markDirty(dirt: number): void {
     if (dirt === 0) return;
-    const server = this.s.checkout.server;
+    // Only a server the client sends to directly: behind others' units (pipelining) its statement waits, and may run elsewhere.
+    const server = this.s.checkout.direct;
     if (server) server.markDirty(dirt);
     else this.s.pendingDirty |= dirt;
   }

@@ -10,6 +10,7 @@ import { rewriteForServer } from '../prepared/rewrite.js';
 import { MessageCursor } from '../protocol/cursor.js';
 import { ProtocolError } from '../protocol/framer.js';
 import { ClientState } from './client-state.js';
+import { mayPipeline } from './pipeline-unit.js';
 import type { SessionCore } from './session-core.js';
 
 /** Attach `server` (just checked out of the session's pool) and send it everything queued. */
@@ -17,6 +18,22 @@ export function bind(s: SessionCore, server: ServerConnection): void {
   s.checkout.hold(s.pool, server);
   if (s.pendingDirty !== 0) server.markDirty(s.pendingDirty);
   s.pendingDirty = 0;
+  sendQueued(s, server);
+  // Others' units may queue behind this one when it allows it (pipelining).
+  if (s.pool.settings.pipeline.depth > 1) s.pool.offerBehind(server);
+}
+
+/**
+ * Queue everything queued (an autocommit unit that may be pipelined:
+ * attach.ts checked) behind the units `server` runs for other clients;
+ * its replies come once theirs are in.
+ */
+export function bindBehind(s: SessionCore, server: ServerConnection): void {
+  s.checkout.follow(s.pool, server, s.queuedSyncs);
+  sendQueued(s, server);
+}
+
+function sendQueued(s: SessionCore, server: ServerConnection): void {
   const bytes = s.queued.length === 1 ? s.queued[0] : Buffer.concat(s.queued);
   const syncs = s.queuedSyncs;
   s.queued = [];
@@ -33,6 +50,12 @@ export function bind(s: SessionCore, server: ServerConnection): void {
 
 /** Write to the attached server: the client is active, its statement clock runs. */
 export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Buffer, syncs: number): void {
+  const pipeline = s.pool.settings.pipeline;
+  if (pipeline.depth > 1 && server.owner === s.checkout.owner) {
+    // The client's own unit (not queued behind others'): may others' units queue behind it?
+    const statements = s.pool.sharesPreparedStatements ? s.clientStatements() : null;
+    server.ownUnit(syncs > 0 && mayPipeline(bytes, statements, pipeline.writes));
+  }
   if (server.prepared) {
     // Prepared statements shared across servers: names rewritten for this one.
     bytes = rewriteForServer(bytes, s.clientStatements(), server.prepared, server.isIdle, server);

@@ -7,12 +7,13 @@
 import { SqlState, TxStatus } from '../protocol/codes.js';
 import { errorResponse } from '../protocol/messages/error.js';
 import { readyForQuery } from '../protocol/messages/status.js';
-import type { ServerConnection } from '../server/connection.js';
+import type { LostReply, ServerConnection } from '../server/connection.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
 import type { ServerAttach } from './attach.js';
 
-export function onServerLost(s: SessionCore, attach: ServerAttach, server: ServerConnection, reason: Error): void {
+/** `lost`: how the connection stood towards this client's unit (ServerConnection.lostReply). */
+export function onServerLost(s: SessionCore, attach: ServerAttach, server: ServerConnection, reason: Error, lost: LostReply): void {
   s.checkout.lost();
   s.clocks.stop();
   s.replyEdits.reset();
@@ -32,7 +33,6 @@ export function onServerLost(s: SessionCore, attach: ServerAttach, server: Serve
   }
   // The server may have said why itself (FATAL 57P01...), held back by the
   // connection or already shown; one error per statement.
-  const lost = server.lostReply();
   const message = `server connection lost: ${lost.held ? lost.held.message : reason.message}`;
   if (lost.inTransaction || s.isSessionMode || lost.openBatch || lost.fatalShown) {
     // Its transaction or session is gone: the server's own FATAL, then the end.

@@ -215,7 +215,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   cancel(): Promise<void> {
     this.replies.cancel(); // pgml generation in progress for this client stops (57014)
     const server = this.checkout.server;
-    return server ? server.cancel() : Promise.resolve();
+    return server ? server.cancelFor(this) : Promise.resolve();
   }
 
   /** Graceful shutdown: leave now if idle, otherwise right after the transaction in flight ends. */
@@ -277,7 +277,14 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     }
     const server = this.checkout.server;
     if (server && this.clientState !== ClientState.Waiting) {
-      sendToServer(this, server, bytes, syncs);
+      const direct = this.checkout.direct;
+      if (direct) {
+        sendToServer(this, direct, bytes, syncs);
+        return;
+      }
+      // Its unit shares the server with other clients' (pipelining): what it sends next goes after its turn (onServerIdle).
+      this.queued.push(bytes);
+      this.queuedSyncs += syncs;
       return;
     }
     // No copy needed: each socket read is a fresh Buffer, never reused.
@@ -309,6 +316,8 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
 
   onServerIdle(server: ServerConnection): void {
     onDirectIdle(this, server);
+    // What it sent while its unit shared the server with others' (pipelining) goes now.
+    if (this.queued.length > 0 && this.clientState === ClientState.Idle) this.attach.attach();
   }
 
   onServerParameter(name: string, value: string): void {
@@ -320,7 +329,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   }
 
   onServerClosed(server: ServerConnection, reason: Error): void {
-    onServerLost(this, this.attach, server, reason);
+    onServerLost(this, this.attach, server, reason, server.lostReply(this));
   }
 
   /** The client is gone: give its server back clean, or close it. */

@@ -31,7 +31,15 @@ export interface PoolSettings {
   prewarm: string[];
   /** Prepared statements per server connection in transaction mode; 0 disables renaming. */
   preparedCacheSize: number;
+  /** Pipelining (pipeline.ts): units per server connection at most (1: off), whether writes may be, and the wait bound in ms. */
+  pipeline: PipelineSettings;
   server: ServerOptions;
+}
+
+export interface PipelineSettings {
+  depth: number;
+  writes: boolean;
+  maxWaitMs: number;
 }
 
 /** Where a (pool, shard, server) lives once embedded backends are started. */
@@ -72,6 +80,13 @@ export function poolSettings(
     prewarm: prewarmQueries(config, pc),
     // PgCat >= 1.2 enables it per pool by cache size; 1.1 with general.prepared_statements.
     preparedCacheSize: pc.prepared_statements_cache_size ?? (g.prepared_statements ? g.prepared_statements_cache_size : 0),
+    // Transaction mode only (a session-mode client keeps its server), and not
+    // on the embedded backend (one shared session: see size above).
+    pipeline: {
+      depth: (user.pool_mode ?? pc.pool_mode) === 'transaction' && !isEmbeddedHost(server.host) ? pc.pipeline_depth : 1,
+      writes: pc.pipeline_writes,
+      maxWaitMs: pc.pipeline_max_wait_ms,
+    },
     server: {
       host: addr.host,
       port: addr.port,

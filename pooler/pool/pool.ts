@@ -12,6 +12,7 @@ import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
 import { ServerStatements } from '../prepared/statements.js';
 import { ALL_DIRTY, resetQuery } from '../server/reset.js';
+import { hasRoomBehind, shareTarget, type Sharer } from './share.js';
 
 /** What release() returns when nothing was left to wait for. */
 const DONE: Promise<void> = Promise.resolve();
@@ -29,7 +30,12 @@ interface Waiter {
   since: number;
   /** Date.now() past which it fails (checkout timeout); Infinity: never. */
   deadline: number;
+  /** Its unit may also be queued behind a busy connection's (pipelining); null: it needs a connection of its own. */
+  sharer: Sharer | null;
 }
+
+/** Waiters looked at for a place behind a connection's unit, from the front of the queue. */
+const SHARE_SCAN = 32;
 
 export interface PoolCounters {
   total: number;
@@ -93,15 +99,23 @@ export class Pool {
   /**
    * Wait FIFO for a clean connection, with callbacks (acquire's form for
    * the hot path: no promise per wait). One of them is called once, maybe
-   * before this returns.
+   * before this returns. A `sharer` may instead be given a place behind a
+   * busy connection's unit (pipelining) when the pool is saturated.
    */
-  wait(onReady: (conn: ServerConnection) => void, onError: (err: PoolError) => void): void {
+  wait(onReady: (conn: ServerConnection) => void, onError: (err: PoolError) => void, sharer: Sharer | null = null): void {
     if (this.closed) return onError(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
     const conn = this.tryAcquire();
     if (conn) return onReady(conn);
+    if (sharer !== null && this.saturated) {
+      const busy = shareTarget(this.all, this.settings.pipeline, sharer);
+      if (busy) {
+        this.stats.totals.pipelined += 1;
+        return sharer.onBehind(busy);
+      }
+    }
     const since = Date.now();
     const timeout = this.settings.checkoutTimeout;
-    this.waiters.push({ resolve: onReady, reject: onError, since, deadline: timeout > 0 ? since + timeout : Infinity });
+    this.waiters.push({ resolve: onReady, reject: onError, since, deadline: timeout > 0 ? since + timeout : Infinity, sharer });
     // One timer per pool, not one per waiter: armed for the earliest deadline.
     if (timeout > 0 && !this.waitTimer) this.waitTimer = setTimeout(this.expireWaiters, timeout);
     this.pump();
@@ -130,6 +144,32 @@ export class Pool {
     }
     if (next !== Infinity) this.waitTimer = setTimeout(this.expireWaiters, Math.max(1, next - now));
   };
+
+  /** Pipelining is on and no connection is free or can be opened: the only time units are queued behind others. */
+  private get saturated(): boolean {
+    return this.settings.pipeline.depth > 1 && !this.paused && this.all.size + this.connecting >= this.settings.size;
+  }
+
+  /**
+   * `conn` is busy with a unit that others may queue behind (it just
+   * started, or one ahead of it finished): give waiting sharers a place on it.
+   */
+  offerBehind(conn: ServerConnection): void {
+    if (this.waiters.length === 0 || !this.saturated) return;
+    const settings = this.settings.pipeline;
+    const now = performance.now();
+    for (let i = 0; i < this.waiters.length && i < SHARE_SCAN && hasRoomBehind(conn, settings, now); ) {
+      const sharer = this.waiters[i].sharer;
+      if (sharer === null || !sharer.accepts(conn)) {
+        i++;
+        continue;
+      }
+      this.waiters.splice(i, 1);
+      this.stats.totals.pipelined += 1;
+      sharer.onBehind(conn);
+    }
+    if (this.waiters.length === 0) this.stopWaitTimer();
+  }
 
   /**
    * Take a connection back from a client. Resets what the client left
@@ -332,12 +372,15 @@ export class Pool {
       if (!conn) break;
       this.waiters.shift()!.resolve(conn);
     }
-    if (this.waiters.length === 0 && this.waitTimer) {
-      clearTimeout(this.waitTimer);
-      this.waitTimer = null;
-    }
+    if (this.waiters.length === 0) this.stopWaitTimer();
     const wanted = this.waiters.length - this.connecting;
     for (let i = 0; i < wanted && this.all.size + this.connecting < this.settings.size; i++) this.spawn();
+  }
+
+  private stopWaitTimer(): void {
+    if (!this.waitTimer) return;
+    clearTimeout(this.waitTimer);
+    this.waitTimer = null;
   }
 
   private spawn(): void {

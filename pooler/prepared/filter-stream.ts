@@ -12,8 +12,12 @@ import type { ReplyFilter, RetryableUnit } from './replies.js';
 export interface FilterHooks {
   /** Types whose bodies the connection reads (ReadyForQuery, ErrorResponse...). */
   readonly watched: Uint8Array;
-  /** A watched message kept in the stream; true to drop it after all (a FATAL held back from the client). */
-  onWatched(type: number, body: Buffer): boolean;
+  /**
+   * A watched message kept in the stream; true to drop it after all (a
+   * FATAL held back from the client). `end`: where it ends in the bytes
+   * passed on (pipelining cuts the stream there).
+   */
+  onWatched(type: number, body: Buffer, end: number): boolean;
   /** Send the healed unit again (its ReadyForQuery, swallowed, is still owed). */
   rerun(unit: RetryableUnit): void;
 }
@@ -38,6 +42,8 @@ export function filterPooledReplies(
   let rerun: RetryableUnit | null = null;
   let pieceStart = messages[1];
   let last = pieceStart;
+  /** Bytes of `kept`. */
+  let keptLength = 0;
   for (const m = cursor.frames(buffer, messages); m.next(); ) {
     const type = m.type;
     let drop = false;
@@ -55,12 +61,15 @@ export function filterPooledReplies(
       drop = true;
     }
     if (!drop && hooks.watched[type]) {
-      drop = hooks.onWatched(type, m.body());
+      drop = hooks.onWatched(type, m.body(), keptLength + m.end - pieceStart);
       if (type === Backend.ReadyForQuery) replies.onReady();
     }
     if (!drop && client) drop = replies.onKept(type);
     if (drop) {
-      if (m.start > pieceStart) kept.push(buffer.subarray(pieceStart, m.start));
+      if (m.start > pieceStart) {
+        kept.push(buffer.subarray(pieceStart, m.start));
+        keptLength += m.start - pieceStart;
+      }
       pieceStart = m.end;
     }
     last = m.end;

@@ -24,7 +24,7 @@ import type { CrossShardPlan } from '../sharding/plan-types.js';
 import { relationsIn, type Relation } from './relations.js';
 import { sessionEffects } from './session-effects.js';
 import { nodeType, type RawStmt, type ScanToken } from './sql-ast.js';
-import { deallocationOf, dropsPrepared, kindOf, opensTransaction, type Deallocation, type QueryKind } from './statement-kind.js';
+import { deallocationOf, dropsPrepared, kindOf, opensTransaction, pipelineKind, type Deallocation, type QueryKind } from './statement-kind.js';
 
 await loadModule();
 
@@ -64,6 +64,7 @@ export class Statement {
   private scanned: Lazy<readonly ScanToken[] | null> = UNSET;
   private kindMemo: QueryKind | null = null;
   private dirtMemo = -1;
+  private pipelineMemo: Lazy<'read' | 'write' | null> = UNSET;
   private deallocationMemo: Lazy<Deallocation | null> = UNSET;
   private relationsMemo: Lazy<readonly Relation[] | null> = UNSET;
   private canonicalMemo: Lazy<readonly string[] | null> = UNSET;
@@ -134,6 +135,19 @@ export class Statement {
       this.dirtMemo = stmts === null ? ALL_DIRTY : sessionEffects(stmts);
     }
     return this.dirtMemo;
+  }
+
+  /**
+   * May share a busy server with other clients' statements (pipelining):
+   * 'read' or 'write' for autocommit statements that leave no session state
+   * and open no transaction; null when it must have a server to itself.
+   */
+  get pipelineKind(): 'read' | 'write' | null {
+    if (this.pipelineMemo === UNSET) {
+      const stmts = this.stmts;
+      this.pipelineMemo = stmts === null || this.sessionState !== 0 ? null : pipelineKind(stmts);
+    }
+    return this.pipelineMemo;
   }
 
   /** The text is exactly one DEALLOCATE [PREPARE] name | ALL (null otherwise). */

@@ -5,7 +5,7 @@
 // (router/parse.ts parses once and keeps the answers).
 
 import { walkAst } from './ast-walk.js';
-import { functionName, type Node, type RawStmt, wrapped } from './sql-ast.js';
+import { functionName, nodeType, type Node, type RawStmt, wrapped } from './sql-ast.js';
 
 export type QueryKind =
   /** May run on a replica. */
@@ -108,4 +108,29 @@ export function opensTransaction(stmts: readonly RawStmt[]): boolean {
     else if (kind === 'TRANS_STMT_COMMIT' || kind === 'TRANS_STMT_ROLLBACK' || kind === 'TRANS_STMT_PREPARE') open = false;
   }
   return open;
+}
+
+/**
+ * Statements that never share a busy server connection with other clients'
+ * statements (pipelining), whatever else is true of them: transaction
+ * control, COPY, cursors, SQL-level prepared statements, LISTEN, locks and
+ * anything SET-like belong to one session or one transaction.
+ */
+const NEVER_PIPELINED = new Set([
+  'TransactionStmt', 'CopyStmt', 'VariableSetStmt', 'DeclareCursorStmt', 'ClosePortalStmt', 'FetchStmt', 'PrepareStmt',
+  'ExecuteStmt', 'DeallocateStmt', 'DiscardStmt', 'ListenStmt', 'UnlistenStmt', 'LockStmt', 'CallStmt', 'DoStmt',
+]);
+
+/**
+ * Whether a text may be pipelined (client/pipeline-unit.ts): 'read' or
+ * 'write' when each of its statements is an autocommit statement that
+ * leaves nothing on the session (the caller also checks sessionEffects),
+ * null when it must keep a server to itself.
+ */
+export function pipelineKind(stmts: readonly RawStmt[]): 'read' | 'write' | null {
+  if (stmts.length === 0) return null;
+  for (const { stmt } of stmts) {
+    if (!stmt || NEVER_PIPELINED.has(nodeType(stmt))) return null;
+  }
+  return kindOf(stmts) === 'read' ? 'read' : 'write';
 }

@@ -29,6 +29,7 @@ import { isSocketDir, openServerSocket } from './address.js';
 import { sendCancelRequest } from './cancel.js';
 import { ServerCounters } from '../stats/server-counters.js';
 import { Dirty } from './reset.js';
+import { PipelineQueue } from './pipeline.js';
 
 /** Who receives a server's replies while it is checked out. */
 export interface ServerOwner {
@@ -106,7 +107,12 @@ export class ServerConnection {
   prepared: ReplyFilter | null = null;
   private framer: MessageFramer | null = null;
   closed = false;
+  /** Who gets the replies arriving now: the owner of the unit running (with pipelining, units of other owners may be queued behind it). */
   owner: ServerOwner | null = null;
+  /** Pipelining's state (pipeline.ts); null on connections of pools without it. */
+  pipeline: PipelineQueue | null = null;
+  /** Cancel requests sent for this connection whose own connection is still open: no unit is queued behind it meanwhile. */
+  cancelsInFlight = 0;
 
   /** WATCHED, plus DataRow while queryRows runs (client rows are never decoded). */
   private readonly watched = WATCHED.slice();
@@ -179,9 +185,14 @@ export class ServerConnection {
     this.dirty |= bits;
   }
 
-  /** What the owner needs to answer its client when this connection died under it (client/server-lost.ts). */
-  lostReply(): LostReply {
+  /** What `owner` needs to answer its client when this connection died under it (client/server-lost.ts). */
+  lostReply(owner: ServerOwner): LostReply {
     const held = this.heldFatal;
+    const queued = owner !== this.owner ? this.pipeline?.waiting(owner) : null;
+    if (queued) {
+      // A unit queued behind another: autocommit, nothing of its reply seen yet.
+      return { held, inTransaction: false, openBatch: false, errorShown: false, fatalShown: false, owed: queued.owed };
+    }
     return {
       held,
       inTransaction: this.txStatus !== TxStatus.Idle,
@@ -189,7 +200,7 @@ export class ServerConnection {
       errorShown: this.errorForwarded,
       // After a FATAL the client saw, it expects the connection to end, as with Postgres.
       fatalShown: this.errorForwarded && this.fatal && !held,
-      owed: this.pending,
+      owed: this.pending - (this.pipeline?.owedBehind ?? 0),
     };
   }
 
@@ -215,6 +226,40 @@ export class ServerConnection {
     this.counters.sent += bytes.length;
     this.counters.queries += syncs;
     return this.socket.write(bytes);
+  }
+
+  /**
+   * Queue `owner`'s unit behind the one running (pipelining): its replies,
+   * `owed` ReadyForQuery long, go to it once the units ahead are answered.
+   * The caller sends the unit right after.
+   */
+  queueBehind(owner: ServerOwner, owed: number): void {
+    (this.pipeline ??= new PipelineQueue()).push(owner, owed);
+  }
+
+  /**
+   * The owner is sending a unit of its own (the connection is checked out
+   * to it, nothing of others' queued behind): `pipelinable` says whether
+   * others' units may queue behind it (client/pipeline-unit.ts). A unit
+   * sent while an earlier one of the owner's runs keeps the stricter verdict.
+   */
+  ownUnit(pipelinable: boolean): void {
+    const q = (this.pipeline ??= new PipelineQueue());
+    if (this.isQuiet) {
+      q.open = pipelinable;
+      q.headSince = performance.now();
+    } else {
+      q.open &&= pipelinable;
+    }
+  }
+
+  /** A unit may be queued behind what runs now: see pool/share.ts for the depth and wait bounds. */
+  get takesUnitsBehind(): boolean {
+    const q = this.pipeline;
+    return (
+      q !== null && q.open && this.owner !== null && this.pending > 0 && !this.unsynced && !this.closed && this.txStatus === TxStatus.Idle &&
+      this.cancelsInFlight === 0 && this.internal === null && !(this.prepared?.healing ?? false) && this.socket.writableLength === 0
+    );
   }
 
   /** Run a statement for the pooler itself; nothing reaches a client. */
@@ -256,7 +301,22 @@ export class ServerConnection {
 
   /** Ask the server to cancel what this connection is running (server/cancel.ts). */
   cancel(): Promise<void> {
-    return sendCancelRequest(this.options, this.processId, this.secretKey);
+    this.cancelsInFlight += 1;
+    return sendCancelRequest(this.options, this.processId, this.secretKey).finally(() => {
+      this.cancelsInFlight -= 1;
+    });
+  }
+
+  /**
+   * Cancel `owner`'s unit: now when it is the one running, once it runs
+   * when it is still queued behind another (a cancel now would hit that
+   * one); nothing when it is not on this connection any more.
+   */
+  cancelFor(owner: ServerOwner): Promise<void> {
+    if (owner === this.owner) return this.cancel();
+    const queued = this.pipeline?.waiting(owner);
+    if (queued) queued.cancelWanted = true;
+    return Promise.resolve();
   }
 
   /** Run `cb` once the server socket has flushed what was written. */
@@ -323,17 +383,52 @@ export class ServerConnection {
       }
       return !kept;
     }
+    let done = !kept;
+    // Units queued behind others (pipelining) that started in this read: each earlier one's reply ends where the next begins.
+    let from = 0;
+    if (this.pipeline !== null && this.pipeline.ends.length > 0) {
+      from = this.handOver(chunk);
+      if (from < 0) {
+        from = -from;
+        done = false;
+      }
+    }
     const owner = this.owner;
-    if (!owner) return !kept; // async notices while pooled are dropped
+    if (!owner) return done; // async notices while pooled are dropped
     // Bytes after the ReadyForQuery that ends the client's turn are not its
     // reply (a dying server's FATAL, a late notice): they go to the client
     // only if it still holds the connection.
     const cut = this.becameQuiet && this.quietAt > 0 && this.quietAt < chunk.length ? this.quietAt : chunk.length;
-    let done = !kept;
-    if (cut > 0 && owner.onServerData(cut === chunk.length ? chunk : chunk.subarray(0, cut)) !== true) done = false;
+    if (cut > from && owner.onServerData(from === 0 && cut === chunk.length ? chunk : chunk.subarray(from, cut)) !== true) done = false;
     if (this.becameQuiet && !this.unsynced && this.owner === owner) owner.onServerIdle(this);
     if (cut < chunk.length && this.owner === owner && owner.onServerData(chunk.subarray(cut)) !== true) done = false;
     return done;
+  }
+
+  /**
+   * Hand each unit that finished in this read its part, and make the unit
+   * behind it the one running. Returns where the running unit's part
+   * starts (negated when an owner kept a reference to the chunk).
+   */
+  private handOver(chunk: Buffer): number {
+    const q = this.pipeline!;
+    const ends = q.ends;
+    const now = performance.now();
+    let from = 0;
+    let kept = false;
+    for (let i = 0; i < ends.length; i++) {
+      const at = ends[i];
+      const finished = this.owner;
+      if (finished && at > from && finished.onServerData(chunk.subarray(from, at)) !== true) kept = true;
+      from = at;
+      const next = q.advance(now);
+      this.owner = next.owner;
+      // The finished owner lets go (Checkout.release: no longer the owner, it leaves the server to the next one).
+      finished?.onServerIdle(this);
+      if (next.cancelWanted) void this.cancel();
+    }
+    ends.length = 0;
+    return kept ? -from : from;
   }
 
   /** Framed path (shared prepared statements): whole messages only, minus replies the client did not ask for. */
@@ -344,9 +439,12 @@ export class ServerConnection {
   }
 
   private cursor: MessageCursor | null = null;
+  /** Framed path: where the watched message being handled ends in the bytes passed on. */
+  private framedEnd = 0;
   private readonly filterHooks: FilterHooks = {
     watched: this.watched,
-    onWatched: (type, body) => {
+    onWatched: (type, body, end) => {
+      this.framedEnd = end;
       this.onMessage(type, body);
       return this.heldFatal !== null && type === Backend.ErrorResponse;
     },
@@ -366,6 +464,9 @@ export class ServerConnection {
         if (this.pending === 0) {
           this.becameQuiet = true;
           this.quietAt = this.prepared ? -1 : this.scanner.messageEnd;
+          if (this.pipeline !== null) this.pipeline.open = false;
+        } else if (this.pipeline !== null && this.pipeline.behind.length > 0) {
+          this.pipeline.onReady(this.pending, this.prepared ? this.framedEnd : this.scanner.messageEnd);
         }
         break;
       case Backend.ParameterStatus: {
@@ -421,6 +522,11 @@ export class ServerConnection {
     const owner = this.owner;
     this.owner = null;
     if (owner) owner.onServerClosed(this, reason);
+    // Units queued behind it die with it; each owner answers its own (lostReply).
+    if (this.pipeline !== null) {
+      for (const u of this.pipeline.behind.slice()) u.owner.onServerClosed(this, reason);
+      this.pipeline.drain();
+    }
     for (const l of this.closeListeners) l(reason);
     this.closeListeners = [];
   }

@@ -56,6 +56,8 @@ interface PoolSample {
 type MetricSpec = {
   /** Without the `pgcat_` prefix, as in PgCat's lookup table. */
   name: string;
+  /** PgLynx's own metrics are `pglynx_` (PgCat has no such metric). */
+  prefix?: 'pglynx';
   help: string;
   type: 'counter' | 'gauge';
 } & ({ labels: 'address'; value(s: AddressSample): number } | { labels: 'pool'; value(s: PoolSample): number });
@@ -109,6 +111,8 @@ const SPECS: MetricSpec[] = [
   { name: 'servers_is_banned', type: 'gauge', labels: 'address', help: '1 when the server is banned (BAN, failed health check or probe), else 0', value: (s) => (s.banned ? 1 : 0) },
   { name: 'servers_is_paused', type: 'gauge', labels: 'address', help: '1 when the pool is paused (PAUSE), else 0', value: (s) => (s.paused ? 1 : 0) },
 
+  { name: 'stats_total_pipelined', prefix: 'pglynx', type: 'counter', labels: 'address', help: 'Units queued behind another client\'s on a busy server connection (pipeline_depth)', value: (s) => s.totals.pipelined },
+
   { name: 'databases_pool_size', type: 'gauge', labels: 'address', help: 'Most server connections the pool may open', value: (s) => s.size },
   { name: 'databases_current_connections', type: 'gauge', labels: 'address', help: 'Server connections open now', value: (s) => s.counters.total },
 ];
@@ -118,7 +122,7 @@ type Bound = { spec: MetricSpec; counter: Counter<string> } | { spec: MetricSpec
 function register(registry: Registry): Bound[] {
   return SPECS.map((spec) => {
     const config = {
-      name: `pgcat_${spec.name}`,
+      name: `${spec.prefix ?? 'pgcat'}_${spec.name}`,
       help: spec.help,
       labelNames: spec.labels === 'address' ? [...ADDRESS_LABELS] : [...POOL_LABELS],
       registers: [registry],

@@ -17,6 +17,8 @@ export interface TrafficTotals {
   queryTimeUs: number;
   waitTimeUs: number;
   errors: number;
+  /** Units queued behind another client's on a busy server connection (pipelining). */
+  pipelined: number;
 }
 
 export interface TrafficAverages {
@@ -46,7 +48,7 @@ export interface TrafficAverages {
 export const msOf = (us: number): number => Math.floor(us / 1000);
 
 function zero(): TrafficTotals {
-  return { xactCount: 0, queryCount: 0, received: 0, sent: 0, xactTimeUs: 0, queryTimeUs: 0, waitTimeUs: 0, errors: 0 };
+  return { xactCount: 0, queryCount: 0, received: 0, sent: 0, xactTimeUs: 0, queryTimeUs: 0, waitTimeUs: 0, errors: 0, pipelined: 0 };
 }
 
 export class TrafficStats {
