@@ -110,7 +110,7 @@ export class ServerConnection {
   /** Who gets the replies arriving now: the owner of the unit running (with pipelining, units of other owners may be queued behind it). */
   owner: ServerOwner | null = null;
   /** Pipelining's state (pipeline.ts); null on connections of pools without it. */
-  pipeline: PipelineQueue | null = null;
+  pipeline: PipelineQueue<ServerOwner> | null = null;
   /** Cancel requests sent for this connection whose own connection is still open: no unit is queued behind it meanwhile. */
   cancelsInFlight = 0;
 
@@ -234,7 +234,7 @@ export class ServerConnection {
    * The caller sends the unit right after.
    */
   queueBehind(owner: ServerOwner, owed: number): void {
-    (this.pipeline ??= new PipelineQueue()).push(owner, owed);
+    (this.pipeline ??= new PipelineQueue<ServerOwner>()).push(owner, owed);
   }
 
   /**
@@ -244,7 +244,7 @@ export class ServerConnection {
    * sent while an earlier one of the owner's runs keeps the stricter verdict.
    */
   ownUnit(pipelinable: boolean): void {
-    const q = (this.pipeline ??= new PipelineQueue());
+    const q = (this.pipeline ??= new PipelineQueue<ServerOwner>());
     if (this.isQuiet) {
       q.open = pipelinable;
       q.headSince = performance.now();

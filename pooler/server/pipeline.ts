@@ -11,21 +11,19 @@
 // running now, the head. This queue holds the owners behind it and, while
 // one read is scanned, where each finished head's reply ends in it.
 
-import type { ServerOwner } from './connection.js';
-
-/** A unit sent behind the head. */
-export interface QueuedUnit {
+/** A unit sent behind the head (Owner: the connection's ServerOwner; generic, so this file imports nothing). */
+export interface QueuedUnit<Owner> {
   /** Replaced by a stand-in when its owner leaves before it is answered (pool/checkout.ts). */
-  owner: ServerOwner;
+  owner: Owner;
   /** ReadyForQuery messages that end it. */
   readonly owed: number;
   /** Its client asked for a cancel while it waited: sent once it runs (it would hit the unit ahead otherwise). */
   cancelWanted: boolean;
 }
 
-export class PipelineQueue {
+export class PipelineQueue<Owner> {
   /** Units behind the head, in the order they were sent. */
-  readonly behind: QueuedUnit[] = [];
+  readonly behind: QueuedUnit<Owner>[] = [];
   /** ReadyForQuery still owed to units behind the head (the head is done when the connection's `pending` falls to this). */
   owedBehind = 0;
   /** Offsets in the read being scanned where a head's last ReadyForQuery ends (one per unit that finished in it). */
@@ -52,7 +50,7 @@ export class PipelineQueue {
   }
 
   /** Queue `owner`'s unit (owed `owed` ReadyForQuery) behind what the connection runs. */
-  push(owner: ServerOwner, owed: number): void {
+  push(owner: Owner, owed: number): void {
     this.behind.push({ owner, owed, cancelWanted: false });
     this.owedBehind += owed;
     this.queuedTotal += 1;
@@ -72,19 +70,19 @@ export class PipelineQueue {
   }
 
   /** The unit after the head becomes the head (its reply starts where the last one ended). */
-  advance(now: number): QueuedUnit {
+  advance(now: number): QueuedUnit<Owner> {
     this.headSince = now;
     return this.behind.shift()!;
   }
 
   /** Whether `owner` has a unit waiting behind the head. */
-  waiting(owner: ServerOwner): QueuedUnit | null {
+  waiting(owner: Owner): QueuedUnit<Owner> | null {
     for (const u of this.behind) if (u.owner === owner) return u;
     return null;
   }
 
   /** The connection died: every unit behind the head (their owners learn it). */
-  drain(): QueuedUnit[] {
+  drain(): QueuedUnit<Owner>[] {
     const all = this.behind.splice(0);
     this.owedBehind = 0;
     this.ends.length = 0;
