@@ -7,6 +7,7 @@
 import { TxStatus } from '../protocol/codes.js';
 import { ShardedExecutor, type ShardedClient } from '../sharding/executor.js';
 import { ClientState } from './client-state.js';
+import { countCheckoutFailure } from './attach.js';
 import type { SessionCore } from './session-core.js';
 
 /** The executor for `s`, writing its replies with `write` (the session's reply path). */
@@ -42,6 +43,8 @@ export function shardedExecutor(s: SessionCore, write: (bytes: Buffer) => void):
       if (s.settings.idleInTransactionTimeout > 0) s.clocks.idleInTransactionSince = Date.now();
       s.transition(ClientState.InTransaction);
     },
+    // The direct path's rule (attach.ts), the same count: one per unit that found no server.
+    checkoutFailed: () => countCheckoutFailure(s),
   };
   return new ShardedExecutor(client, s.log);
 }

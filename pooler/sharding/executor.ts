@@ -50,6 +50,8 @@ export interface ShardedClient {
   waiting(waiting: boolean): void;
   /** Every unit received so far is answered; `txStatus` is the client's (I, T or E), as in a ReadyForQuery. */
   unitsDone(txStatus: number): void;
+  /** A unit got no server on a shard; its error is answered (checkout_failure_limit may end the client). */
+  checkoutFailed(): void;
 }
 
 interface Transaction {
@@ -134,6 +136,7 @@ export class ShardedExecutor {
         await this.runUnit(unit);
       } catch (err) {
         this.fail(err);
+        if (err instanceof ShardError && err.checkout && !this.closed) this.client.checkoutFailed();
       }
       if (!this.closed && this.queue.length === 0) this.client.unitsDone(this.status());
     }
@@ -210,8 +213,8 @@ export class ShardedExecutor {
       const cluster = this.client.cluster;
       const waitMs = cluster.members[0]?.pool.settings.checkoutTimeout ?? 0;
       const member = await cluster.chooseWhenKnown(shard, role, primaryReads, performance.now() + waitMs);
-      if (member === 'timeout') throw new ShardError(shard, SqlState.ConnectionFailure, `no ${role} server available: none found by the role probe within ${waitMs} ms`);
-      if (!member) throw new ShardError(shard, SqlState.ConnectionFailure, 'no server available (all candidates are down or banned)');
+      if (member === 'timeout') throw new ShardError(shard, SqlState.ConnectionFailure, `no ${role} server available: none found by the role probe within ${waitMs} ms`, true);
+      if (!member) throw new ShardError(shard, SqlState.ConnectionFailure, 'no server available (all candidates are down or banned)', true);
       const link = await ShardLink.open(member, this.client.params, onWait);
       if (tx) {
         tx.links.set(shard, link);

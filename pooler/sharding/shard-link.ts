@@ -3,7 +3,7 @@
 // (up to the ReadyForQuery that ends it) so the executor can check and
 // merge replies before the client sees any of them.
 
-import { Backend, Frontend } from '../protocol/codes.js';
+import { Backend, Frontend, SqlState } from '../protocol/codes.js';
 import { MessageCursor } from '../protocol/cursor.js';
 import { query } from '../protocol/messages/query.js';
 import type { ServerConnection, ServerOwner } from '../server/connection.js';
@@ -12,6 +12,7 @@ import { rewriteForServer } from '../prepared/rewrite.js';
 import type { ClientStatements } from '../prepared/statements.js';
 import type { ClusterMember } from '../pool/cluster.js';
 import { Checkout } from '../pool/checkout.js';
+import { PoolError } from '../pool/pool.js';
 import { changesSessionState } from '../client/session-state.js';
 import { Dirty } from '../server/reset.js';
 
@@ -21,6 +22,8 @@ export class ShardError extends Error {
     readonly shard: number,
     readonly code: string,
     message: string,
+    /** No server could be had for the shard (counts toward checkout_failure_limit, as on the direct path). */
+    readonly checkout = false,
   ) {
     super(`shard ${shard}: ${message}`);
   }
@@ -75,7 +78,9 @@ export class ShardLink implements ServerOwner {
       if (sync) await server.query(sync);
     } catch (err) {
       if (server) member.pool.discard(server, 'parameter sync failed');
-      throw new ShardError(member.shard, '08006', `${member.address}: ${(err as Error).message}`);
+      // The pool's own code (53300 when none was free in time), as the direct path answers.
+      const code = err instanceof PoolError ? err.code : SqlState.ConnectionFailure;
+      throw new ShardError(member.shard, code, `${member.address}: ${(err as Error).message}`, true);
     }
     return new ShardLink(member.shard, member, server, params);
   }
