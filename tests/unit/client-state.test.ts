@@ -10,6 +10,7 @@ import { ClientClocks, Janitor, type SweptClient } from '../../pooler/client/jan
 import { SessionTimes } from '../../pooler/client/session-times.js';
 import { ClientCounters } from '../../pooler/stats/client-counters.js';
 import { TrafficStats } from '../../pooler/stats/traffic.js';
+import { PipelineQueue } from '../../pooler/server/pipeline.js';
 import { Checkout } from '../../pooler/pool/checkout.js';
 import type { Pool } from '../../pooler/pool/pool.js';
 import type { ServerConnection, ServerOwner } from '../../pooler/server/connection.js';
@@ -123,7 +124,7 @@ t.test('Checkout: owner pointer, release when quiet, discard otherwise', async (
     discard: (_s: unknown, reason: string) => calls.push(`discard: ${reason}`),
   } as unknown as Pool;
   const owner = {} as ServerOwner;
-  const server = { owner: null, isQuiet: true } as unknown as ServerConnection & { isQuiet: boolean };
+  const server = { owner: null, isQuiet: true, pipeline: null } as unknown as ServerConnection & { isQuiet: boolean };
   const c = new Checkout(owner);
   c.hold(pool, server);
   t.equal(server.owner, owner, 'held: replies go to the owner');
@@ -141,4 +142,78 @@ t.test('Checkout: owner pointer, release when quiet, discard otherwise', async (
   c.lost();
   c.release('after lost');
   t.equal(calls.length, 2, 'a lost server is forgotten, not released');
+});
+
+t.test('Checkout with pipelining: a unit queued behind another, and owners leaving mid-pipeline', async (t) => {
+  const calls: string[] = [];
+  const pool = {
+    release: () => {
+      calls.push('release');
+      return Promise.resolve();
+    },
+    discard: (_s: unknown, reason: string) => calls.push(`discard: ${reason}`),
+    offerBehind: () => calls.push('offer'),
+  } as unknown as Pool;
+  const head = {} as ServerOwner;
+  const queued = {} as ServerOwner;
+  const server = { owner: null, isQuiet: false, pipeline: null } as unknown as ServerConnection;
+  server.queueBehind = (o: ServerOwner, owed: number) => {
+    (server.pipeline ??= new PipelineQueue<ServerOwner>()).push(o, owed);
+  };
+  const a = new Checkout(head);
+  const b = new Checkout(queued);
+  a.hold(pool, server);
+  b.follow(pool, server, 1);
+  t.equal(server.owner, head, 'the head owns the replies arriving now');
+  t.equal(a.direct, null, 'the head may not send more directly: a unit is queued behind its own');
+  t.equal(server.pipeline?.waiting(queued)?.owed, 1, 'the queued unit is owed one ReadyForQuery');
+  // The head leaves mid-unit: the queued unit carries on, nothing is closed.
+  a.release('client left with a query in flight');
+  t.not(server.owner, head, 'a stand-in takes the leaving head\'s replies');
+  t.not(server.owner, null);
+  t.same(calls, [], 'not released, not discarded: the queued unit still runs on it');
+  // The stand-in's unit ends: the queued unit runs; its end gives the server back.
+  const standIn = server.owner!;
+  server.owner = server.pipeline!.advance(0).owner;
+  standIn.onServerIdle(server);
+  t.same(calls, ['offer'], 'the stand-in lets the pool offer the room behind the next unit');
+  t.equal(server.owner, queued);
+  (server as { isQuiet: boolean }).isQuiet = true;
+  b.release('released with a query in flight');
+  t.same(calls, ['offer', 'release'], 'the last unit done: back to the pool');
+  // A unit still queued whose owner leaves: its replies go to a stand-in that gives the server back when last.
+  const c = new Checkout(head);
+  const d = new Checkout(queued);
+  server.owner = null;
+  server.pipeline = null;
+  c.hold(pool, server);
+  d.follow(pool, server, 2);
+  d.release('client left');
+  t.not(server.pipeline!.behind[0].owner, queued, 'the queued unit now belongs to a stand-in');
+  t.equal(server.owner, head, 'the head keeps its replies');
+});
+
+t.test('PipelineQueue: where each unit ends, counted by ReadyForQuery', async (t) => {
+  const q = new PipelineQueue<string>();
+  // The head owes 2 (a Query of two... or two Syncs); b owes 1, c owes 2: pending starts at 5.
+  q.push('b', 1);
+  q.push('c', 2);
+  let pending = 5;
+  const ready = (at: number): void => {
+    pending -= 1;
+    if (pending > 0) q.onReady(pending, at);
+  };
+  ready(10);
+  t.same(q.ends, [], 'the head still owes one');
+  ready(20);
+  t.same(q.ends, [20], "the head's reply ends at its second ReadyForQuery");
+  ready(30);
+  t.same(q.ends, [20, 30], "b's ends at its one");
+  ready(40);
+  t.same(q.ends, [20, 30], 'c is the head now: it still owes one');
+  t.equal(pending, 1);
+  t.equal(q.advance(1).owner, 'b');
+  t.equal(q.advance(2).owner, 'c');
+  t.equal(q.behind.length, 0, 'nothing behind the last unit');
+  t.equal(q.owedBehind, 0);
 });
