@@ -16,12 +16,11 @@ import { MessageCursor } from '../protocol/cursor.js';
 import { rewriteForServer } from '../prepared/rewrite.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
 import { parseParameterStatus } from '../protocol/messages/status.js';
-import { parseDataRow } from '../protocol/messages/data-row.js';
 import { query as queryMessage } from '../protocol/messages/query.js';
 import { TERMINATE } from '../protocol/messages/execute.js';
 import { login } from './login.js';
 import type { ServerOptions } from './options.js';
-import { ServerQueryError, type InternalQuery, type TextRow } from './internal-query.js';
+import { InternalQuery, type TextRow } from './internal-query.js';
 import { negotiateServerTls } from '../tls/server.js';
 import { MirrorLink } from './mirror.js';
 import { ReusedReadBuffer } from './read-buffer.js';
@@ -279,7 +278,7 @@ export class ServerConnection {
     if (this.closed) return Promise.reject(new Error('server connection is closed'));
     if (this.internal || !this.isQuiet) return Promise.reject(new Error('server connection is busy'));
     return new Promise((resolve, reject) => {
-      this.internal = { resolve, reject, error: null, rows };
+      this.internal = new InternalQuery(resolve, reject, rows);
       if (rows) this.watched[Backend.DataRow] = 1;
       this.pending += 1;
       this.prepared?.synced(1);
@@ -378,8 +377,7 @@ export class ServerConnection {
       if (this.becameQuiet) {
         this.internal = null;
         this.watched[Backend.DataRow] = 0;
-        if (internal.error) internal.reject(internal.error);
-        else internal.resolve(internal.rows);
+        internal.settle();
       }
       return !kept;
     }
@@ -481,7 +479,7 @@ export class ServerConnection {
         break;
       }
       case Backend.DataRow: // watched only while queryRows runs
-        this.internal?.rows?.push(parseDataRow(body).map((cell) => (cell === null ? null : cell.toString('utf8'))));
+        this.internal?.onRow(body);
         break;
       case Backend.ErrorResponse:
         if (parseErrorFields(body).get('V') === 'FATAL') {
@@ -489,10 +487,7 @@ export class ServerConnection {
           if (!this.internal && this.holdFatal(body)) break;
         }
         if (!this.internal) this.errorForwarded = true;
-        else if (!this.internal.error) {
-          const f = parseErrorFields(body);
-          this.internal.error = new ServerQueryError(f.get('C') ?? 'XX000', f.get('M') ?? 'unknown server error');
-        }
+        else this.internal.onError(body);
         break;
     }
   };
