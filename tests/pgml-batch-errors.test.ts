@@ -148,6 +148,30 @@ t.test('pgml refusals amid a failed extended batch', async (t) => {
         await alive();
       });
 
+      await t.test('sent while an earlier statement still runs', async (t) => {
+        raw.send(msg.query('SELECT pg_sleep(0.3)'));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        raw.send(msg.parse(BY_PARAM, 's14'), msg.bind(['nope'], 's14'), msg.execute(), msg.sync());
+        const r = await raw.readUntilReady(2);
+        t.equal(types(r), 'TDCZ1EZ', 'the sleep, then the Parse answered and the refusal, nothing of its raise');
+        const f = firstError(r)!;
+        t.equal(f.get('C'), '42704');
+        t.equal(f.get('W'), undefined, 'the pooler error: no PL/pgSQL CONTEXT');
+        t.equal(f.get('D'), undefined, 'no DETAIL');
+        await alive();
+      });
+
+      const onFlush = { skip: database === 'sharded' ? 'a sharded pool runs a batch at its Sync: nothing is answered on Flush' : false };
+      await t.test('Flush before the Sync: the error comes at once, ReadyForQuery at the Sync', onFlush, async (t) => {
+        raw.send(msg.parse(BY_PARAM, 's15'), msg.bind(['nope'], 's15'), msg.execute(), msg.flush());
+        const e = await raw.readMessages('E');
+        t.equal(types(e), '1E');
+        t.equal(firstError(e)?.get('C'), '42704');
+        raw.send(msg.sync());
+        t.equal(types(await raw.readUntilReady()), 'Z', 'one ReadyForQuery, for the Sync');
+        await alive();
+      });
+
       await t.test('inside a transaction: the first error aborts it, once', async (t) => {
         t.equal(types(await raw.query('BEGIN')), 'CZ');
         raw.send(msg.parse('SELEC broken'), msg.parse(BY_PARAM, 's8'), msg.bind(['nope'], 's8'), msg.execute(), msg.sync());
