@@ -42,7 +42,10 @@ const pooler = await startPglynx(
       prepared: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 50, prepared_statements_cache_size: 100 }),
       // The same as busy, pipelining off: nothing is ever queued behind.
       off: pool(4),
+      // pgml calls computed by the pooler, then pipelined.
+      pgml: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 50 }),
     },
+    extra: { models: { lexical: { builtin: 'hash-384' } } },
   }),
   { t },
 );
@@ -116,6 +119,32 @@ t.test('named prepared statements shared across servers, pipelined', async (t) =
   await Promise.all(clients.map((c) => c.end()));
   t.equal(wrong, 0, 'every prepared execution answered its own client');
   t.ok((await pipelined('prepared')) > before, 'prepared units were pipelined');
+});
+
+t.test('pgml calls in pipelined units: each client gets its own embedding', async (t) => {
+  const inputs = Array.from({ length: 40 }, (_, i) => `text number ${i} about ${i % 7 === 0 ? 'cats' : 'markets'}`);
+  const serial = await connect('pgml');
+  const expected: number[][] = [];
+  for (const input of inputs) expected.push((await serial.query("SELECT pgml.embed('lexical', $1) AS e", [input])).rows[0].e as number[]);
+  await serial.end();
+  const before = await pipelined('pgml');
+  const clients = await Promise.all(inputs.map(() => connect('pgml')));
+  let wrong = 0;
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (let r = 0; r < 5; r++) {
+        const extended = r % 2 === 0;
+        const res = extended
+          ? await c.query("SELECT pgml.embed('lexical', $1) AS e, $2::int AS client", [inputs[i], i])
+          : await c.query(`SELECT pgml.embed('lexical', '${inputs[i]}') AS e, ${i} AS client`);
+        const row = res.rows[0] as { e: number[]; client: number };
+        if (row.client !== i || JSON.stringify(row.e) !== JSON.stringify(expected[i])) wrong += 1;
+      }
+    }),
+  );
+  await Promise.all(clients.map((c) => c.end()));
+  t.equal(wrong, 0, 'every embedding reached the client that asked for it');
+  t.ok((await pipelined('pgml')) > before, 'pgml units were pipelined');
 });
 
 t.test('an error in a pipelined unit stays with it; the units behind run as if alone', async (t) => {
