@@ -5,17 +5,14 @@
 // few messages that decide pooling: ReadyForQuery (how many are still
 // expected, and the transaction status), ParameterStatus (session state the
 // pooler mirrors), ErrorResponse (for its own internal queries).
+//
+// This file holds the connection's state and what the pooler does with it
+// (connect, send, the pooler's own queries, cancel, close); reading the
+// replies and handing them to their owners is reply-reader.ts.
 
 import type net from 'node:net';
-import { Backend, TxStatus } from '../protocol/codes.js';
-import { BackendScanner } from '../protocol/scanner.js';
-import { MessageFramer } from '../protocol/framer.js';
+import { TxStatus } from '../protocol/codes.js';
 import type { ReplyFilter } from '../prepared/replies.js';
-import { filterPooledReplies, type FilterHooks } from '../prepared/filter-stream.js';
-import { MessageCursor } from '../protocol/cursor.js';
-import { rewriteForServer } from '../prepared/rewrite.js';
-import { parseErrorFields } from '../protocol/messages/error.js';
-import { parseParameterStatus } from '../protocol/messages/status.js';
 import { query as queryMessage } from '../protocol/messages/query.js';
 import { TERMINATE } from '../protocol/messages/execute.js';
 import { login } from './login.js';
@@ -27,29 +24,19 @@ import { ReusedReadBuffer } from './read-buffer.js';
 import { isSocketDir, openServerSocket } from './address.js';
 import { sendCancelRequest } from './cancel.js';
 import { ServerCounters } from '../stats/server-counters.js';
-import { Dirty } from './reset.js';
 import { PipelineQueue } from './pipeline.js';
+import { ReplyReader, type HeldFatal, type ReplyOwner } from './reply-reader.js';
 
-/** Who receives a server's replies while it is checked out. */
-export interface ServerOwner {
-  /**
-   * Raw server bytes for the client. Return true when nothing keeps a
-   * reference to `chunk` once this returns (written out at once): the
-   * connection then reads into the same memory again (read-buffer.ts).
-   */
-  onServerData(chunk: Buffer): boolean | void;
-  /** Every expected ReadyForQuery arrived and no extended batch is open. */
-  onServerIdle(server: ServerConnection): void;
+/** Who receives a server's replies while it is checked out (onServerData, onServerIdle, onServerParameter: reply-reader.ts). */
+export interface ServerOwner extends ReplyOwner<ServerConnection> {
   /** The connection died while checked out. */
   onServerClosed(server: ServerConnection, reason: Error): void;
-  /** The client's own statement changed a reported parameter (SET application_name...). */
-  onServerParameter(name: string, value: string): void;
 }
 
 /** How a connection that died stood towards its client (ServerConnection.lostReply). */
 export interface LostReply {
   /** The server's FATAL, held back from the client (it had not seen it). */
-  held: { code: string; message: string; bytes: Buffer } | null;
+  held: HeldFatal | null;
   inTransaction: boolean;
   /** An extended batch was open with nothing owed. */
   openBatch: boolean;
@@ -61,7 +48,6 @@ export interface LostReply {
   owed: number;
 }
 
-const WATCHED = BackendScanner.watch([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
 let nextId = 1;
 
 export class ServerConnection {
@@ -94,9 +80,7 @@ export class ServerConnection {
    * client gets an ERROR and carries on, see ClientSession.onServerClosed).
    * Null when it reached the client (its first bytes came in an earlier chunk).
    */
-  heldFatal: { code: string; message: string; bytes: Buffer } | null = null;
-  /** Where the held FATAL starts in the chunk being scanned (it is the server's last message). */
-  private fatalAt = -1;
+  heldFatal: HeldFatal | null = null;
   /**
    * Prepared-statement bookkeeping (transaction mode with prepared
    * statements): the server's statement cache, and the filter that removes
@@ -104,7 +88,6 @@ export class ServerConnection {
    * by message instead of scanned. Null without prepared statements.
    */
   prepared: ReplyFilter | null = null;
-  private framer: MessageFramer | null = null;
   closed = false;
   /** Who gets the replies arriving now: the owner of the unit running (with pipelining, units of other owners may be queued behind it). */
   owner: ServerOwner | null = null;
@@ -113,10 +96,8 @@ export class ServerConnection {
   /** Cancel requests sent for this connection whose own connection is still open: no unit is queued behind it meanwhile. */
   cancelsInFlight = 0;
 
-  /** WATCHED, plus DataRow while queryRows runs (client rows are never decoded). */
-  private readonly watched = WATCHED.slice();
-  private readonly scanner = new BackendScanner(this.watched);
-  private internal: InternalQuery | null = null;
+  /** The read side: scans the replies and hands them out (reply-reader.ts). */
+  private readonly replies: ReplyReader<ServerConnection>;
   private closeListeners: ((reason: Error) => void)[] = [];
   /** Copies of this connection's traffic (empty unless the server has mirrors). */
   private mirrorLinks: MirrorLink<ServerOptions>[] = [];
@@ -128,7 +109,9 @@ export class ServerConnection {
     private readonly socket: net.Socket,
     /** Plain sockets read into a reused buffer; null over TLS (the TLS socket reads for itself). */
     private readonly reads: ReusedReadBuffer | null,
-  ) {}
+  ) {
+    this.replies = new ReplyReader<ServerConnection>(this, socket);
+  }
 
   static async connect(options: ServerOptions): Promise<ServerConnection> {
     // Before the StartupMessage, as libpq does; the rest runs over whichever
@@ -205,8 +188,7 @@ export class ServerConnection {
 
   /** Where the reply stream passed to the owner stands between chunks (a reply editor starting mid-stream resumes from here). */
   get replyPosition(): { header: Buffer; remaining: number } {
-    // The framed path hands over whole messages only.
-    return this.prepared ? { header: Buffer.alloc(0), remaining: 0 } : this.scanner.position;
+    return this.replies.position;
   }
 
   onClose(listener: (reason: Error) => void): void {
@@ -257,7 +239,7 @@ export class ServerConnection {
     const q = this.pipeline;
     return (
       q !== null && q.open && this.owner !== null && this.pending > 0 && !this.unsynced && !this.closed && this.txStatus === TxStatus.Idle &&
-      this.cancelsInFlight === 0 && this.internal === null && !(this.prepared?.healing ?? false) && this.socket.writableLength === 0
+      this.cancelsInFlight === 0 && this.replies.internal === null && !(this.prepared?.healing ?? false) && this.socket.writableLength === 0
     );
   }
 
@@ -276,10 +258,9 @@ export class ServerConnection {
 
   private runInternal(sql: string, rows: TextRow[] | null): Promise<TextRow[] | null> {
     if (this.closed) return Promise.reject(new Error('server connection is closed'));
-    if (this.internal || !this.isQuiet) return Promise.reject(new Error('server connection is busy'));
+    if (this.replies.internal || !this.isQuiet) return Promise.reject(new Error('server connection is busy'));
     return new Promise((resolve, reject) => {
-      this.internal = new InternalQuery(resolve, reject, rows);
-      if (rows) this.watched[Backend.DataRow] = 1;
+      this.replies.runInternal(new InternalQuery(resolve, reject, rows));
       this.pending += 1;
       this.prepared?.synced(1);
       const bytes = queryMessage(sql);
@@ -339,170 +320,18 @@ export class ServerConnection {
     this.socket.destroy();
   }
 
+  /** Close at once, without Terminate: the reply stream cannot be followed (reply-reader.ts). */
+  abort(reason: Error): void {
+    this.teardown(reason);
+    this.socket.destroy();
+  }
+
   private listen(): void {
-    if (this.reads) this.reads.sink = (chunk) => this.onData(chunk);
-    else this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const replies = this.replies;
+    if (this.reads) this.reads.sink = (chunk) => replies.onData(chunk);
+    else this.socket.on('data', (chunk: Buffer) => replies.onData(chunk));
     this.socket.on('error', (err) => this.teardown(err));
     this.socket.on('close', () => this.teardown(new Error('server closed the connection unexpectedly')));
-  }
-
-  private becameQuiet = false;
-  /** Where in the current chunk the ReadyForQuery that made the connection quiet ends. */
-  private quietAt = 0;
-
-  /** One read from the server; returns true when nothing keeps a reference to `chunk` (see read-buffer.ts). */
-  private onData(chunk: Buffer): boolean {
-    this.becameQuiet = false;
-    this.counters.received += chunk.length;
-    // The scanner copies what it keeps; the framed path keeps the piece of
-    // a message cut at the end of the read. Besides, only the owner (its
-    // client's write) may hold the chunk.
-    let kept = false;
-    try {
-      if (this.prepared) {
-        chunk = this.filterReplies(chunk, this.prepared);
-        kept = this.framer !== null && this.framer.pendingBytes > 0;
-      } else {
-        this.scanner.scan(chunk, this.onMessage);
-        if (this.fatalAt >= 0) chunk = chunk.subarray(0, this.fatalAt);
-        this.fatalAt = -1;
-      }
-    } catch (err) {
-      this.teardown(err as Error);
-      this.socket.destroy();
-      return false;
-    }
-    const internal = this.internal;
-    if (internal) {
-      if (this.becameQuiet) {
-        this.internal = null;
-        this.watched[Backend.DataRow] = 0;
-        internal.settle();
-      }
-      return !kept;
-    }
-    let done = !kept;
-    // Units queued behind others (pipelining) that started in this read: each earlier one's reply ends where the next begins.
-    let from = 0;
-    if (this.pipeline !== null && this.pipeline.ends.length > 0) {
-      from = this.handOver(chunk);
-      if (from < 0) {
-        from = -from;
-        done = false;
-      }
-    }
-    const owner = this.owner;
-    if (!owner) return done; // async notices while pooled are dropped
-    // Bytes after the ReadyForQuery that ends the client's turn are not its
-    // reply (a dying server's FATAL, a late notice): they go to the client
-    // only if it still holds the connection.
-    const cut = this.becameQuiet && this.quietAt > 0 && this.quietAt < chunk.length ? this.quietAt : chunk.length;
-    if (cut > from && owner.onServerData(from === 0 && cut === chunk.length ? chunk : chunk.subarray(from, cut)) !== true) done = false;
-    if (this.becameQuiet && !this.unsynced && this.owner === owner) owner.onServerIdle(this);
-    if (cut < chunk.length && this.owner === owner && owner.onServerData(chunk.subarray(cut)) !== true) done = false;
-    return done;
-  }
-
-  /**
-   * Hand each unit that finished in this read its part, and make the unit
-   * behind it the one running. Returns where the running unit's part
-   * starts (negated when an owner kept a reference to the chunk).
-   */
-  private handOver(chunk: Buffer): number {
-    const q = this.pipeline!;
-    const ends = q.ends;
-    const now = performance.now();
-    let from = 0;
-    let kept = false;
-    for (let i = 0; i < ends.length; i++) {
-      const at = ends[i];
-      const finished = this.owner;
-      if (finished && at > from && finished.onServerData(chunk.subarray(from, at)) !== true) kept = true;
-      from = at;
-      const next = q.advance(now);
-      this.owner = next.owner;
-      // The finished owner lets go (Checkout.release: no longer the owner, it leaves the server to the next one).
-      finished?.onServerIdle(this);
-      if (next.cancelWanted) void this.cancel();
-    }
-    ends.length = 0;
-    return kept ? -from : from;
-  }
-
-  /** Framed path (shared prepared statements): whole messages only, minus replies the client did not ask for. */
-  private filterReplies(chunk: Buffer, replies: ReplyFilter): Buffer {
-    this.framer ??= new MessageFramer();
-    const { buffer, messages } = this.framer.push(chunk);
-    return filterPooledReplies(buffer, messages, replies, this.internal === null, (this.cursor ??= new MessageCursor()), this.filterHooks);
-  }
-
-  private cursor: MessageCursor | null = null;
-  /** Framed path: where the watched message being handled ends in the bytes passed on. */
-  private framedEnd = 0;
-  private readonly filterHooks: FilterHooks = {
-    watched: this.watched,
-    onWatched: (type, body, end) => {
-      this.framedEnd = end;
-      this.onMessage(type, body);
-      return this.heldFatal !== null && type === Backend.ErrorResponse;
-    },
-    rerun: (unit) => {
-      if (this.prepared) this.socket.write(rewriteForServer(unit.messages, unit.client, this.prepared));
-    },
-  };
-
-  private readonly onMessage = (type: number, body: Buffer): void => {
-    switch (type) {
-      case Backend.ReadyForQuery:
-        // Each client ReadyForQuery back to idle ends a transaction (an autocommit statement is one).
-        if (body[0] === TxStatus.Idle && !this.internal) this.counters.transactions += 1;
-        this.txStatus = body[0];
-        this.errorForwarded = false;
-        if (this.pending > 0) this.pending -= 1;
-        if (this.pending === 0) {
-          this.becameQuiet = true;
-          this.quietAt = this.prepared ? -1 : this.scanner.messageEnd;
-          if (this.pipeline !== null) this.pipeline.open = false;
-        } else if (this.pipeline !== null && this.pipeline.behind.length > 0) {
-          this.pipeline.onReady(this.pending, this.prepared ? this.framedEnd : this.scanner.messageEnd);
-        }
-        break;
-      case Backend.ParameterStatus: {
-        const [name, value] = parseParameterStatus(body);
-        this.params.set(name, value);
-        this.paramsVersion += 1;
-        if (!this.internal && this.owner) {
-          // The server says a client changed a setting (also inside a DO block or a function, unseen in its text).
-          this.dirty |= name === 'session_authorization' ? Dirty.Other : Dirty.Params;
-          this.owner.onServerParameter(name, value);
-        }
-        break;
-      }
-      case Backend.DataRow: // watched only while queryRows runs
-        this.internal?.onRow(body);
-        break;
-      case Backend.ErrorResponse:
-        if (parseErrorFields(body).get('V') === 'FATAL') {
-          this.fatal = true;
-          if (!this.internal && this.holdFatal(body)) break;
-        }
-        if (!this.internal) this.errorForwarded = true;
-        else this.internal.onError(body);
-        break;
-    }
-  };
-
-  /** Keep a client's FATAL out of the stream when it is whole in this chunk (framed: always). */
-  private holdFatal(body: Buffer): boolean {
-    const start = this.prepared ? 0 : this.scanner.messageEnd - body.length - 5;
-    if (start < 0) return false;
-    if (!this.prepared) this.fatalAt = start;
-    const f = parseErrorFields(body);
-    const header = Buffer.alloc(5);
-    header[0] = Backend.ErrorResponse;
-    header.writeInt32BE(body.length + 4, 1);
-    this.heldFatal = { code: f.get('C') ?? '08006', message: f.get('M') ?? 'server connection lost', bytes: Buffer.concat([header, body]) };
-    return true;
   }
 
   private teardown(reason: Error): void {
@@ -510,9 +339,10 @@ export class ServerConnection {
     this.closed = true;
     for (const link of this.mirrorLinks) link.close();
     this.mirrorLinks = [];
-    if (this.internal) {
-      this.internal.reject(reason);
-      this.internal = null;
+    const internal = this.replies.internal;
+    if (internal) {
+      internal.reject(reason);
+      this.replies.internal = null;
     }
     const owner = this.owner;
     this.owner = null;
