@@ -48,6 +48,14 @@ export interface AcceptorHost {
 
 type Peer = { address: string; port: number };
 
+/** The libuv handle of a listening socket, as far as keepalive goes (Node's internal `_handle`). */
+interface KeepAliveHandle {
+  setKeepAlive?(enable: boolean, delaySeconds: number): number;
+}
+
+/** How long after the listener's keepalive setting changed sockets still in its accept queue may come (they have the old one). */
+const KEEPALIVE_SETTLE_MS = 5000;
+
 /** A socket's 'error' listener (shared: no closure per connection); 'close' follows. */
 function destroyOnError(this: net.Socket): void {
   this.destroy();
@@ -63,6 +71,14 @@ export class ClientAcceptor {
   private adminScram: { password: string; secret: ScramSecret } | null = null;
   /** What every login reads (built once: nothing in it is per connection). */
   private readonly directory: LoginDirectory;
+  /** The listening socket, when its accepted sockets inherit its keepalive settings (Linux). */
+  private listener: KeepAliveHandle | null = null;
+  /** tcp_keepalives_idle (s) set on the listener, so accepted sockets start with it (null: set per socket). */
+  private listenerKeepAlive: number | null = null;
+  /** Until this Date.now() (0: not), after the listener's keepalive changed, accepted sockets are set on their own. */
+  private keepAliveSettling = 0;
+  /** The listener's setting before that change, which those sockets may have inherited. */
+  private keepAliveBefore: number | null = null;
 
   constructor(
     private readonly host: AcceptorHost,
@@ -72,10 +88,42 @@ export class ClientAcceptor {
     this.directory = this.loginDirectory();
   }
 
+  /**
+   * Clients connect to `listener`. On Linux a TCP socket accepted from a
+   * listening one inherits its keepalive settings (SO_KEEPALIVE and the
+   * TCP_KEEP* options, timer armed), so tcp_keepalives_idle is set there
+   * once rather than with four setsockopt calls per connection.
+   */
+  listening(listener: net.Server): void {
+    const handle = (listener as unknown as { _handle?: KeepAliveHandle })._handle;
+    this.listener = process.platform === 'linux' && typeof handle?.setKeepAlive === 'function' ? handle : null;
+    this.listenerKeepAlive = null;
+  }
+
+  /** tcp_keepalives_idle (s; 0: off) on `socket`: inherited from the listener, or set on it. */
+  private keepAlive(socket: net.Socket, idle: number): void {
+    if (this.listenerKeepAlive === idle && this.keepAliveSettling === 0) return; // the usual case: no system call
+    if (this.listener && this.listenerKeepAlive !== idle) {
+      this.keepAliveBefore = this.listenerKeepAlive;
+      // The listener gets it for the sockets whose handshake completes from now on (libuv: 0 on success).
+      if (this.listener.setKeepAlive!(idle > 0, idle) === 0) this.listenerKeepAlive = idle;
+      else this.listener = this.listenerKeepAlive = null; // per socket from now on
+      // Those already in the accept queue kept the old setting, and libuv accepts one connection
+      // per turn of the event loop: for a while, every accepted socket is set on its own.
+      this.keepAliveSettling = Date.now() + KEEPALIVE_SETTLE_MS;
+    } else if (this.keepAliveSettling !== 0 && Date.now() > this.keepAliveSettling) {
+      this.keepAliveSettling = 0;
+      return;
+    }
+    if (idle > 0) socket.setKeepAlive(true, idle * 1000);
+    // Node skips a bare `false` on a socket it never set; this one may have inherited keepalive.
+    else if (this.keepAliveBefore !== null && this.keepAliveBefore > 0) socket.setKeepAlive(true, 1000).setKeepAlive(false);
+  }
+
   async accept(socket: net.Socket): Promise<void> {
     const g = this.host.config().general;
     socket.setNoDelay(true); // no system call: the listener's noDelay set it already
-    if (g.tcp_keepalives_idle > 0) socket.setKeepAlive(true, g.tcp_keepalives_idle * 1000);
+    this.keepAlive(socket, g.tcp_keepalives_idle);
     socket.on('error', destroyOnError);
     const release = this.slots.take();
     socket.on('close', release);

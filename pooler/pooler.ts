@@ -94,6 +94,7 @@ export class Pooler implements AdminContext {
       listener.once('error', reject);
       listener.listen(port, host, () => resolve());
     });
+    this.acceptor.listening(listener);
     this.log.info({ host, port: this.port }, 'PgLynx is listening');
     await this.exporter.sync(config);
   }
