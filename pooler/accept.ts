@@ -223,6 +223,10 @@ export class ClientAcceptor {
     // The server parameters with the client's tracked ones over them, as
     // every client of the pool with the same startup parameters is told.
     const told = sharedGreeting(serverParams, who.trackedParams);
+    // The client waits for nothing else (pgbench -C and libpq block until ReadyForQuery): it goes
+    // first, and the session is built while it travels. Nothing the client sends can be read before
+    // this function returns, nor can a CancelRequest with these keys.
+    socket.write(greetingFrom(told.prefix, processId, secretKey));
     // What the client was told is what every server it borrows must match (its own copy: SET changes it).
     const tracked = new Map(told.tracked);
     const identity = {
@@ -235,7 +239,6 @@ export class ClientAcceptor {
     const session = new ClientSession(socket, entry.cluster, entry.pool, identity, tracked, processId, secretKey, entry.settings, this.log, this.sessionEnded);
     this.sessions.set(processId, session);
     if (g.log_client_connections) this.log.info({ peer, user: who.user, database: who.database }, 'client connected');
-    socket.write(greetingFrom(told.prefix, processId, secretKey));
     session.start(who.leftover);
   }
 
