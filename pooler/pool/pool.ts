@@ -1,8 +1,9 @@
 // A pool of server connections for one (database, user) pair.
 //
-// Clients wait FIFO for a connection; a connection goes back to the pool
-// only clean: nothing in flight, no open transaction, session state undone
-// when a client changed it. Anything else is closed, never handed on.
+// Clients wait FIFO for a connection (wait-queue.ts); a connection goes back
+// to the pool only clean: nothing in flight, no open transaction, session
+// state undone when a client changed it. Anything else is closed, never
+// handed on.
 
 import { ServerConnection } from '../server/connection.js';
 import type { ServerOptions } from '../server/options.js';
@@ -12,30 +13,13 @@ import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
 import { ServerStatements } from '../prepared/statements.js';
 import { ALL_DIRTY, resetQuery } from '../server/reset.js';
-import { hasRoomBehind, shareTarget, type Sharer } from './share.js';
+import { shareTarget, type Sharer } from './share.js';
+import { PoolError, WaitQueue } from './wait-queue.js';
+
+export { PoolError } from './wait-queue.js';
 
 /** What release() returns when nothing was left to wait for. */
 const DONE: Promise<void> = Promise.resolve();
-
-/** A pooler-side failure to hand out a connection, with the SQLSTATE the client gets. */
-export class PoolError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-interface Waiter {
-  resolve(conn: ServerConnection): void;
-  reject(err: PoolError): void;
-  since: number;
-  /** Date.now() past which it fails (checkout timeout); Infinity: never. */
-  deadline: number;
-  /** Its unit may also be queued behind a busy connection's (pipelining); null: it needs a connection of its own. */
-  sharer: Sharer | null;
-}
-
-/** Waiters looked at for a place behind a connection's unit, from the front of the queue. */
-const SHARE_SCAN = 32;
 
 export interface PoolCounters {
   total: number;
@@ -49,9 +33,7 @@ export interface PoolCounters {
 export class Pool {
   private readonly all = new Set<ServerConnection>();
   private idle: ServerConnection[] = [];
-  private readonly waiters: Waiter[] = [];
-  /** Fires at the earliest waiter deadline (expireWaiters); null while none is armed. */
-  private waitTimer: NodeJS.Timeout | null = null;
+  private readonly waiters = new WaitQueue(this);
   private connecting = 0;
   private closed = false;
   /** PAUSE: hand out nothing until resume(); resolves waiters of pause() once nothing is checked out. */
@@ -81,7 +63,7 @@ export class Pool {
       active: this.all.size - this.idle.length,
       connecting: this.connecting,
       waiting: this.waiters.length,
-      maxWaitMs: this.waiters.length ? now - this.waiters[0].since : 0,
+      maxWaitMs: this.waiters.maxWaitMs(now),
     };
   }
 
@@ -113,37 +95,9 @@ export class Pool {
         return sharer.onBehind(busy);
       }
     }
-    const since = Date.now();
-    const timeout = this.settings.checkoutTimeout;
-    this.waiters.push({ resolve: onReady, reject: onError, since, deadline: timeout > 0 ? since + timeout : Infinity, sharer });
-    // One timer per pool, not one per waiter: armed for the earliest deadline.
-    if (timeout > 0 && !this.waitTimer) this.waitTimer = setTimeout(this.expireWaiters, timeout);
+    this.waiters.push(onReady, onError, sharer);
     this.pump();
   }
-
-  /** Fail the waiters past their deadline and re-arm for the next one. */
-  private readonly expireWaiters = (): void => {
-    this.waitTimer = null;
-    const now = Date.now();
-    let next = Infinity;
-    for (let i = 0; i < this.waiters.length; ) {
-      const w = this.waiters[i];
-      if (w.deadline <= now) {
-        const timeout = this.settings.checkoutTimeout;
-        // Paused pools hold clients: they wait, they do not fail (another full timeout).
-        if (this.paused) w.deadline = timeout > 0 ? now + timeout : Infinity;
-        else {
-          this.waiters.splice(i, 1);
-          this.stats.totals.errors += 1;
-          w.reject(new PoolError(SqlState.TooManyConnections, `could not get connection from the pool: timed out after ${timeout} ms`));
-          continue;
-        }
-      }
-      if (w.deadline < next) next = w.deadline;
-      i++;
-    }
-    if (next !== Infinity) this.waitTimer = setTimeout(this.expireWaiters, Math.max(1, next - now));
-  };
 
   /** Pipelining is on and no connection is free or can be opened: the only time units are queued behind others. */
   private get saturated(): boolean {
@@ -156,19 +110,7 @@ export class Pool {
    */
   offerBehind(conn: ServerConnection): void {
     if (this.waiters.length === 0 || !this.saturated) return;
-    const settings = this.settings.pipeline;
-    const now = performance.now();
-    for (let i = 0; i < this.waiters.length && i < SHARE_SCAN && hasRoomBehind(conn, settings, now); ) {
-      const sharer = this.waiters[i].sharer;
-      if (sharer === null || !sharer.accepts(conn)) {
-        i++;
-        continue;
-      }
-      this.waiters.splice(i, 1);
-      this.stats.totals.pipelined += 1;
-      sharer.onBehind(conn);
-    }
-    if (this.waiters.length === 0) this.stopWaitTimer();
+    this.waiters.offerBehind(conn);
   }
 
   /**
@@ -311,9 +253,7 @@ export class Pool {
 
   close(): void {
     this.closed = true;
-    if (this.waitTimer) clearTimeout(this.waitTimer);
-    this.waitTimer = null;
-    for (const w of this.waiters.splice(0)) w.reject(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
+    this.waiters.close();
     for (const conn of this.idle) conn.close('pool closed');
     this.idle = [];
   }
@@ -370,17 +310,11 @@ export class Pool {
     while (this.waiters.length > 0) {
       const conn = this.takeIdle();
       if (!conn) break;
-      this.waiters.shift()!.resolve(conn);
+      this.waiters.serveFirst(conn);
     }
-    if (this.waiters.length === 0) this.stopWaitTimer();
+    if (this.waiters.length === 0) this.waiters.stopTimer();
     const wanted = this.waiters.length - this.connecting;
     for (let i = 0; i < wanted && this.all.size + this.connecting < this.settings.size; i++) this.spawn();
-  }
-
-  private stopWaitTimer(): void {
-    if (!this.waitTimer) return;
-    clearTimeout(this.waitTimer);
-    this.waitTimer = null;
   }
 
   private spawn(): void {
@@ -404,7 +338,7 @@ export class Pool {
         this.stats.totals.errors += 1;
         // A failed connect fails the client that has waited longest, so it
         // learns why instead of waiting for its timeout.
-        this.waiters.shift()?.reject(new PoolError(SqlState.ConnectionFailure, err.message));
+        this.waiters.failFirst(new PoolError(SqlState.ConnectionFailure, err.message));
         this.pump();
       },
     );
