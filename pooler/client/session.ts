@@ -35,6 +35,7 @@ import { onDirectIdle, sendToServer } from './direct.js';
 import { onServerLost } from './server-lost.js';
 import { ClientReplies } from './replies.js';
 import { shardedExecutor } from './sharded-binding.js';
+import { readIntoSharedBuffer } from './socket-reads.js';
 
 export type { ClientIdentity, SessionSettings } from './session-settings.js';
 
@@ -136,7 +137,9 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   /** Start reading; `leftover` is anything that arrived with the login. */
   start(leftover: Buffer | null): void {
     clientJanitor.add(this);
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const onChunk = (chunk: Buffer): void => this.onData(chunk);
+    // A plain socket is read without the stream (socket-reads.ts); TLS and the like through 'data'.
+    if (!readIntoSharedBuffer(this.socket, onChunk)) this.socket.on('data', onChunk);
     this.socket.on('error', () => this.end());
     this.socket.on('close', () => this.end());
     if (leftover && leftover.length > 0) this.onData(leftover);
