@@ -25,6 +25,11 @@ export interface BatchOutlet {
   forwardRaise(code: string, message: string): void;
 }
 
+/** Bytes [start, end) of `buffer`: the buffer itself when that is all of it (the common one-Query read), no view made. */
+function runOf(buffer: Buffer, start: number, end: number): Buffer {
+  return start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end);
+}
+
 export class BatchWalker {
   /** Reused for every batch: no allocation per message. */
   private readonly cursor = new MessageCursor();
@@ -60,14 +65,14 @@ export class BatchWalker {
       if (this.refusedParse && type !== Frontend.Sync && type !== Frontend.Terminate) continue;
       switch (type) {
         case Frontend.Terminate:
-          if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
+          if (runStart >= 0) this.out.forward(runOf(buffer, runStart, runEnd), syncs);
           s.end();
           return;
         case Frontend.Query: {
           const custom = mayBeCustom(buffer, m.sqlStart(), m.sqlEnd()) ? this.customReply(m.sql()) : null;
           if (custom) {
             // What came before it in this batch goes first: replies stay in order.
-            if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
+            if (runStart >= 0) this.out.forward(runOf(buffer, runStart, runEnd), syncs);
             runStart = -1;
             syncs = 0;
             this.answerCustomSql(custom);
@@ -76,7 +81,7 @@ export class BatchWalker {
           if (s.settings.plugins.length > 0) {
             const verdict = judgeQuery(s.settings.plugins, m.sql(), s.identity);
             if (verdict && (verdict.kind === 'error' || this.betweenTransactions(runStart))) {
-              if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
+              if (runStart >= 0) this.out.forward(runOf(buffer, runStart, runEnd), syncs);
               runStart = -1;
               syncs = 0;
               this.answerFromPooler(verdict);
@@ -107,7 +112,7 @@ export class BatchWalker {
         case Frontend.Parse:
           if (refused?.has(start)) {
             // What came before it still runs; its error is given at Sync.
-            if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
+            if (runStart >= 0) this.out.forward(runOf(buffer, runStart, runEnd), syncs);
             runStart = -1;
             syncs = 0;
             this.refusedParse = refused.get(start)!;
@@ -136,7 +141,7 @@ export class BatchWalker {
       if (runStart < 0) runStart = start;
       runEnd = end;
     }
-    if (runStart >= 0) this.out.forward(buffer.subarray(runStart, runEnd), syncs);
+    if (runStart >= 0) this.out.forward(runOf(buffer, runStart, runEnd), syncs);
   }
 
   /** Nothing on its way to a server before this batch's run, no transaction: the pooler may answer itself. */
