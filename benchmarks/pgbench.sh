@@ -19,7 +19,17 @@
 # Usage:  benchmarks/pgbench.sh
 # Env:    DURATION    seconds per pgbench run (default 10)
 #         PAIRS       A/B pairs per workload (default 3)
-#         WORKLOADS   which rows, of: c100 c1 extended prepared connect (default all)
+#         WORKLOADS   which rows, of: c100 c1 extended prepared connect, and the pipelining
+#                     groups (issue 14; benchmarks/lib/pipeline.sh): pipeline (-S -c 100 simple,
+#                     extended, prepared at pipeline_depth 1 2 4 8), mixed (5% pg_sleep(0.01):
+#                     the fast statements' p99 at depth 1 and 4), maxwait (PgLynx alone at
+#                     depth 4, pipeline_max_wait_ms 1 2 5), verify (PgLynx alone at depth 8: each
+#                     transaction checks its reply is its own). Default: the five classic rows
+#         PIPE_DEPTHS       pipeline_depth values of the pipeline group (default "1 2 4 8")
+#         PIPE_MODES        pgbench -M modes of the pipeline group (default "simple extended prepared")
+#         PIPE_MIXED_DEPTH  depth of the mixed and maxwait groups (default 4)
+#         PIPE_WAITS        pipeline_max_wait_ms values of the maxwait group (default "1 2 5")
+#         PIPE_MAX_WAIT     pipeline_max_wait_ms of the pipeline and mixed groups (default 1)
 #         POOL_SIZE   server connections per pooler (default 20)
 #         SCALE       pgbench -i scale factor (default 10)
 #         PG_BIN      Postgres binaries (default /usr/lib/postgresql/15/bin)
@@ -27,6 +37,12 @@
 #         PGLYNX_NODE_ARGS  extra node flags for PgLynx (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof)
 #         PGBENCH_EXTRA     extra pgbench arguments for every run (e.g. "-R 300": the same
 #                     rate for both poolers, so CPU per transaction compares on a busy machine)
+#
+# The pipelining groups log every transaction (pgbench -l into the temp dir)
+# for true p50/p99, read SHOW POOLS' pipelined column before and after each
+# PgLynx run, and use one PgLynx pool per setting (same database, same pool
+# size). A pgbench run that outlives DURATION by 60 s is killed and reported
+# (a hang).
 #
 # The report (machine, versions, exact commands, generated configs, table,
 # every run) goes to stdout and to benchmarks/results/pgbench-<date>.md;
@@ -92,6 +108,20 @@ if [[ ! -f $PGLYNX_JS ]] || [[ -n $(find "$PGLYNX_ROOT/bin" "$PGLYNX_ROOT/config
   (cd "$PGLYNX_ROOT" && npm run build >&2)
 fi
 
+# Workloads: key -> pgbench arguments, the PgLynx database, and PgBouncer's
+# arguments when they differ (PgBouncer 1.18 has no prepared statements in
+# transaction mode: its reference for the prepared row is -M extended).
+declare -A W_ARGS W_LYNX_DB W_BOUNCER_ARGS W_LABEL
+W_ARGS[c100]="-S -M simple -c 100 -j $THREADS";      W_LABEL[c100]='`-S -c 100`'
+W_ARGS[c1]="-S -M simple -c 1 -j 1";                 W_LABEL[c1]='`-S -c 1`'
+W_ARGS[extended]="-S -M extended -c 100 -j $THREADS"; W_LABEL[extended]='`-S -M extended -c 100`'
+W_ARGS[prepared]="-S -M prepared -c 100 -j $THREADS"; W_LABEL[prepared]='`-S -M prepared -c 100` (PgBouncer: `-M extended`)'
+W_BOUNCER_ARGS[prepared]="-S -M extended -c 100 -j $THREADS"
+W_LYNX_DB[prepared]="${BENCH_DB}_ps"
+W_ARGS[connect]="-S -M simple -C -c 20 -j $THREADS"; W_LABEL[connect]='`-S -C -c 20` (CPU per connection)'
+# The groups pipeline, mixed, maxwait (defined once the temp dir exists, below).
+source "$REPO_ROOT/benchmarks/lib/pipeline.sh"
+
 # --- temp dir, ports, cleanup ----------------------------------------------
 WORK=$(mktemp -d /tmp/pglynx-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -129,6 +159,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+pipe_write_scripts
+
+# KEYS: the rows in order; a pipelining group stands for several keys.
+KEYS=()
+for w in $WORKLOADS; do
+  if [[ -n ${W_ARGS[$w]:-} ]]; then KEYS+=("$w")
+  else pipe_define_group "$w" || die "unknown workload '$w' (c100 c1 extended prepared connect pipeline mixed maxwait verify)"; fi
+done
 
 # Three distinct free loopback ports, held open together so they differ.
 read -r PG_PORT LYNX_PORT BOUNCER_PORT < <(node -e '
@@ -177,12 +216,13 @@ log "pgbench -i -s $SCALE"
 
 # --- PgLynx ----------------------------------------------------------------
 LYNX_CONF="$LYNX_DIR/pgcat.toml"
+LYNX_ADMIN_PASSWORD="admin-$RANDOM$RANDOM"
 cat >"$LYNX_CONF" <<EOF
 [general]
 host = "127.0.0.1"
 port = $LYNX_PORT
 admin_username = "admin"
-admin_password = "admin-$RANDOM$RANDOM"
+admin_password = "$LYNX_ADMIN_PASSWORD"
 
 [pools.$BENCH_DB]
 pool_mode = "transaction"
@@ -210,6 +250,7 @@ pool_size = $POOL_SIZE
 database = "$BENCH_DB"
 servers = [["127.0.0.1", $PG_PORT, "primary"]]
 EOF
+pipe_pools_toml >>"$LYNX_CONF"
 LYNX_CMD=(node "${NODE_ARGS[@]}" dist/bin/pglynx.js "$LYNX_CONF" --log-level warn)
 log "starting PgLynx: ${LYNX_CMD[*]}"
 (cd "$PGLYNX_ROOT" && NODE_ENV=production exec "${LYNX_CMD[@]}") >"$LYNX_DIR/pglynx.log" 2>&1 &
@@ -283,20 +324,8 @@ CLK_TCK=$(getconf CLK_TCK)
 # utime and stime of a process, all its threads, in clock ticks.
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
-# Workloads: key -> pgbench arguments, the PgLynx database, and PgBouncer's
-# arguments when they differ (PgBouncer 1.18 has no prepared statements in
-# transaction mode: its reference for the prepared row is -M extended).
-declare -A W_ARGS W_LYNX_DB W_BOUNCER_ARGS W_LABEL
-W_ARGS[c100]="-S -M simple -c 100 -j $THREADS";      W_LABEL[c100]='`-S -c 100`'
-W_ARGS[c1]="-S -M simple -c 1 -j 1";                 W_LABEL[c1]='`-S -c 1`'
-W_ARGS[extended]="-S -M extended -c 100 -j $THREADS"; W_LABEL[extended]='`-S -M extended -c 100`'
-W_ARGS[prepared]="-S -M prepared -c 100 -j $THREADS"; W_LABEL[prepared]='`-S -M prepared -c 100` (PgBouncer: `-M extended`)'
-W_BOUNCER_ARGS[prepared]="-S -M extended -c 100 -j $THREADS"
-W_LYNX_DB[prepared]="${BENCH_DB}_ps"
-W_ARGS[connect]="-S -M simple -C -c 20 -j $THREADS"; W_LABEL[connect]='`-S -C -c 20` (CPU per connection)'
-for w in $WORKLOADS; do [[ -n ${W_ARGS[$w]:-} ]] || die "unknown workload '$w' (c100 c1 extended prepared connect)"; done
-
 declare -A TPS CPU SYS  # key,target,pair -> tps / CPU µs per transaction / share of it in the kernel
+declare -A RUN_OK P50 P99 F50 F99 PIPED  # latency ms (all, fast script), units pipelined per transaction
 COMMANDS=()
 NOTES=()
 RUN_NO=0
@@ -308,15 +337,19 @@ bench() { # key target pair
   else
     port=$BOUNCER_PORT; pid=$BOUNCER_PID; db=$BENCH_DB; args=${W_BOUNCER_ARGS[$key]:-${W_ARGS[$key]}}
   fi
-  local cmd=("$PGBENCH" -n $args ${PGBENCH_EXTRA:-} -T "$DURATION" -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$db")
   RUN_NO=$((RUN_NO + 1))
-  local out="$RUNS_DIR/$RUN_NO-$target.txt" rc=0 t0 t1
+  local logprefix="$RUNS_DIR/$RUN_NO-$target-log" logargs=()
+  [[ -n ${W_LATENCY[$key]:-} ]] && logargs=(-l --log-prefix="$logprefix")
+  local cmd=("$PGBENCH" -n $args ${PGBENCH_EXTRA:-} "${logargs[@]}" -T "$DURATION" -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$db")
+  local out="$RUNS_DIR/$RUN_NO-$target.txt" rc=0 piped0=""
   COMMANDS+=("PGPASSWORD=$BENCH_PASSWORD ${cmd[*]#"$PG_BIN/"}   # $target")
   log "run $RUN_NO [$target] ${cmd[*]#"$PG_BIN/"}"
+  [[ $target == pglynx && -n ${W_GROUP[$key]:-} ]] && piped0=$(lynx_pipelined "$db")
   local u0 s0 u1 s1
   read -r u0 s0 < <(cpu_ticks "$pid")
-  "${cmd[@]}" >"$out" 2>&1 || rc=$?
+  timeout -k 5 $((DURATION + 60)) "${cmd[@]}" >"$out" 2>&1 || rc=$?
   read -r u1 s1 < <(cpu_ticks "$pid" 2>/dev/null || echo "$u0 $s0")
+  [[ $rc -eq 124 || $rc -eq 137 ]] && NOTES+=("run $RUN_NO ($target, $key): pgbench still running $((DURATION + 60)) s after a ${DURATION} s run: killed (a hang)")
   local tps txs failed
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | head -1)
   txs=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -1)
@@ -328,11 +361,20 @@ bench() { # key target pair
     CPU[$key,$target,$pair]=$(awk -v d=$((u1 - u0 + s1 - s0)) -v hz="$CLK_TCK" -v n="$txs" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
     SYS[$key,$target,$pair]=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) 'BEGIN { printf "%.0f%%", (u + s > 0 ? 100 * s / (u + s) : 0) }')
   fi
+  if [[ -n ${W_LATENCY[$key]:-} ]]; then
+    read -r "P50[$key,$target,$pair]" "P99[$key,$target,$pair]" "F50[$key,$target,$pair]" "F99[$key,$target,$pair]" _ < <(log_latency "$logprefix")
+    rm -f "$logprefix".*
+  fi
+  if [[ -n $piped0 && ${txs:-0} -gt 0 ]]; then
+    PIPED[$key,$target,$pair]=$(awk -v a="$piped0" -v b="$(lynx_pipelined "$db")" -v n="$txs" 'BEGIN { printf "%.2f", (b - a) / n }')
+  fi
   if [[ $rc -ne 0 || -z $tps || ${failed:-0} -ne 0 ]]; then
     NOTES+=("run $RUN_NO ($target, $key): pgbench exit $rc, failed transactions ${failed:-?}; last output lines:"$'\n'"$(grep -v '^progress' "$out" | tail -n 15 | sed 's/^/    /')")
     log "  -> exit $rc, tps ${tps:-none}"
+    RUN_OK[$key,$target,$pair]=0
   else
-    log "  -> ${TPS[$key,$target,$pair]} tps, ${CPU[$key,$target,$pair]} µs CPU per transaction (${SYS[$key,$target,$pair]} in the kernel)"
+    RUN_OK[$key,$target,$pair]=1
+    log "  -> ${TPS[$key,$target,$pair]} tps, ${CPU[$key,$target,$pair]} µs CPU per transaction (${SYS[$key,$target,$pair]} in the kernel)${P99[$key,$target,$pair]:+, p50 ${P50[$key,$target,$pair]} p99 ${P99[$key,$target,$pair]} fast p99 ${F99[$key,$target,$pair]} ms}${PIPED[$key,$target,$pair]:+, pipelined ${PIPED[$key,$target,$pair]}/tx}"
   fi
   if [[ $target == pglynx ]] && ! kill -0 "$LYNX_PID" 2>/dev/null; then
     NOTES+=("PgLynx exited during run $RUN_NO; its output:"$'\n'"$(tail -n 40 "$LYNX_DIR/pglynx.log" | sed 's/^/    /')")
@@ -347,137 +389,21 @@ for target in pglynx pgbouncer; do
   log "warm-up [$target] 3 s"
   "$PGBENCH" -n -S -c 40 -j "$THREADS" -T 3 -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$BENCH_DB" >/dev/null 2>&1 || true
 done
+pipe_warmup
 
-for w in $WORKLOADS; do
-  for pair in $(seq "$PAIRS"); do
+# Pair by pair over every row (not row by row), so drift in the machine's
+# load spreads over the rows compared with each other (depth 1 vs 4...).
+for pair in $(seq "$PAIRS"); do
+  for w in "${KEYS[@]}"; do
     if (( pair % 2 )); then order="pglynx pgbouncer"; else order="pgbouncer pglynx"; fi
+    [[ -n ${W_SOLO[$w]:-} ]] && order=pglynx
     for target in $order; do bench "$w" "$target" "$pair"; done
   done
 done
 
 # --- report ----------------------------------------------------------------
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR == 0) { print "n/a"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m }'; }
-pair_ratios() { # key metric(TPS|CPU)
-  local key=$1 p a b
-  for p in $(seq "$PAIRS"); do
-    if [[ $2 == TPS ]]; then a=${TPS[$key,pglynx,$p]}; b=${TPS[$key,pgbouncer,$p]}
-    else a=${CPU[$key,pglynx,$p]}; b=${CPU[$key,pgbouncer,$p]}; fi
-    [[ -n $a && -n $b ]] && awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.3f ", a / b }'
-  done
-}
-values() { # key target metric
-  local p out=""
-  for p in $(seq "$PAIRS"); do
-    if [[ $3 == TPS ]]; then out+="${TPS[$1,$2,$p]} "; else out+="${CPU[$1,$2,$p]} "; fi
-  done
-  echo "$out"
-}
-fmt2() { awk -v x="$1" 'BEGIN { if (x == "n/a") print x; else printf "%.2f", x }'; }
-fmt0() { awk -v x="$1" 'BEGIN { if (x == "n/a") print x; else printf "%.0f", x }'; }
-fmt1() { awk -v x="$1" 'BEGIN { if (x == "n/a") print x; else printf "%.1f", x }'; }
-first_line() { "$@" 2>&1 | head -n 1; }
-
-STAMP=$(date +%Y-%m-%d-%H%M%S)
-REPORT="$WORK/report.md"
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-{
-  echo "# PgLynx vs PgBouncer: pgbench, $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo
-  echo "## Machine and versions"
-  echo
-  echo "- CPUs (\`nproc\`): $(nproc); $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-  echo "- OS: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
-  echo "- node: $(node --version)"
-  echo "- pgbench: $(first_line "$PGBENCH" --version)"
-  echo "- pgbouncer: $(first_line "$PGBOUNCER" --version)"
-  echo "- postgres: $(first_line "$PG_BIN/postgres" --version)"
-  echo "- PgLynx: $(node -p "require('$PGLYNX_ROOT/package.json').version") from $([[ $PGLYNX_ROOT == "$REPO_ROOT" ]] && echo "this checkout" || echo "$PGLYNX_ROOT") (commit $(git -C "$PGLYNX_ROOT" rev-parse --short HEAD 2>/dev/null || echo "unknown: not a git checkout")$(
-    [[ -n $(git -C "$PGLYNX_ROOT" --no-optional-locks status --porcelain -- bin config pooler engine 2>/dev/null) ]] && echo ", plus uncommitted changes"))"
-  echo "- before the runs: CPU ${IDLE_BEFORE}% idle over 3 s, load average (1/5/15 min) $LOAD_BEFORE; after: load average $LOAD_AFTER"
-  echo
-  echo "## Setup"
-  echo
-  echo "- One throwaway Postgres 15 cluster (max_connections 1200, shared_buffers 512MB, fsync/synchronous_commit/full_page_writes off),"
-  echo "  \`pgbench -i -s $SCALE\`; both poolers on 127.0.0.1, every client login is md5."
-  echo "- PgLynx and PgBouncer: transaction mode, pool size $POOL_SIZE server connections each. PgLynx's \`${BENCH_DB}_ps\` pool is the same"
-  echo "  database with prepared statements on (\`prepared_statements_cache_size = 500\`), used by the \`-M prepared\` row only."
-  echo "- Every run: ${DURATION} s, \`-n\` (no vacuum), select-only (\`-S\`), after a 3 s warm-up of each pooler. $PAIRS A/B pairs per"
-  echo "  workload, PgLynx and PgBouncer interleaved, the order alternating from pair to pair."
-  echo "- CPU per transaction: the pooler process's utime + stime (all threads, /proc/<pid>/stat, ${CLK_TCK} ticks/s) over the run,"
-  echo "  divided by the transactions pgbench processed (with \`-C\` every transaction is a new connection: CPU per connection)."
-  echo "- Invocation: \`DURATION=$DURATION PAIRS=$PAIRS POOL_SIZE=$POOL_SIZE SCALE=$SCALE benchmarks/pgbench.sh\`${PGLYNX_NODE_ARGS:+ with PGLYNX_NODE_ARGS=\"$PGLYNX_NODE_ARGS\"}"
-  echo
-  echo "## Results"
-  echo
-  echo "Medians over $PAIRS pairs; ratios are PgLynx / PgBouncer, the median of the per-pair ratios (tps: above 1 is PgLynx faster; CPU: below 1 is PgLynx cheaper)."
-  echo
-  echo "| workload | PgLynx tps | PgBouncer tps | tps ratio | PgLynx CPU µs/tx | PgBouncer CPU µs/tx | CPU ratio |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for w in $WORKLOADS; do
-    echo "| ${W_LABEL[$w]} | $(fmt0 "$(values "$w" pglynx TPS | median)") | $(fmt0 "$(values "$w" pgbouncer TPS | median)") | $(fmt2 "$(pair_ratios "$w" TPS | median)") | $(fmt1 "$(values "$w" pglynx CPU | median)") | $(fmt1 "$(values "$w" pgbouncer CPU | median)") | $(fmt2 "$(pair_ratios "$w" CPU | median)") |"
-  done
-  echo
-  echo "Every run (tps / CPU µs per transaction / share of that CPU in the kernel), by pair:"
-  echo
-  echo "| workload | pair | PgLynx | PgBouncer |"
-  echo "| --- | ---: | ---: | ---: |"
-  for w in $WORKLOADS; do
-    for p in $(seq "$PAIRS"); do
-      echo "| $w | $p | ${TPS[$w,pglynx,$p]:-error} / ${CPU[$w,pglynx,$p]:-?} / ${SYS[$w,pglynx,$p]:-?} | ${TPS[$w,pgbouncer,$p]:-error} / ${CPU[$w,pgbouncer,$p]:-?} / ${SYS[$w,pgbouncer,$p]:-?} |"
-    done
-  done
-  echo
-  echo "## Commands"
-  echo
-  echo '```sh'
-  echo "# Postgres"
-  echo "runuser -u postgres -- initdb -D \$PGDATA -A trust -U postgres"
-  echo "runuser -u postgres -- pg_ctl -D \$PGDATA -o \"-p $PG_PORT -k \$PGDATA -c listen_addresses=127.0.0.1\" -l \$PGDATA/log start"
-  echo "PGPASSWORD=$BENCH_PASSWORD pgbench -i -s $SCALE -q -h 127.0.0.1 -p $PG_PORT -U $BENCH_USER $BENCH_DB"
-  echo "# PgLynx (cwd: repo root) and PgBouncer"
-  echo "${LYNX_CMD[*]}" | sed "s#$LYNX_DIR#\$WORK/pglynx#g"
-  echo "runuser -u postgres -- sh -c 'ulimit -n $NOFILE && exec $PGBOUNCER \$WORK/pgbouncer/pgbouncer.ini'"
-  echo "# pgbench runs, in order (port $LYNX_PORT = PgLynx, $BOUNCER_PORT = PgBouncer)"
-  printf '%s\n' "${COMMANDS[@]}"
-  echo '```'
-  echo
-  echo "<details><summary>Generated pgcat.toml and pgbouncer.ini</summary>"
-  echo
-  echo '```toml'
-  sed 's/^admin_password = .*/admin_password = "<random>"/' "$LYNX_CONF"
-  echo '```'
-  echo
-  echo '```ini'
-  sed "s#$BOUNCER_DIR#\$WORK/pgbouncer#g" "$BOUNCER_INI"
-  echo '```'
-  echo
-  echo "</details>"
-  if [[ ${#NOTES[@]} -gt 0 ]]; then
-    echo
-    echo "## Problems"
-    echo
-    for n in "${NOTES[@]}"; do
-      echo "- $n"
-    done
-  fi
-  if [[ -s $LYNX_DIR/pglynx.log ]]; then
-    echo
-    echo "## PgLynx log (--log-level warn, last 20 lines)"
-    echo
-    echo '```'
-    tail -n 20 "$LYNX_DIR/pglynx.log"
-    echo '```'
-  fi
-  if grep -qE 'WARNING|ERROR|FATAL' "$BOUNCER_DIR/pgbouncer.log" 2>/dev/null; then
-    echo
-    echo "## PgBouncer log warnings and errors (last 20)"
-    echo
-    echo '```'
-    grep -E 'WARNING|ERROR|FATAL' "$BOUNCER_DIR/pgbouncer.log" | tail -n 20
-    echo '```'
-  fi
-} >"$REPORT"
+source "$REPO_ROOT/benchmarks/lib/pgbench-report.sh"
+pgbench_report
 
 mkdir -p "$RESULTS_DIR"
 cp "$REPORT" "$RESULTS_DIR/pgbench-$STAMP.md"
