@@ -39,8 +39,6 @@ export class PipelineQueue<Owner> {
    * each says so when it sends: markSent).
    */
   open = false;
-  /** Cancel requests sent for this connection whose own connection has not closed yet. */
-  cancelsInFlight = 0;
   /** Units ever sent behind another on this connection (SHOW SERVERS, Prometheus). */
   queuedTotal = 0;
 
