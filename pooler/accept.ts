@@ -102,8 +102,13 @@ export class ClientAcceptor {
 
   /** tcp_keepalives_idle (s; 0: off) on `socket`: inherited from the listener, or set on it. */
   private keepAlive(socket: net.Socket, idle: number): void {
-    if (this.listenerKeepAlive === idle && this.keepAliveSettling === 0) return; // the usual case: no system call
-    if (this.listener && this.listenerKeepAlive !== idle) {
+    if (this.listenerKeepAlive === idle) {
+      if (this.keepAliveSettling === 0) return; // the usual case: no system call
+      if (Date.now() > this.keepAliveSettling) {
+        this.keepAliveSettling = 0;
+        return;
+      }
+    } else if (this.listener) {
       this.keepAliveBefore = this.listenerKeepAlive;
       // The listener gets it for the sockets whose handshake completes from now on (libuv: 0 on success).
       if (this.listener.setKeepAlive!(idle > 0, idle) === 0) this.listenerKeepAlive = idle;
@@ -111,9 +116,6 @@ export class ClientAcceptor {
       // Those already in the accept queue kept the old setting, and libuv accepts one connection
       // per turn of the event loop: for a while, every accepted socket is set on its own.
       this.keepAliveSettling = Date.now() + KEEPALIVE_SETTLE_MS;
-    } else if (this.keepAliveSettling !== 0 && Date.now() > this.keepAliveSettling) {
-      this.keepAliveSettling = 0;
-      return;
     }
     if (idle > 0) socket.setKeepAlive(true, idle * 1000);
     // Node skips a bare `false` on a socket it never set; this one may have inherited keepalive.
