@@ -43,6 +43,14 @@ t.test('replicas', async (t) => {
         split: pool({ query_parser_enabled: true, query_parser_read_write_splitting: true, primary_reads_enabled: false }),
         replica: pool({ default_role: 'replica', primary_reads_enabled: false }),
         auto: pool({ query_parser_enabled: true, query_parser_read_write_splitting: true, primary_reads_enabled: false }, 'auto'),
+        // Pipelining on every server connection of every role (issue 14): 2 connections per server, 4 units each.
+        piped: {
+          ...pool({ query_parser_enabled: true, query_parser_read_write_splitting: true, primary_reads_enabled: false }),
+          users: [{ username: 'app', password: 'pw', pool_size: 2 }],
+          pipeline_depth: 4,
+          pipeline_max_wait_ms: 50,
+          pipeline_writes: true,
+        },
       },
     }),
     { t, logLevel: 'warn' },
@@ -72,6 +80,34 @@ t.test('replicas', async (t) => {
     t.ok(ro.rows[0].standby, 'BEGIN READ ONLY runs on a replica');
     await c.query('COMMIT');
     await c.end();
+  });
+
+  await t.test('pipelining with replicas: reads pipelined on replica connections, writes on the primary', async (t) => {
+    const clients = await Promise.all(Array.from({ length: 60 }, () => connect('piped')));
+    let wrong = 0;
+    const writesOn = new Set<number>();
+    await Promise.all(
+      clients.map(async (c, i) => {
+        for (let r = 0; r < 20; r++) {
+          const n = Math.floor(Math.random() * 1e9);
+          const read = await c.query('SELECT pg_is_in_recovery() AS standby, inet_server_port() AS port, $1::int AS n, $2::int AS client', [n, i]);
+          const row = read.rows[0] as { standby: boolean; port: number; n: number; client: number };
+          if (!row.standby || !replicaPorts.has(row.port) || row.n !== n || row.client !== i) wrong += 1;
+          if (r % 5 === 0) {
+            const w = await c.query("INSERT INTO items (v) VALUES ('p' || $1::text) RETURNING inet_server_port() AS port, v", [i]);
+            writesOn.add(w.rows[0].port as number);
+            if (w.rows[0].v !== `p${i}`) wrong += 1;
+          }
+        }
+      }),
+    );
+    await Promise.all(clients.map((c) => c.end()));
+    t.equal(wrong, 0, 'every read ran on a replica and answered its own client; every write answered its own');
+    t.same([...writesOn], [primary.port], 'writes ran on the primary only');
+    const admin = await pgClient({ port: pooler.port, user: 'admin', password: 'admin', database: 'pgcat' });
+    const row = (await admin.query('SHOW POOLS')).rows.find((p: Record<string, string>) => p.database === 'piped');
+    await admin.end();
+    t.ok(Number(row?.pipelined) > 0, `units were pipelined (${row?.pipelined})`);
   });
 
   await t.test("PgCat's SET SERVER ROLE and SET PRIMARY READS", async (t) => {
