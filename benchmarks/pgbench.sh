@@ -223,6 +223,9 @@ host = "127.0.0.1"
 port = $LYNX_PORT
 admin_username = "admin"
 admin_password = "$LYNX_ADMIN_PASSWORD"
+# PgBouncer's server_connect_timeout default (15 s): on a busy machine PgLynx's
+# 1 s default aborted pgbench clients when a pool opened a server connection mid-run.
+connect_timeout = 15000
 
 [pools.$BENCH_DB]
 pool_mode = "transaction"
