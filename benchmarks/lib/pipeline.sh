@@ -184,7 +184,7 @@ pipe_report() {
   local k shown=0
   if [[ -n $(pipe_keys_of pipeline) ]]; then
     shown=1
-    echo "### Pipelining: pool $POOL_SIZE, $PIPE_CLIENTS clients, PgLynx pipeline_depth 1 (off) to 8 (pipeline_max_wait_ms $PIPE_MAX_WAIT)"
+    echo "### Pipelining: pool $POOL_SIZE, $PIPE_CLIENTS clients, PgLynx pipeline_depth $PIPE_DEPTHS (1 = off; pipeline_max_wait_ms $PIPE_MAX_WAIT)"
     echo
     echo "Each PgLynx run is paired with its own PgBouncer run (PgBouncer has no such setting: its columns are the same workload, run"
     echo "once per row and pair, so they show its spread too). Latency: nearest-rank p50/p99 over every transaction of the run (pgbench -l),"
