@@ -10,6 +10,7 @@ import { Frontend } from '../protocol/codes.js';
 import { MessageCursor } from '../protocol/cursor.js';
 import { ProtocolError } from '../protocol/framer.js';
 import { statementOf } from '../router/parse.js';
+import { WRITING_FUNCTIONS } from '../router/statement-kind.js';
 import type { ClientStatements } from '../prepared/statements.js';
 
 const cursor = new MessageCursor();
@@ -21,18 +22,23 @@ const cursor = new MessageCursor();
  */
 export function mayPipeline(bytes: Buffer, statements: ClientStatements | null, writes: boolean): boolean {
   let last = 0;
+  /** Statements named by a Parse of this batch (already judged). */
+  let parsed: string[] | null = null;
   try {
     for (const m = cursor.over(bytes); m.next(); ) {
       last = m.type;
       switch (m.type) {
         case Frontend.Query:
         case Frontend.Parse:
-          if (m.type === Frontend.Parse && m.isNamedParse() && !statements) return false;
+          if (m.type === Frontend.Parse && m.isNamedParse()) {
+            if (!statements) return false;
+            (parsed ??= []).push(m.statementName()!);
+          }
           if (!allowed(m.sql(), writes)) return false;
           break;
         case Frontend.Bind: {
           const name = m.statementName();
-          if (name === '' || name === null) break; // the unnamed statement: its Parse is in this batch (checked above)
+          if (name === '' || name === null || parsed?.includes(name)) break; // parsed in this batch: judged above
           const def = statements?.get(name);
           if (!def) return false;
           const end = def.parseTail.indexOf(0);
@@ -56,6 +62,34 @@ export function mayPipeline(bytes: Buffer, statements: ClientStatements | null, 
 }
 
 function allowed(sql: string, writes: boolean): boolean {
+  if (plainRead(sql)) return true;
   const kind = statementOf(sql).pipelineKind;
   return kind === 'read' || (kind === 'write' && writes);
+}
+
+const SELECT_FIRST = /^\s*select\s/i;
+/**
+ * Words that may make a SELECT write, lock rows, or leave session state:
+ * the writing functions of the classifier, FOR UPDATE/SHARE, SELECT INTO,
+ * data-modifying words, and what client/session-state.ts looks for
+ * (temp objects, advisory locks, set_config, pg_settings). A match only
+ * sends the text to the parser.
+ */
+const MAY_WRITE = new RegExp(
+  `\\b(?:for|into|insert|update|delete|merge|temp|temporary|pg_temp|set_config|pg_settings|${[...WRITING_FUNCTIONS].join('|')})\\b|advisory`,
+  'i',
+);
+
+/**
+ * A single SELECT that the parser would call a read with no session
+ * state, told from its text alone. Simple-protocol clients put their
+ * values in the text (pgbench -S: every text is new), and a parse of each
+ * would cost more than the round trip pipelining saves; anything less
+ * plain goes to the parser (cached per text).
+ */
+export function plainRead(sql: string): boolean {
+  if (!SELECT_FIRST.test(sql)) return false;
+  const semi = sql.indexOf(';');
+  if (semi >= 0 && sql.slice(semi + 1).trim() !== '') return false; // several statements (or a ';' in a literal)
+  return !MAY_WRITE.test(sql);
 }

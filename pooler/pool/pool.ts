@@ -82,13 +82,14 @@ export class Pool {
    * Wait FIFO for a clean connection, with callbacks (acquire's form for
    * the hot path: no promise per wait). One of them is called once, maybe
    * before this returns. A `sharer` may instead be given a place behind a
-   * busy connection's unit (pipelining) when the pool is saturated.
+   * busy connection's unit (pipelining) when the pool is saturated and
+   * nobody waits before it (FIFO: waiters are offered places first, offerBehind).
    */
   wait(onReady: (conn: ServerConnection) => void, onError: (err: PoolError) => void, sharer: Sharer | null = null): void {
     if (this.closed) return onError(new PoolError(SqlState.AdminShutdown, 'pool is shutting down'));
     const conn = this.tryAcquire();
     if (conn) return onReady(conn);
-    if (sharer !== null && this.saturated) {
+    if (sharer !== null && this.waiters.length === 0 && this.saturated) {
       const busy = shareTarget(this.all, this.settings.pipeline, sharer);
       if (busy) {
         this.stats.totals.pipelined += 1;

@@ -20,7 +20,7 @@ export type QueryKind =
 export type Deallocation = { all: true } | { all: false; name: string };
 
 /** Functions that change state even inside a SELECT. */
-const WRITING_FUNCTIONS = new Set([
+export const WRITING_FUNCTIONS: ReadonlySet<string> = new Set([
   'nextval', 'setval', 'pg_advisory_lock', 'pg_advisory_xact_lock', 'pg_try_advisory_lock', 'pg_try_advisory_xact_lock',
   'pg_advisory_lock_shared', 'pg_advisory_xact_lock_shared', 'pg_notify', 'set_config', 'lo_create', 'lo_import',
   'lo_unlink', 'lo_from_bytea', 'lo_put', 'txid_current', 'pg_current_xact_id', 'pg_switch_wal', 'pg_create_restore_point',
