@@ -26,7 +26,7 @@ export class Checkout {
   /** The server when the owner may send to it directly: it is the server's owner and no other unit is queued behind its own. */
   get direct(): ServerConnection | null {
     const server = this.server;
-    return server !== null && server.owner === this.owner && (server.pipeline === null || server.pipeline.behind.length === 0) ? server : null;
+    return server !== null && server.owner === this.owner && !server.hasUnitsBehind ? server : null;
   }
 
   /** Take `server` (just acquired from `pool`): its replies go to the owner from now on. */
@@ -66,7 +66,7 @@ export class Checkout {
       else pool.offerBehind(server);
       return;
     }
-    if (server.pipeline !== null && server.pipeline.behind.length > 0) {
+    if (server.hasUnitsBehind) {
       // Leaving mid-unit with others' units behind ours: they carry on; the rest of our reply is dropped.
       server.owner = new Leftover(pool);
       return;

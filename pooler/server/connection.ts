@@ -234,6 +234,11 @@ export class ServerConnection {
     }
   }
 
+  /** Other owners' units are queued behind the one running (pipelining). */
+  get hasUnitsBehind(): boolean {
+    return this.pipeline !== null && this.pipeline.behind.length > 0;
+  }
+
   /** A unit may be queued behind what runs now: see pool/share.ts for the depth and wait bounds. */
   get takesUnitsBehind(): boolean {
     const q = this.pipeline;

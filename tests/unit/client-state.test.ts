@@ -124,7 +124,7 @@ t.test('Checkout: owner pointer, release when quiet, discard otherwise', async (
     discard: (_s: unknown, reason: string) => calls.push(`discard: ${reason}`),
   } as unknown as Pool;
   const owner = {} as ServerOwner;
-  const server = { owner: null, isQuiet: true, pipeline: null } as unknown as ServerConnection & { isQuiet: boolean };
+  const server = { owner: null, isQuiet: true, pipeline: null, hasUnitsBehind: false } as unknown as ServerConnection & { isQuiet: boolean };
   const c = new Checkout(owner);
   c.hold(pool, server);
   t.equal(server.owner, owner, 'held: replies go to the owner');
@@ -156,7 +156,14 @@ t.test('Checkout with pipelining: a unit queued behind another, and owners leavi
   } as unknown as Pool;
   const head = {} as ServerOwner;
   const queued = {} as ServerOwner;
-  const server = { owner: null, isQuiet: false, pipeline: null } as unknown as ServerConnection;
+  const server = {
+    owner: null,
+    isQuiet: false,
+    pipeline: null,
+    get hasUnitsBehind(): boolean {
+      return this.pipeline !== null && (this.pipeline as PipelineQueue<ServerOwner>).behind.length > 0;
+    },
+  } as unknown as ServerConnection;
   server.queueBehind = (o: ServerOwner, owed: number) => {
     (server.pipeline ??= new PipelineQueue<ServerOwner>()).push(o, owed);
   };
