@@ -25,7 +25,7 @@ import { EngineCode, EngineError } from './errors.js';
 import type { ModelInfo, WorkerData } from './worker-protocol.js';
 import type { FinishReason, FromWorker, GenTask, ToWorker } from './gen-protocol.js';
 import type { GenerateParams } from './sampling.js';
-import { LatencyWindow, type ModelStats } from './stats.js';
+import { LatencyWindow, RateWindow, type ModelStats } from './stats.js';
 
 const WORKER_FILE = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './gen-worker.ts' : './gen-worker.js', import.meta.url));
 const RELOAD_BACKOFF_MS = [250, 1000, 5000, 30_000];
@@ -51,6 +51,8 @@ export interface GenCall {
   settled: boolean;
   /** KV bytes reserved while running. */
   kvBytes: number;
+  /** When its last token was reported (performance.now()), for inter-token latency. */
+  lastTokenAt?: number;
   resolve(r: GenResult): void;
   reject(e: EngineError): void;
 }
@@ -77,8 +79,12 @@ export class GenInstance {
   private idleWaiters: (() => void)[] = [];
   readonly latency = new LatencyWindow();
   readonly firstToken = new LatencyWindow();
+  readonly interToken = new LatencyWindow();
+  readonly tokenRate = new RateWindow();
   steps = 0;
   stepSequences = 0;
+  decodeSteps = 0;
+  decodeSequences = 0;
   tokens = 0;
   errors = 0;
   restarts = 0;
@@ -223,15 +229,28 @@ export class GenInstance {
     this.touch(m.t === 'idle');
     if (m.t === 'idle') return;
     if (m.t === 'step') {
+      const now = performance.now();
+      // Every sequence of a pass, prefill or decode, got one token from it.
       this.steps++;
       this.stepSequences += m.size;
-      if (m.prefill === 0) this.tokens += m.size;
-      const now = performance.now();
+      this.tokens += m.size;
+      this.tokenRate.add(m.size, now);
       for (const id of m.firstTokenIds) {
         const c = this.running.get(id);
-        if (c) this.firstToken.record((now - c.arrivedAt) * 1000);
+        if (!c) continue;
+        this.firstToken.record((now - c.arrivedAt) * 1000);
+        c.lastTokenAt = now;
       }
-      if (m.prefill > 0) this.tokens += m.prefill;
+      if (m.decodedIds.length > 0) {
+        this.decodeSteps++;
+        this.decodeSequences += m.decodedIds.length;
+        for (const id of m.decodedIds) {
+          const c = this.running.get(id);
+          if (c?.lastTokenAt === undefined) continue;
+          this.interToken.record((now - c.lastTokenAt) * 1000);
+          c.lastTokenAt = now;
+        }
+      }
       return;
     }
     const call = this.running.get(m.id);
@@ -376,6 +395,16 @@ export class GenInstance {
       errors: this.errors,
       restarts: this.restarts,
       dims: null,
+      generation: {
+        tokens: this.tokens,
+        tokensPerSecond: this.tokenRate.perSecond(performance.now()),
+        decodeSteps: this.decodeSteps,
+        decodeBatchSize: this.decodeSteps === 0 ? 0 : this.decodeSequences / this.decodeSteps,
+        ttftP50Us: this.firstToken.percentileUs(50),
+        ttftP99Us: this.firstToken.percentileUs(99),
+        itlP50Us: this.interToken.percentileUs(50),
+        itlP99Us: this.interToken.percentileUs(99),
+      },
     };
   }
 }

@@ -24,8 +24,12 @@ export type FromWorker =
   | { t: 'error'; id: number; message: string }
   /** The loop has nothing left to run (cancels included) and waits. */
   | { t: 'idle' }
-  /** One forward pass: how many sequences it ran, how many were prefills, how long it took. */
-  | { t: 'step'; size: number; prefill: number; ms: number; firstTokenIds: number[] };
+  /**
+   * One forward pass: how many sequences it ran, how many were prefills, how
+   * long it took; the sequences it gave their first token (a prefill) or
+   * their next one (a decode step), for time to first token and inter-token latency.
+   */
+  | { t: 'step'; size: number; prefill: number; ms: number; firstTokenIds: number[]; decodedIds: number[] };
 
 /** The piscina tasks of a generation worker. */
 export type GenTask = { op: 'load' } | { op: 'serve'; port: MessagePort };

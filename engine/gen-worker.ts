@@ -162,7 +162,8 @@ async function serve(port: MessagePort, rt: GenRuntime): Promise<void> {
       for (const s of seqs) post({ t: 'error', id: s.id, message: `the model failed on a batch of ${seqs.length}: ${(err as Error).message}` });
       return [];
     }
-    post({ t: 'step', size: seqs.length, prefill: prefill ? seqs.length : 0, ms: performance.now() - started, firstTokenIds: prefill ? seqs.map((s) => s.id) : [] });
+    const ids = seqs.map((s) => s.id);
+    post({ t: 'step', size: seqs.length, prefill: prefill ? seqs.length : 0, ms: performance.now() - started, firstTokenIds: prefill ? ids : [], decodedIds: prefill ? [] : ids });
     const still: Sequence[] = [];
     seqs.forEach((s, i) => {
       if (cancelled.has(s.id)) return;

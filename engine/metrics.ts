@@ -16,7 +16,8 @@ interface Spec {
   type: 'counter' | 'gauge';
   /** Per instance (labels model, instance) or per model (label model; taken from its first instance). */
   per: 'instance' | 'model';
-  value(s: ModelStats): number;
+  /** null: no sample for this row (generation figures of an embedding instance). */
+  value(s: ModelStats): number | null;
 }
 
 const SPECS: Spec[] = [
@@ -35,6 +36,15 @@ const SPECS: Spec[] = [
   { name: 'cache_hit_rate', type: 'gauge', per: 'model', help: 'Embedding cache hits / lookups since start', value: (s) => s.cacheHitRate },
   { name: 'cache_entries', type: 'gauge', per: 'model', help: 'Vectors in the embedding cache', value: (s) => s.cacheEntries },
   { name: 'cache_bytes', type: 'gauge', per: 'model', help: 'Bytes the embedding cache accounts for', value: (s) => s.cacheBytes },
+  // Text-generation slots only; SHOW MODELS shows the same figures (its running sequences and queued prompts are in_flight and queue_depth).
+  { name: 'generated_tokens_total', type: 'counter', per: 'instance', help: 'Tokens the generation slot produced (one per sequence per forward pass)', value: (s) => s.generation?.tokens ?? null },
+  { name: 'tokens_per_second', type: 'gauge', per: 'instance', help: 'Tokens the generation slot produced per second over the last 10 s', value: (s) => s.generation?.tokensPerSecond ?? null },
+  { name: 'decode_steps_total', type: 'counter', per: 'instance', help: 'Decode steps (forward passes over running sequences, prefills excluded) of the generation slot', value: (s) => s.generation?.decodeSteps ?? null },
+  { name: 'decode_batch_size', type: 'gauge', per: 'instance', help: 'Mean sequences per decode step since start', value: (s) => s.generation?.decodeBatchSize ?? null },
+  { name: 'ttft_p50_us', type: 'gauge', per: 'instance', help: 'Median time from a prompt reaching the engine to its first token, over the last 2048 prompts, in microseconds', value: (s) => s.generation?.ttftP50Us ?? null },
+  { name: 'ttft_p99_us', type: 'gauge', per: 'instance', help: '99th percentile of the time to first token over the last 2048 prompts, in microseconds', value: (s) => s.generation?.ttftP99Us ?? null },
+  { name: 'itl_p50_us', type: 'gauge', per: 'instance', help: 'Median time between two tokens of one sequence, over the last 2048 tokens, in microseconds', value: (s) => s.generation?.itlP50Us ?? null },
+  { name: 'itl_p99_us', type: 'gauge', per: 'instance', help: '99th percentile of the inter-token latency over the last 2048 tokens, in microseconds', value: (s) => s.generation?.itlP99Us ?? null },
 ];
 
 type Bound = { spec: Spec; metric: Counter<string> | Gauge<string> };
@@ -65,9 +75,11 @@ export function registerEngineMetrics(registry: Registry, engine: () => Engine |
       metric.reset();
       const rows = spec.per === 'instance' ? stats : [...firstOfModel.values()];
       for (const s of rows) {
+        const value = spec.value(s);
+        if (value === null) continue;
         const labels = spec.per === 'instance' ? { model: s.model, instance: String(s.instance) } : { model: s.model };
-        if (metric instanceof Counter) metric.inc(labels, spec.value(s));
-        else metric.set(labels, spec.value(s));
+        if (metric instanceof Counter) metric.inc(labels, value);
+        else metric.set(labels, value);
       }
     }
     instances.reset();

@@ -30,19 +30,28 @@ const SHOW: Record<string, Show> = {
 
 // SHOW MODELS: one row per engine slot (model instance). Averages and rates
 // are text with fixed decimals: int8 columns cannot carry fractions. Cache
-// figures are per model, repeated on each of its instances.
+// figures are per model, repeated on each of its instances. The last seven
+// columns are a generation slot's (NULL on embedding rows); its running
+// sequences and queued prompts are in_flight and queue_depth.
 const MODEL_COLUMNS = [
   text('model'), int('instance'), int('loaded'), int('queue_depth'), int('calls'), text('avg_batch_size'),
   int('avg_latency_us'), int('p99_latency_us'), int('errors'), text('cache_hit_rate'),
   text('state'), int('in_flight'), int('batches'), int('restarts'), int('dims'), int('cache_hits'), int('cache_misses'),
+  int('tokens'), text('tokens_per_s'), text('decode_batch_size'), int('ttft_p50_us'), int('ttft_p99_us'), int('itl_p50_us'), int('itl_p99_us'),
 ];
 
 function showModels(ctx: AdminContext): AdminReply {
-  const rows = (ctx.engine()?.stats() ?? []).map((s) => [
-    s.model, s.instance, flag(s.loaded), s.queueDepth, s.calls, s.avgBatchSize.toFixed(2),
-    Math.round(s.avgLatencyUs), Math.round(s.p99LatencyUs), s.errors, s.cacheHitRate.toFixed(4),
-    s.state, s.inFlight, s.batches, s.restarts, s.dims, s.cacheHits, s.cacheMisses,
-  ]);
+  const rows = (ctx.engine()?.stats() ?? []).map((s) => {
+    const g = s.generation;
+    return [
+      s.model, s.instance, flag(s.loaded), s.queueDepth, s.calls, s.avgBatchSize.toFixed(2),
+      Math.round(s.avgLatencyUs), Math.round(s.p99LatencyUs), s.errors, s.cacheHitRate.toFixed(4),
+      s.state, s.inFlight, s.batches, s.restarts, s.dims, s.cacheHits, s.cacheMisses,
+      ...(g
+        ? [g.tokens, g.tokensPerSecond.toFixed(1), g.decodeBatchSize.toFixed(2), Math.round(g.ttftP50Us), Math.round(g.ttftP99Us), Math.round(g.itlP50Us), Math.round(g.itlP99Us)]
+        : [null, null, null, null, null, null, null]),
+    ];
+  });
   return table(MODEL_COLUMNS, rows);
 }
 
