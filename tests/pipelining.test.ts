@@ -4,8 +4,9 @@
 // (counted by ReadyForQuery). Against a real Postgres 15, with node-postgres
 // and raw protocol clients: replies never cross clients, an error stays with
 // its unit, a cancel for a queued unit waits for it to run and hits only it,
-// transactions / SET / LISTEN / COPY keep a server to themselves, and named
-// prepared statements shared across servers work in pipelined units.
+// transactions / SET / LISTEN / COPY keep a server to themselves, named
+// prepared statements shared across servers work in pipelined units, and
+// nobody is queued behind a statement learned to run long.
 import net from 'node:net';
 import t from 'tap';
 import { primaryShard } from './harness/pool-config.js';
@@ -44,6 +45,8 @@ const pooler = await startPglynx(
       off: pool(4),
       // pgml calls computed by the pooler, then pipelined.
       pgml: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 50 }),
+      // Two connections, a 100 ms bound: a text learned to run longer takes nobody behind it.
+      slow: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 100 }),
     },
     extra: { models: { lexical: { builtin: 'hash-384' } } },
   }),
@@ -254,4 +257,30 @@ t.test('a client leaving while its unit is queued does not disturb the others', 
   t.same(dataRow(again.find((m) => m.type === 'D')!.body), ['again'], 'the server serves the next statement');
   head.end();
   last.end();
+});
+
+t.test('a statement learned to run long takes no units behind it, even just after it started', async (t) => {
+  const a = await raw('slow');
+  const c = await raw('slow');
+  const b = await raw('slow');
+  // Both connections open (one each), then the pool's typical unit: a millisecond or two.
+  await Promise.all([a.query('SELECT pg_sleep(0.02)'), c.query('SELECT pg_sleep(0.02)')]);
+  for (let i = 0; i < 5; i++) await a.query('SELECT 1');
+  const learn = Date.now();
+  await a.query('SELECT pg_sleep(0.4)'); // 400 ms, past pipeline_max_wait_ms (100): learned
+  t.ok(Date.now() - learn >= 400, 'the slow statement ran once');
+  const before = await pipelined('slow');
+  // Both connections busy: the slow text on one, a shorter unit (never seen: not known slow) on the other.
+  a.send(msg.query('SELECT pg_sleep(0.4)'));
+  c.send(msg.query("SELECT pg_sleep(0.05), 'short' AS who"));
+  await sleep(20);
+  const sent = Date.now();
+  b.send(msg.query("SELECT 'behind' AS who"));
+  const got = await b.readUntilReady(1, 5000);
+  const waited = Date.now() - sent;
+  t.same(dataRow(got.find((m) => m.type === 'D')!.body), ['behind'], 'the unit got its row');
+  t.ok(waited < 250, `it was not queued behind the 400 ms statement that had just started (waited ${waited} ms)`);
+  t.equal((await pipelined('slow')) - before, 1, 'it was queued behind the short unit instead');
+  await Promise.all([a.readUntilReady(1, 5000), c.readUntilReady(1, 5000)]);
+  for (const x of [a, b, c]) x.end();
 });

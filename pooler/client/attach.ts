@@ -76,7 +76,7 @@ export class ServerAttach implements Sharer {
     const pipeline = s.pool.settings.pipeline;
     if (pipeline.depth <= 1 || s.pendingDirty !== 0 || s.unsynced || s.queuedSyncs === 0) return false;
     const statements = s.pool.sharesPreparedStatements ? s.clientStatements() : null;
-    for (const bytes of s.queued) if (!mayPipeline(bytes, statements, pipeline.writes)) return false;
+    for (const bytes of s.queued) if (!mayPipeline(bytes, statements, pipeline.writes, s.pool.slowStatements)) return false;
     return true;
   }
 

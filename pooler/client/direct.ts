@@ -10,7 +10,7 @@ import { rewriteForServer } from '../prepared/rewrite.js';
 import { MessageCursor } from '../protocol/cursor.js';
 import { ProtocolError } from '../protocol/framer.js';
 import { ClientState } from './client-state.js';
-import { mayPipeline } from './pipeline-unit.js';
+import { mayPipeline, unitKey } from './pipeline-unit.js';
 import type { SessionCore } from './session-core.js';
 
 /** Attach `server` (just checked out of the session's pool) and send it everything queued. */
@@ -29,7 +29,8 @@ export function bind(s: SessionCore, server: ServerConnection): void {
  * its replies come once theirs are in.
  */
 export function bindBehind(s: SessionCore, server: ServerConnection): void {
-  s.checkout.follow(s.pool, server, s.queuedSyncs);
+  const statements = s.pool.sharesPreparedStatements ? s.clientStatements() : null;
+  s.checkout.follow(s.pool, server, s.queuedSyncs, unitKey(s.queued[0], statements));
   sendQueued(s, server);
 }
 
@@ -54,7 +55,7 @@ export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Bu
   if (pipeline.depth > 1 && server.owner === s.checkout.owner) {
     // The client's own unit (not queued behind others'): may others' units queue behind it?
     const statements = s.pool.sharesPreparedStatements ? s.clientStatements() : null;
-    server.ownUnit(syncs > 0 && mayPipeline(bytes, statements, pipeline.writes));
+    server.ownUnit(syncs > 0 && mayPipeline(bytes, statements, pipeline.writes, s.pool.slowStatements), unitKey(bytes, statements));
   }
   if (server.prepared) {
     // Prepared statements shared across servers: names rewritten for this one.

@@ -5,6 +5,8 @@
 // leaves no session state and is not COPY; reads only unless the pool's
 // pipeline_writes says writes too. The batch must end on its own ReadyForQuery
 // boundary (a Query or a Sync last), so the units behind it start clean.
+// A text known to run past pipeline_max_wait_ms (pool/slow-statements.ts)
+// is not pipelined either: nobody should wait behind it.
 
 import { Frontend } from '../protocol/codes.js';
 import { MessageCursor } from '../protocol/cursor.js';
@@ -12,6 +14,7 @@ import { ProtocolError } from '../protocol/framer.js';
 import { statementOf } from '../router/parse.js';
 import { WRITING_FUNCTIONS } from '../router/statement-kind.js';
 import type { ClientStatements } from '../prepared/statements.js';
+import type { SlowStatements } from '../pool/slow-statements.js';
 
 const cursor = new MessageCursor();
 
@@ -19,8 +22,9 @@ const cursor = new MessageCursor();
  * `bytes`: whole client messages. `statements`: the client's named
  * statements when the pool shares prepared statements (null otherwise:
  * a named statement then lives on one server only, so it never moves).
+ * `slow`: the pool's texts known to run long.
  */
-export function mayPipeline(bytes: Buffer, statements: ClientStatements | null, writes: boolean): boolean {
+export function mayPipeline(bytes: Buffer, statements: ClientStatements | null, writes: boolean, slow: SlowStatements): boolean {
   let last = 0;
   /** Statements named by a Parse of this batch (already judged). */
   let parsed: string[] | null = null;
@@ -34,15 +38,13 @@ export function mayPipeline(bytes: Buffer, statements: ClientStatements | null, 
             if (!statements) return false;
             (parsed ??= []).push(m.statementName()!);
           }
-          if (!allowed(m.sql(), writes)) return false;
+          if (!allowed(m.sql(), writes, slow)) return false;
           break;
         case Frontend.Bind: {
           const name = m.statementName();
           if (name === '' || name === null || parsed?.includes(name)) break; // parsed in this batch: judged above
-          const def = statements?.get(name);
-          if (!def) return false;
-          const end = def.parseTail.indexOf(0);
-          if (!allowed(def.parseTail.toString('utf8', 0, end < 0 ? def.parseTail.length : end), writes)) return false;
+          const sql = namedText(name, statements);
+          if (sql === null || !allowed(sql, writes, slow)) return false;
           break;
         }
         case Frontend.Describe:
@@ -61,7 +63,35 @@ export function mayPipeline(bytes: Buffer, statements: ClientStatements | null, 
   return last === Frontend.Query || last === Frontend.Sync;
 }
 
-function allowed(sql: string, writes: boolean): boolean {
+/**
+ * The text a unit's run time is kept under: its first statement's (a
+ * Query's, a Parse's, or a Bind's named statement's). Null when there is none.
+ */
+export function unitKey(bytes: Buffer, statements: ClientStatements | null): string | null {
+  try {
+    const m = cursor.over(bytes);
+    if (!m.next()) return null;
+    if (m.type === Frontend.Query || m.type === Frontend.Parse) return m.sql();
+    if (m.type === Frontend.Bind) {
+      const name = m.statementName();
+      return name ? namedText(name, statements) : null;
+    }
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+  }
+  return null;
+}
+
+/** The text of a client's named statement, from the shared cache. */
+function namedText(name: string, statements: ClientStatements | null): string | null {
+  const def = statements?.get(name);
+  if (!def) return null;
+  const end = def.parseTail.indexOf(0);
+  return def.parseTail.toString('utf8', 0, end < 0 ? def.parseTail.length : end);
+}
+
+function allowed(sql: string, writes: boolean, slow: SlowStatements): boolean {
+  if (slow.has(sql)) return false;
   if (plainRead(sql)) return true;
   const kind = statementOf(sql).pipelineKind;
   return kind === 'read' || (kind === 'write' && writes);

@@ -15,31 +15,34 @@ export type PgmlArg =
   | { kind: 'param'; index: number }
   | { kind: 'array'; items: PgmlArg[] };
 
-export type PgmlFunction = 'embed' | 'transform';
+export type PgmlFunction = 'embed' | 'transform' | 'transform_stream' | 'infer' | 'similar_to';
 
 export interface PgmlCall {
   fn: PgmlFunction;
   /** Byte offsets of the call in the UTF-8 statement, `pgml` through `)`. */
   start: number;
   end: number;
-  /** embed: the model name; transform: the task (text or jsonb, `{"task": ..., "model": ...}`). */
+  /** embed, infer, similar_to: the model name; transform(_stream): the task (text or jsonb, `{"task": ..., "model": ...}`). */
   model: PgmlArg;
-  /** embed: text or text[]; transform: the inputs text[] (a NULL constant when not given). */
+  /** embed: text or text[]; transform: the inputs text[] (a NULL constant when not given); transform_stream: the input text; infer: the prompt; similar_to: the first text. */
   input: PgmlArg;
-  /** transform: its args jsonb (null when not given). */
+  /** transform(_stream): its args jsonb (null when not given). */
   args: PgmlArg | null;
+  /** infer: top (null: the default, 10); similar_to: the second text. */
+  other: PgmlArg | null;
+  /** A function in FROM: whether it has an alias (null elsewhere). */
+  fromAlias: boolean | null;
   /** A bare select-list item: the replacement is named after the function. */
   needsAlias: boolean;
   /** embed's text[] overload (ARRAY[...] or a cast to text[]): one row per element; always true for transform. */
   inputIsArray: boolean;
 }
 
+import { PgmlError } from './pgml-error.js';
+import { fromFunctions, streamColumn } from './call-context.js';
+
 /** The statement cannot be served (SQLSTATE and message for the client). */
-export class PgmlError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
+export { PgmlError };
 
 export interface PgmlAnalysis {
   calls: PgmlCall[];
@@ -47,6 +50,8 @@ export interface PgmlAnalysis {
   maxParam: number;
   /** Parameters still referenced once the calls are replaced (the others need a declared type). */
   usedOutside: Set<number>;
+  /** pgml.transform_stream: the statement is only that call, answered by the pooler (stream.ts); its column's name. */
+  stream: { column: string } | null;
 }
 
 type FuncCall = NodeOf<'FuncCall'>;
@@ -78,16 +83,28 @@ export function findPgmlCalls(stmts: readonly RawStmt[] | null, tokens: () => re
   if (found.length === 0) return null;
   const scanned = tokens();
   if (scanned === null) throw new PgmlError('42601', 'the statement text cannot be scanned');
-  const calls = found.map(({ call, fn, bare }) => (fn === 'embed' ? toCall(call, bare, scanned) : toTransformCall(call, bare, scanned)));
+  const inFrom = fromFunctions(stmts);
+  const calls = found.map(({ call, fn, bare }) => {
+    const c = fn === 'embed' ? toCall(call, bare, scanned) : fn === 'transform' ? toTransformCall(call, bare, scanned) : toSlotCall(fn, call, bare, scanned);
+    c.fromAlias = inFrom.get(c.start) ?? null;
+    return c;
+  });
   calls.sort((a, b) => a.start - b.start);
+  let stream: PgmlAnalysis['stream'] = null;
+  const streaming = calls.find((c) => c.fn === 'transform_stream');
+  if (streaming) {
+    if (calls.length > 1) throw new PgmlError('0A000', 'pgml.transform_stream cannot be combined with other pgml calls in one statement');
+    stream = { column: streamColumn(stmts, streaming.start) };
+  }
   const usedOutside = new Set(refs.filter((r) => !calls.some((c) => r.location >= c.start && r.location < c.end)).map((r) => r.number));
-  return { calls, maxParam, usedOutside };
+  return { calls, maxParam, usedOutside, stream };
 }
 
 function pgmlFunction(call: FuncCall): PgmlFunction | null {
   const names = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval?.toLowerCase() : undefined));
   if (names.length !== 2 || names[0] !== 'pgml') return null;
-  return names[1] === 'embed' || names[1] === 'transform' ? names[1] : null;
+  const fn = names[1];
+  return fn === 'embed' || fn === 'transform' || fn === 'transform_stream' || fn === 'infer' || fn === 'similar_to' ? fn : null;
 }
 
 /** Depth-first walk over every object node, with the object that holds it. */
@@ -113,6 +130,8 @@ function toCall(call: FuncCall, bare: boolean, tokens: readonly ScanToken[]): Pg
     model: toArg(model),
     input: toArg(input),
     args: null,
+    other: null,
+    fromAlias: null,
     needsAlias: bare,
     inputIsArray: inputs || isArrayTyped(input),
   };
@@ -148,8 +167,54 @@ function toTransformCall(call: FuncCall, bare: boolean, tokens: readonly ScanTok
     model: toArg(task, 'pgml.transform'),
     input: inputs ? toArg(inputs, 'pgml.transform') : { kind: 'array', items: [] },
     args: args ? toArg(args, 'pgml.transform') : null,
+    other: null,
+    fromAlias: null,
     needsAlias: bare,
     inputIsArray: true,
+  };
+}
+
+/** PostgresML's and PgLynx's signatures of the other calls: argument names, how many are required. */
+const SLOT_SIGNATURES = {
+  transform_stream: { names: ['task', 'args', 'input', 'cache'], required: 1, text: "pgml.transform_stream takes (task text | jsonb, args jsonb DEFAULT '{}', input text DEFAULT '', cache bool DEFAULT false)" },
+  infer: { names: ['model', 'prompt', 'top'], required: 2, text: 'pgml.infer takes (model text, prompt text, top int DEFAULT 10)' },
+  similar_to: { names: ['model', 'a', 'b'], required: 3, text: 'pgml.similar_to takes (model text, a text, b text)' },
+} as const;
+
+/** pgml.transform_stream, pgml.infer and pgml.similar_to, positional or named. */
+function toSlotCall(fn: 'transform_stream' | 'infer' | 'similar_to', call: FuncCall, bare: boolean, tokens: readonly ScanToken[]): PgmlCall {
+  const sig = SLOT_SIGNATURES[fn];
+  const label = `pgml.${fn}`;
+  const start = call.location ?? -1;
+  if (call.agg_star || call.agg_distinct || call.over) throw new PgmlError('0A000', `${label} is not an aggregate or window function`);
+  const slots: (Node | undefined)[] = [];
+  (call.args ?? []).forEach((node, i) => {
+    let slot = i;
+    let value: Node | undefined = node;
+    if ('NamedArgExpr' in node) {
+      const named = node.NamedArgExpr;
+      slot = (sig.names as readonly string[]).indexOf(named.name?.toLowerCase() ?? '');
+      if (slot < 0) throw new PgmlError('42883', `${sig.text}: no argument named "${named.name ?? ''}"`);
+      value = named.arg;
+    }
+    if (slot >= sig.names.length) throw new PgmlError('42883', sig.text);
+    if (slots[slot]) throw new PgmlError('42601', `${sig.text}: argument ${slot + 1} is given twice`);
+    slots[slot] = value;
+  });
+  for (let i = 0; i < sig.required; i++) if (!slots[i]) throw new PgmlError('42883', sig.text);
+  const arg = (i: number): PgmlArg | null => (slots[i] ? toArg(slots[i], label) : null);
+  const stream = fn === 'transform_stream';
+  return {
+    fn,
+    start,
+    end: closingParen(tokens, start),
+    model: arg(0)!,
+    input: (stream ? arg(2) : arg(1)) ?? { kind: 'const', value: '' },
+    args: stream ? arg(1) : null,
+    other: stream ? null : arg(2),
+    fromAlias: null,
+    needsAlias: bare,
+    inputIsArray: false,
   };
 }
 
@@ -206,6 +271,9 @@ function toArg(node: Node | undefined, fn = 'pgml.embed'): PgmlArg {
     if ('A_Const' in node) {
       if (node.A_Const.isnull) return { kind: 'null' };
       if (node.A_Const.sval) return { kind: 'const', value: node.A_Const.sval.sval ?? '' };
+      // Numbers (infer's top): the text Postgres would read them from.
+      if (node.A_Const.ival) return { kind: 'const', value: String(node.A_Const.ival.ival ?? 0) };
+      if (node.A_Const.fval) return { kind: 'const', value: node.A_Const.fval.fval ?? '0' };
     } else if ('ParamRef' in node && node.ParamRef.number !== undefined) {
       return { kind: 'param', index: node.ParamRef.number };
     } else if ('TypeCast' in node) {
@@ -215,7 +283,7 @@ function toArg(node: Node | undefined, fn = 'pgml.embed'): PgmlArg {
       return { kind: 'array', items: (node.A_ArrayExpr.elements ?? []).map((n) => toArg(n, fn)) };
     }
   }
-  const what = fn === 'pgml.embed' ? 'the embedding' : 'the result';
+  const what = fn === 'pgml.embed' ? 'the embedding' : fn === 'pgml.transform_stream' ? 'the rows' : 'the result';
   throw new PgmlError(
     '0A000',
     `${fn} arguments must be constants or parameters: the pooler computes ${what} before the statement reaches the server, so it cannot read columns or expressions`,

@@ -6,12 +6,15 @@
 //   execution's parameters and appended, so a statement prepared once is
 //   computed per execution.
 // A text[] input yields one row per element, as PostgresML's overload does.
-// pgml.transform becomes a jsonb value the same way (transform.ts computes it).
+// pgml.transform becomes a jsonb value the same way (transform.ts computes it),
+// pgml.infer rows of a jsonb value and pgml.similar_to a float8 (knowledge.ts).
+// pgml.transform_stream is not rewritten: the pooler answers it (stream.ts).
 
 import { Oid, TEXT_OID } from '../protocol/codes.js';
 import { bind as bindMessage, type BindParts } from '../protocol/messages/bind.js';
 import { PgmlError, type PgmlAnalysis, type PgmlArg, type PgmlCall } from './analyze.js';
 import { computeTransform, type GenerationProvider } from './transform.js';
+import { computeInfer, computeSimilarTo, INFER_COLUMNS } from './knowledge.js';
 
 /** What the pooler needs from the engine (generation for pgml.transform, when the engine has it). */
 export interface EmbeddingProvider extends Partial<GenerationProvider> {
@@ -38,7 +41,9 @@ export function clientParamCount(declared: number[], analysis: PgmlAnalysis): nu
 
 /** Type of each parameter the rewrite adds, in order (what the server reports for them). */
 export function addedParamTypes(calls: PgmlCall[]): number[] {
-  return calls.map((call) => (call.fn === 'transform' ? JSONB_OID : call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID));
+  return calls.map((call) =>
+    call.fn === 'transform' || call.fn === 'infer' ? JSONB_OID : call.fn === 'similar_to' ? Oid.float8 : call.inputIsArray ? TEXT_ARRAY_OID : REAL_ARRAY_OID,
+  );
 }
 
 /**
@@ -50,10 +55,11 @@ export function addedParamTypes(calls: PgmlCall[]): number[] {
 export function parseParamTypes(declared: number[], analysis: PgmlAnalysis): number[] {
   const arrayInputs = new Set(analysis.calls.filter((c) => c.inputIsArray && c.input.kind === 'param').map((c) => (c.input as { index: number }).index));
   const jsonArgs = new Set(analysis.calls.flatMap((c) => (c.args?.kind === 'param' ? [c.args.index] : [])));
+  const intArgs = new Set(analysis.calls.flatMap((c) => (c.fn === 'infer' && c.other?.kind === 'param' ? [c.other.index] : [])));
   const types: number[] = [];
   for (let n = 1; n <= clientParamCount(declared, analysis); n++) {
     const t = declared[n - 1] ?? 0;
-    types.push(t === 0 && !analysis.usedOutside.has(n) ? (arrayInputs.has(n) ? TEXT_ARRAY_OID : jsonArgs.has(n) ? JSONB_OID : TEXT_OID) : t);
+    types.push(t === 0 && !analysis.usedOutside.has(n) ? (arrayInputs.has(n) ? TEXT_ARRAY_OID : jsonArgs.has(n) ? JSONB_OID : intArgs.has(n) ? Oid.int4 : TEXT_OID) : t);
   }
   return [...types, ...addedParamTypes(analysis.calls)];
 }
@@ -73,7 +79,7 @@ function quote(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
-function resolve(arg: PgmlArg, params: ParamValues | null, what: string): string | null | (string | null)[] {
+export function resolve(arg: PgmlArg, params: ParamValues | null, what: string): string | null | (string | null)[] {
   switch (arg.kind) {
     case 'null':
       return null;
@@ -130,15 +136,19 @@ interface Computed {
   vectors: (Float32Array | null)[];
   /** text[] input: one row per element. */
   many: boolean;
-  /** pgml.transform: the jsonb text (null for NULL); undefined for embed. */
-  json?: string | null;
+  /** pgml.transform and pgml.infer: the jsonb text, pgml.similar_to: the float8 text (null for NULL); undefined for embed. */
+  value?: string | null;
 }
 
 /** Evaluate every call of a statement with the engine. */
 export async function computeCalls(calls: PgmlCall[], params: ParamValues | null, engine: EmbeddingProvider, signal?: AbortSignal): Promise<Computed[]> {
   return Promise.all(
     calls.map(async (call): Promise<Computed> => {
-      if (call.fn === 'transform') return { vectors: [], many: false, json: await transformCall(call, params, engine, signal) };
+      const arg = (a: PgmlArg, what: string): ReturnType<typeof resolve> => resolve(a, params, what);
+      if (call.fn === 'transform') return { vectors: [], many: false, value: await transformCall(call, params, engine, signal) };
+      if (call.fn === 'infer') return { vectors: [], many: false, value: await computeInfer(call, arg, engine, signal) };
+      if (call.fn === 'similar_to') return { vectors: [], many: false, value: await computeSimilarTo(call, arg, engine) };
+      if (call.fn === 'transform_stream') throw new PgmlError('XX000', 'pgml.transform_stream is answered by the pooler, not rewritten');
       const model = resolve(call.model, params, 'model');
       if (model === null || Array.isArray(model)) throw new PgmlError('22004', 'pgml.embed: the model name must be a non-null text');
       if (!engine.has(model)) throw new PgmlError('42704', `pgml.embed: model "${model}" does not exist (declare it as [models.${model}] in pgcat.toml)`);
@@ -172,8 +182,19 @@ function dollarQuote(s: string): string {
   return `${tag}${s}${tag}`;
 }
 
+/** The SQL standing for a call whose value (a literal or a parameter) is `value`. */
+function valueReplacement(call: PgmlCall, value: string): string {
+  const alias = call.needsAlias ? ` AS ${call.fn}` : '';
+  if (call.fn === 'similar_to') return `${value}::float8${alias}`;
+  if (call.fn !== 'infer') return `${value}::jsonb${alias}`;
+  // pgml.infer returns rows: a subquery in FROM (aliased, as Postgres 15 requires), a set of records elsewhere.
+  const rows = `jsonb_to_recordset(${value}::jsonb) AS infer(${INFER_COLUMNS})`;
+  if (call.fromAlias !== null) return `(SELECT * FROM ${rows})${call.fromAlias ? '' : ' AS infer'}`;
+  return `unnest(ARRAY(SELECT ROW(token, probability, rank) FROM ${rows}))${alias}`;
+}
+
 function replacement(c: Computed, call: PgmlCall): string {
-  if (call.fn === 'transform') return `${c.json == null ? 'NULL' : dollarQuote(c.json)}::jsonb${call.needsAlias ? ' AS transform' : ''}`;
+  if (c.value !== undefined) return valueReplacement(call, c.value === null ? 'NULL' : call.fn === 'similar_to' ? `'${c.value}'` : dollarQuote(c.value));
   const alias = call.needsAlias ? ' AS embed' : '';
   if (c.many) {
     const items = c.vectors.map((v) => (v ? quote(vectorLiteral(v)) : 'NULL'));
@@ -209,7 +230,7 @@ export async function rewriteSimple(sql: string, analysis: PgmlAnalysis, engine:
 export function rewriteParseSql(sql: string, analysis: PgmlAnalysis, clientParams = analysis.maxParam): { sql: string; plan: PgmlPlan } {
   const firstParam = clientParams + 1;
   const texts = analysis.calls.map((call, i) => {
-    if (call.fn === 'transform') return `$${firstParam + i}::jsonb${call.needsAlias ? ' AS transform' : ''}`;
+    if (call.fn !== 'embed') return valueReplacement(call, `$${firstParam + i}`);
     const alias = call.needsAlias ? ' AS embed' : '';
     return call.inputIsArray ? `unnest($${firstParam + i}::text[])::real[]${alias}` : `$${firstParam + i}::real[]${alias}`;
   });
@@ -220,7 +241,7 @@ export function rewriteParseSql(sql: string, analysis: PgmlAnalysis, clientParam
 export async function computeBindValues(plan: PgmlPlan, params: ParamValues, engine: EmbeddingProvider, signal?: AbortSignal): Promise<(string | null)[]> {
   const computed = await computeCalls(plan.calls, params, engine, signal);
   return computed.map((c) => {
-    if (c.json !== undefined) return c.json;
+    if (c.value !== undefined) return c.value;
     if (c.many) return `{${c.vectors.map((v) => (v ? `"${vectorLiteral(v)}"` : 'NULL')).join(',')}}`;
     return c.vectors[0] ? vectorLiteral(c.vectors[0]) : null;
   });

@@ -13,7 +13,9 @@ export interface GenerationProvider {
   names(): string[];
   task(model: string): string | null;
   /** Aborting `signal` (the client's CancelRequest or disconnect) stops the sequences at the next decode step, with 57014. */
-  generate(model: string, prompts: string[], args: unknown, opts?: { signal?: AbortSignal }): Promise<{ text: string }[]>;
+  generate(model: string, prompts: string[], args: unknown, opts?: { signal?: AbortSignal; onText?: (delta: string) => void }): Promise<{ text: string }[]>;
+  /** pgml.infer: the top next-token candidates after a prompt, most probable first. */
+  infer(model: string, prompt: string, top: number, opts?: { signal?: AbortSignal }): Promise<{ token: string; probability: number }[]>;
 }
 
 /** A task argument: the model it names and the task it asks for. */
@@ -67,6 +69,19 @@ export function constantTransformModel(call: PgmlCall, engine: GenerationProvide
   resolveModel(parseTask(call.model.value), engine);
 }
 
+/** The args jsonb (text) as an object; NULL is no args. */
+export function parseArgs(argsText: string | null): Record<string, unknown> {
+  if (argsText === null) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(argsText);
+  } catch {
+    throw new PgmlError('22P02', `pgml.transform: args is not valid JSON: ${JSON.stringify(argsText)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new PgmlError('22023', 'pgml.transform: args must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
 /** The jsonb text of one call: one `[{"generated_text": ...}]` per input (null stays null). */
 export async function computeTransform(
   task: string | null,
@@ -77,17 +92,7 @@ export async function computeTransform(
 ): Promise<string | null> {
   if (task === null) return null; // a strict function: NULL in, NULL out
   const model = resolveModel(parseTask(task), engine);
-  let args: Record<string, unknown> = {};
-  if (argsText !== null) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(argsText);
-    } catch {
-      throw new PgmlError('22P02', `pgml.transform: args is not valid JSON: ${JSON.stringify(argsText)}`);
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new PgmlError('22023', 'pgml.transform: args must be a JSON object');
-    args = parsed as Record<string, unknown>;
-  }
+  const args = parseArgs(argsText);
   const fullText = args['return_full_text'] !== false;
   const prompts = inputs.filter((x): x is string => x !== null);
   const results = prompts.length > 0 ? await engine.generate(model, prompts, args, { signal }) : [];

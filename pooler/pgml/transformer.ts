@@ -188,7 +188,7 @@ export class PgmlTransformer {
             continue;
           }
           if (call.model.kind === 'const' && !this.engine.has(call.model.value)) {
-            throw new PgmlError('42704', `pgml.embed: model "${call.model.value}" does not exist (declare it as [models.${call.model.value}] in pgcat.toml)`);
+            throw new PgmlError('42704', `pgml.${call.fn}: model "${call.model.value}" does not exist (declare it as [models.${call.model.value}] in pgcat.toml)`);
           }
         }
         const declared = m.paramTypes();

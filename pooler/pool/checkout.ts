@@ -40,11 +40,12 @@ export class Checkout {
    * Queue a unit of `owed` ReadyForQuery behind what `server` (a busy
    * connection of `pool`) runs; the replies come to the owner once the
    * units ahead are answered. The caller sends the unit right after.
+   * `key`: the text of its first statement, whose run time is measured.
    */
-  follow(pool: Pool, server: ServerConnection, owed: number): void {
+  follow(pool: Pool, server: ServerConnection, owed: number, key: string | null): void {
     this.pool = pool;
     this.server = server;
-    server.queueBehind(this.owner, owed);
+    server.queueBehind(this.owner, owed, key);
   }
 
   /**

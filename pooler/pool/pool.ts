@@ -15,6 +15,7 @@ import { ServerStatements } from '../prepared/statements.js';
 import { ALL_DIRTY, resetQuery } from '../server/reset.js';
 import { shareTarget, type Sharer } from './share.js';
 import { PoolError, WaitQueue } from './wait-queue.js';
+import { SlowStatements } from './slow-statements.js';
 
 export { PoolError } from './wait-queue.js';
 
@@ -43,6 +44,8 @@ export class Pool {
   serverParams: Map<string, string> | null = null;
   /** Traffic of every client of this pool (SHOW STATS, Prometheus). */
   readonly stats = new TrafficStats();
+  /** Statement texts that run past pipeline_max_wait_ms: never pipelined (slow-statements.ts). */
+  readonly slowStatements = new SlowStatements(() => this.settings.pipeline.maxWaitMs);
   /** Every live server connection of this pool (SHOW SERVERS). */
   get connections(): ReadonlySet<ServerConnection> {
     return this.all;
@@ -353,6 +356,7 @@ export class Pool {
   /** Open and prewarm one connection. */
   private async connect(): Promise<ServerConnection> {
     const conn = await this.openServer(this.settings.server);
+    conn.unitTimings = this.slowStatements;
     this.trackStatements(conn);
     try {
       for (const sql of this.settings.prewarm) await conn.query(sql);

@@ -24,7 +24,7 @@ import { ReusedReadBuffer } from './read-buffer.js';
 import { isSocketDir, openServerSocket } from './address.js';
 import { sendCancelRequest } from './cancel.js';
 import { ServerCounters } from '../stats/server-counters.js';
-import { PipelineQueue } from './pipeline.js';
+import { PipelineQueue, type UnitTimings } from './pipeline.js';
 import { ReplyReader, type HeldFatal, type ReplyOwner } from './reply-reader.js';
 
 /** Who receives a server's replies while it is checked out (onServerData, onServerIdle, onServerParameter: reply-reader.ts). */
@@ -93,6 +93,8 @@ export class ServerConnection {
   owner: ServerOwner | null = null;
   /** Pipelining's state (pipeline.ts); null on connections of pools without it. */
   pipeline: PipelineQueue<ServerOwner> | null = null;
+  /** Where the run time of each unit goes (its pool's slow statements: pool/slow-statements.ts); set by the pool. */
+  unitTimings: UnitTimings | null = null;
   /** Cancel requests sent for this connection whose own connection is still open: no unit is queued behind it meanwhile. */
   cancelsInFlight = 0;
 
@@ -214,8 +216,8 @@ export class ServerConnection {
    * `owed` ReadyForQuery long, go to it once the units ahead are answered.
    * The caller sends the unit right after.
    */
-  queueBehind(owner: ServerOwner, owed: number): void {
-    (this.pipeline ??= new PipelineQueue<ServerOwner>()).push(owner, owed);
+  queueBehind(owner: ServerOwner, owed: number, key: string | null): void {
+    (this.pipeline ??= new PipelineQueue<ServerOwner>(this.unitTimings)).push(owner, owed, key);
   }
 
   /**
@@ -223,12 +225,13 @@ export class ServerConnection {
    * to it, nothing of others' queued behind): `pipelinable` says whether
    * others' units may queue behind it (client/pipeline-unit.ts). A unit
    * sent while an earlier one of the owner's runs keeps the stricter verdict.
+   * `key`: the text of its first statement, whose run time is measured.
    */
-  ownUnit(pipelinable: boolean): void {
-    const q = (this.pipeline ??= new PipelineQueue<ServerOwner>());
+  ownUnit(pipelinable: boolean, key: string | null): void {
+    const q = (this.pipeline ??= new PipelineQueue<ServerOwner>(this.unitTimings));
     if (this.isQuiet) {
       q.open = pipelinable;
-      q.headSince = performance.now();
+      q.start(key, performance.now());
     } else {
       q.open &&= pipelinable;
     }

@@ -19,6 +19,13 @@ export interface QueuedUnit<Owner> {
   readonly owed: number;
   /** Its client asked for a cancel while it waited: sent once it runs (it would hit the unit ahead otherwise). */
   cancelWanted: boolean;
+  /** The text of its first statement, for its run time (null: not measured). */
+  readonly key: string | null;
+}
+
+/** Where a finished unit's run time goes (the pool's pool/slow-statements.ts). */
+export interface UnitTimings {
+  observe(key: string, ms: number): void;
 }
 
 export class PipelineQueue<Owner> {
@@ -41,6 +48,11 @@ export class PipelineQueue<Owner> {
   open = false;
   /** Units ever sent behind another on this connection (SHOW SERVERS, Prometheus). */
   queuedTotal = 0;
+  /** The text of the head's first statement (null: not measured). */
+  headKey: string | null = null;
+
+  /** `timings`: where each head's run time goes when it finishes (null: nowhere). */
+  constructor(private readonly timings: UnitTimings | null = null) {}
 
   /** Units on the connection: the head and those behind it. */
   get depth(): number {
@@ -48,8 +60,8 @@ export class PipelineQueue<Owner> {
   }
 
   /** Queue `owner`'s unit (owed `owed` ReadyForQuery) behind what the connection runs. */
-  push(owner: Owner, owed: number): void {
-    this.behind.push({ owner, owed, cancelWanted: false });
+  push(owner: Owner, owed: number, key: string | null = null): void {
+    this.behind.push({ owner, owed, cancelWanted: false, key });
     this.owedBehind += owed;
     this.queuedTotal += 1;
   }
@@ -67,10 +79,24 @@ export class PipelineQueue<Owner> {
     }
   }
 
-  /** The unit after the head becomes the head (its reply starts where the last one ended). */
-  advance(now: number): QueuedUnit<Owner> {
+  /** A new head of the owner's own starts to run (nothing behind it). */
+  start(key: string | null, now: number): void {
+    this.headKey = key;
     this.headSince = now;
-    return this.behind.shift()!;
+  }
+
+  /** The head's last ReadyForQuery arrived at `now`: its run time is measured. */
+  finishHead(now: number): void {
+    if (this.headKey !== null && this.timings !== null) this.timings.observe(this.headKey, now - this.headSince);
+    this.headKey = null;
+  }
+
+  /** The head finished: the unit after it becomes the head (its reply starts where the last one ended). */
+  advance(now: number): QueuedUnit<Owner> {
+    this.finishHead(now);
+    const next = this.behind.shift()!;
+    this.start(next.key, now);
+    return next;
   }
 
   /** Whether `owner` has a unit waiting behind the head. */

@@ -216,7 +216,10 @@ export class ReplyReader<Server extends ReplyHost<Server>> {
         if (conn.pending === 0) {
           this.becameQuiet = true;
           this.quietAt = conn.prepared ? -1 : this.scanner.messageEnd;
-          if (conn.pipeline !== null) conn.pipeline.open = false;
+          if (conn.pipeline !== null) {
+            conn.pipeline.open = false;
+            if (conn.pipeline.headKey !== null) conn.pipeline.finishHead(performance.now());
+          }
         } else if (conn.pipeline !== null && conn.pipeline.behind.length > 0) {
           conn.pipeline.onReady(conn.pending, conn.prepared ? this.framedEnd : this.scanner.messageEnd);
         }

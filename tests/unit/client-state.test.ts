@@ -170,7 +170,7 @@ t.test('Checkout with pipelining: a unit queued behind another, and owners leavi
   const a = new Checkout(head);
   const b = new Checkout(queued);
   a.hold(pool, server);
-  b.follow(pool, server, 1);
+  b.follow(pool, server, 1, null);
   t.equal(server.owner, head, 'the head owns the replies arriving now');
   t.equal(a.direct, null, 'the head may not send more directly: a unit is queued behind its own');
   t.equal(server.pipeline?.waiting(queued)?.owed, 1, 'the queued unit is owed one ReadyForQuery');
@@ -194,7 +194,7 @@ t.test('Checkout with pipelining: a unit queued behind another, and owners leavi
   server.owner = null;
   server.pipeline = null;
   c.hold(pool, server);
-  d.follow(pool, server, 2);
+  d.follow(pool, server, 2, null);
   d.release('client left');
   t.not(server.pipeline!.behind[0].owner, queued, 'the queued unit now belongs to a stand-in');
   t.equal(server.owner, head, 'the head keeps its replies');
