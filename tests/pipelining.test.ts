@@ -21,6 +21,15 @@ const pg = await startPostgres({ users: [{ name: 'app', password: 'apppw' }], da
 await pg.query('CREATE TABLE items (id int PRIMARY KEY, v text)', [], 'app');
 await pg.query('ALTER TABLE items OWNER TO app', [], 'app');
 await pg.query("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 1000) g", [], 'app');
+// flaky(): every odd call fails with 57014 as a cancel would (a stray cancel, seen from the wire).
+await pg.query('CREATE SEQUENCE flaky_calls', [], 'app');
+await pg.query('GRANT USAGE ON SEQUENCE flaky_calls TO app', [], 'app');
+await pg.query(
+  "CREATE FUNCTION flaky() RETURNS text LANGUAGE plpgsql AS $$ BEGIN IF nextval('flaky_calls') % 2 = 1 THEN " +
+    "RAISE EXCEPTION 'canceling statement due to user request' USING ERRCODE = 'query_canceled'; END IF; RETURN 'fine'; END $$",
+  [],
+  'app',
+);
 
 const user = (pool_size: number) => [{ username: 'app', password: 'apppw', pool_size }];
 const pool = (pool_size: number, extra: Partial<ConfigPool> = {}): ConfigPool => ({
@@ -204,6 +213,52 @@ t.test('a cancel for a queued unit waits until it runs and cancels only it', asy
   t.ok(Date.now() - sentAt < 3000, 'once it ran, not after its 5 s');
   head.end();
   target.end();
+});
+
+t.test('a cancel meant for the unit ahead that lands on a queued read: the read runs again, its client sees one answer', async (t) => {
+  const calls = async (): Promise<number> => Number((await pg.query('SELECT last_value FROM flaky_calls', [], 'app'))[0].last_value);
+  const alone = await raw('one');
+  // Control: with no cancel sent, a 57014 is the statement's own answer and passes through untouched.
+  const first = await alone.query('SELECT flaky() AS f');
+  t.equal(errorFields(first.find((m) => m.type === 'E')!.body).get('C'), '57014', 'no cancel nearby: the 57014 reaches the client');
+  t.same(dataRow((await alone.query('SELECT flaky() AS f')).find((m) => m.type === 'D')!.body), ['fine'], 'and the next call answers');
+  const head = await raw('one');
+  const reader = await raw('one');
+  const before = await pipelined('one');
+  head.send(msg.query("SELECT pg_sleep(0.4), 'head' AS who"));
+  await sleep(100);
+  const callsBefore = await calls();
+  reader.send(msg.query('SELECT flaky() AS f')); // its next call fails with 57014, as if the cancel below hit it
+  await sleep(100);
+  t.equal((await pipelined('one')) - before, 1, 'the read is queued behind the head');
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(head.processId, head.secretKey)));
+    s.on('close', () => resolve());
+    s.on('error', reject);
+  });
+  const h = await head.readUntilReady(1, 5000);
+  t.equal(errorFields(h.find((m) => m.type === 'E')!.body).get('C'), '57014', 'the head, whose client asked, was cancelled');
+  const r = await reader.readUntilReady(1, 5000);
+  t.notOk(r.some((m) => m.type === 'E'), 'the queued read shows no error');
+  t.same(dataRow(r.find((m) => m.type === 'D')!.body), ['fine'], 'it got the answer of its second run');
+  t.equal(r.filter((m) => m.type === 'Z').length, 1, 'one ReadyForQuery: the first run was never shown');
+  t.equal((await calls()) - callsBefore, 2, 'it ran twice');
+  // Once only: a read that fails with 57014 again is answered with it.
+  head.send(msg.query("SELECT pg_sleep(0.4), 'head' AS who"));
+  await sleep(100);
+  // One call more: each run of f, g below is then a fine call and a failing one, so both runs fail.
+  await pg.query("SELECT nextval('flaky_calls')", [], 'app');
+  reader.send(msg.query('SELECT flaky() AS f, flaky() AS g'));
+  await sleep(100);
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(head.processId, head.secretKey)));
+    s.on('close', () => resolve());
+    s.on('error', reject);
+  });
+  await head.readUntilReady(1, 5000);
+  const again = await reader.readUntilReady(1, 5000);
+  t.equal(errorFields(again.find((m) => m.type === 'E')!.body).get('C'), '57014', 'a second 57014 reaches the client (retried once only)');
+  for (const c of [alone, head, reader]) c.end();
 });
 
 t.test('transactions, SET, LISTEN and COPY are never pipelined', async (t) => {

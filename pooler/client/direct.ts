@@ -18,7 +18,7 @@ export function bind(s: SessionCore, server: ServerConnection): void {
   s.checkout.hold(s.pool, server);
   if (s.pendingDirty !== 0) server.markDirty(s.pendingDirty);
   s.pendingDirty = 0;
-  sendQueued(s, server);
+  sendQueued(s, server, false);
   // Others' units may queue behind this one when it allows it (pipelining).
   if (s.pool.settings.pipeline.depth > 1) s.pool.offerBehind(server);
 }
@@ -31,12 +31,15 @@ export function bind(s: SessionCore, server: ServerConnection): void {
 export function bindBehind(s: SessionCore, server: ServerConnection): void {
   const statements = s.pool.sharesPreparedStatements ? s.clientStatements() : null;
   s.checkout.follow(s.pool, server, s.queuedSyncs, unitKey(s.queued[0], statements));
-  sendQueued(s, server);
+  sendQueued(s, server, true);
 }
 
-function sendQueued(s: SessionCore, server: ServerConnection): void {
+function sendQueued(s: SessionCore, server: ServerConnection, behind: boolean): void {
   const bytes = s.queued.length === 1 ? s.queued[0] : Buffer.concat(s.queued);
   const syncs = s.queuedSyncs;
+  // A unit behind others' may be hit by a cancel meant for one ahead (stray-cancel.ts).
+  if (behind) s.stray.sentBehind(bytes, syncs);
+  else s.stray.sentAlone();
   s.queued = [];
   s.queuedSyncs = 0;
   s.excluded = null;
@@ -86,7 +89,7 @@ export function onDirectIdle(s: SessionCore, server: ServerConnection): void {
 const cursor = new MessageCursor();
 
 /** A batch of reads only (Query or extended), by the real parser; a malformed one is not retried (the server will say why). */
-function isRead(bytes: Buffer): boolean {
+export function isRead(bytes: Buffer): boolean {
   let read = false;
   try {
     for (const m = cursor.over(bytes); m.next(); ) {

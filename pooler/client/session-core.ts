@@ -16,6 +16,7 @@ import type { ClientCounters } from '../stats/client-counters.js';
 import type { ClientState } from './client-state.js';
 import type { ClientClocks } from './janitor.js';
 import type { ClientIdentity, SessionSettings } from './session-settings.js';
+import type { StrayCancelGuard } from './stray-cancel-guard.js';
 
 export interface SessionCore {
   readonly socket: net.Socket;
@@ -59,6 +60,8 @@ export interface SessionCore {
   /** An autocommit read in flight that may be retried elsewhere if its server dies before answering. */
   retryable: { bytes: Buffer; syncs: number } | null;
   repliedSinceSend: boolean;
+  /** Replies of a pipelined unit that a cancel meant for another may hit (stray-cancel.ts). */
+  readonly stray: StrayCancelGuard;
   /** PgCat's checkout_failure_limit counts failures over the client's life. */
   checkoutFailures: number;
 

@@ -36,6 +36,8 @@ import { onServerLost } from './server-lost.js';
 import { ClientReplies } from './replies.js';
 import { shardedExecutor } from './sharded-binding.js';
 import { readIntoSharedBuffer } from './socket-reads.js';
+import { StrayCancelGuard } from './stray-cancel-guard.js';
+import { settleHeldReply } from './stray-cancel.js';
 
 export type { ClientIdentity, SessionSettings } from './session-settings.js';
 
@@ -88,6 +90,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   excluded: Set<ClusterMember> | null = null;
   retryable: { bytes: Buffer; syncs: number } | null = null;
   repliedSinceSend = false;
+  readonly stray = new StrayCancelGuard();
   checkoutFailures = 0;
   sharded: ShardedExecutor | null = null;
   statements: ClientStatements | null = null;
@@ -217,6 +220,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   /** Cancel whatever the client's server is running (CancelRequest). */
   cancel(): Promise<void> {
     this.replies.cancel(); // pgml generation in progress for this client stops (57014)
+    this.stray.cancelAsked(); // a 57014 now is the client's own
     const server = this.checkout.server;
     return server ? server.cancelFor(this) : Promise.resolve();
   }
@@ -314,13 +318,28 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
 
   /** True: the chunk is done with (see ClientReplies.fromServer). */
   onServerData(chunk: Buffer): boolean {
+    if (this.stray.holding) {
+      const tooBig = this.stray.hold(chunk);
+      if (tooBig) this.replies.fromServer(tooBig);
+      return true; // copied
+    }
     return this.replies.fromServer(chunk);
   }
 
   onServerIdle(server: ServerConnection): void {
+    if (this.stray.holding && settleHeldReply(this, this.attach, server, this.heldToClient)) return;
     onDirectIdle(this, server);
     // What it sent while its unit shared the server with others' (pipelining) goes now.
     if (this.queued.length > 0 && this.clientState === ClientState.Idle) this.attach.attach();
+  }
+
+  private readonly heldToClient = (reply: Buffer): void => {
+    this.replies.fromServer(reply);
+  };
+
+  /** A cancel went to the server for the unit ahead of this client's (pipelining): it may hit this one instead. */
+  onStrayCancelRisk(): void {
+    this.stray.exposed();
   }
 
   onServerParameter(name: string, value: string): void {

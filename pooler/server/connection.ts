@@ -290,6 +290,8 @@ export class ServerConnection {
   /** Ask the server to cancel what this connection is running (server/cancel.ts). */
   cancel(): Promise<void> {
     this.cancelsInFlight += 1;
+    // If what runs ends before the signal lands, the unit behind it is cancelled instead: its owner guards its reply.
+    if (this.pipeline !== null) for (const u of this.pipeline.behind) u.owner.onStrayCancelRisk?.();
     return sendCancelRequest(this.options, this.processId, this.secretKey).finally(() => {
       this.cancelsInFlight -= 1;
     });

@@ -39,6 +39,8 @@ export interface ReplyOwner<Server> {
   onServerIdle(server: Server): void;
   /** The client's own statement changed a reported parameter (SET application_name...). */
   onServerParameter(name: string, value: string): void;
+  /** Its unit waits behind one that a cancel was just sent for: the cancel may land on it (client/stray-cancel.ts). */
+  onStrayCancelRisk?(): void;
 }
 
 /** A server's FATAL held back from the client (see ServerConnection.heldFatal). */
