@@ -11,6 +11,7 @@ import type { EmbeddingProvider } from '../pgml/rewrite.js';
 import { PgmlTransformer } from '../pgml/transformer.js';
 import { AT_BOUNDARY, replyContext, type ReplyContext } from '../pgml/describe-replies.js';
 import type { SessionCore } from './session-core.js';
+import { streamHost } from './stream-host.js';
 
 /** Where rewritten batches go (the batch walk). */
 export interface BatchSink {
@@ -57,7 +58,7 @@ export class ClientReplies {
   }
 
   private transformer(engine: EmbeddingProvider): PgmlTransformer {
-    return new PgmlTransformer(engine, this.s.replyEdits, this.context);
+    return new PgmlTransformer(engine, this.s.replyEdits, this.context, streamHost(this.s, this.sink));
   }
 
   private rewriteThenWalk(pgml: PgmlTransformer, buffer: Buffer, messages: number[]): void {

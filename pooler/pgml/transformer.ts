@@ -1,4 +1,6 @@
-// Per-client rewriting of pgml.embed and pgml.transform calls, message by message, in order.
+// Per-client rewriting of pgml.embed, pgml.transform, pgml.infer and
+// pgml.similar_to calls, message by message, in order; pgml.transform_stream
+// statements are answered by the pooler instead (stream.ts).
 // Runs only for batches that mention pgml (or bind a statement that did);
 // everything else stays on the synchronous hot path.
 //
@@ -23,6 +25,7 @@ import { Target } from '../protocol/messages/target.js';
 import { analyzePgml, mentionsPgml, PgmlError } from './analyze.js';
 import { DescribeReplies, type DescribeEdit, type ReplyContext } from './describe-replies.js';
 import { constantTransformModel, type GenerationProvider } from './transform.js';
+import { StreamAnswers, type StreamHost } from './stream.js';
 import {
   addedParamTypes,
   appendParams,
@@ -56,6 +59,8 @@ export class PgmlTransformer {
   private skipping = false;
   /** Aborted by cancel(): the engine calls of the batch being rewritten. */
   private inflight: AbortController | null = null;
+  /** pgml.transform_stream statements and portals (null without a host to answer through, or without generation). */
+  private readonly streams: StreamAnswers | null;
   /**
    * @param replies the client's reply edits (the session applies edit() to server replies)
    * @param context what the session knows about the reply stream when an
@@ -65,7 +70,11 @@ export class PgmlTransformer {
     private readonly engine: EmbeddingProvider,
     readonly replies: DescribeReplies = new DescribeReplies(),
     private readonly context: () => ReplyContext | null = () => null,
-  ) {}
+    private readonly streamHost: StreamHost | null = null,
+  ) {
+    const generation = engine.names && engine.task && engine.generate ? (engine as GenerationProvider) : null;
+    this.streams = streamHost && generation ? new StreamAnswers(generation, streamHost) : null;
+  }
 
   /**
    * Record a batch about to be forwarded as it is (one that needed no
@@ -103,6 +112,7 @@ export class PgmlTransformer {
     for (const m = this.cursor.frames(buffer, messages); m.next(); ) {
       const type = m.type;
       if ((type === Frontend.Query || type === Frontend.Parse) && mentionsPgml(buffer, m.start + 5, m.end)) return true;
+      if (this.streams?.involved(m)) return true;
       if (this.plans.size === 0) continue;
       if (type === Frontend.Parse || type === Frontend.Close) return true;
       if (type === Frontend.Bind && this.plans.has(m.statementName()!)) return true;
@@ -131,7 +141,7 @@ export class PgmlTransformer {
   }
 
   private async transformBatch(buffer: Buffer, messages: readonly number[], signal: AbortSignal): Promise<Buffer> {
-    const out: Buffer[] = [];
+    let out: Buffer[] = [];
     // Each message is recorded as it is produced (the plans it names are those of that point).
     let syncs = 0;
     // Its own cursor: the batch is walked across awaits.
@@ -144,6 +154,21 @@ export class PgmlTransformer {
         this.skipping = false;
       }
       try {
+        if (this.streams?.claims(c)) {
+          if (type === Frontend.Parse) this.plans.delete(c.statementName()!);
+          // Whatever comes before it goes first: its replies are written before the stream's.
+          if (out.length > 0) {
+            this.streamHost!.forward(Buffer.concat(out));
+            out = [];
+            syncs = 0;
+          }
+          const raise = await this.streams.answer(c, signal);
+          if (raise) {
+            out.push(raise);
+            syncs = this.note(produced.at(raise, 0, raise.length), true, syncs);
+          }
+          continue;
+        }
         const m = await this.rewrite(c, signal);
         out.push(m);
         syncs = this.note(produced.at(m, 0, m.length), false, syncs);
@@ -180,6 +205,7 @@ export class PgmlTransformer {
         const name = m.statementName()!;
         const sql = m.sql();
         this.plans.delete(name);
+        this.streams?.forget(name);
         const analysis = analyzePgml(sql);
         if (!analysis) return msg;
         for (const call of analysis.calls) {

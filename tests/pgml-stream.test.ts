@@ -1,0 +1,237 @@
+// pgml.transform_stream through PgLynx, in front of a real Postgres with no
+// extension: rows (`["<text>"]`, one per piece of generated text, column
+// transform_stream) reach the client while the sequence is still being
+// decoded; simple and extended protocol with parameters, named prepared
+// statements, inside a transaction (ReadyForQuery 'T', an error aborts the
+// block), PostgresML's errors, cancel mid-stream (57014 after the rows
+// already sent, the slot freed at once) and disconnect mid-stream.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import t from 'tap';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { synthModel } from '../bin/models.js';
+import { Decoder, emptyCache } from '../engine/decoder.js';
+import { argmax } from '../engine/sampling.js';
+import { pgClient } from './harness/clients.js';
+import { GPT2_TOKENIZER } from './harness/fixtures.js';
+import { primaryShard } from './harness/pool-config.js';
+import { configToml, startPglynx } from './harness/pglynx.js';
+import { startPostgres } from './harness/postgres.js';
+import { freePort } from './harness/ports.js';
+import { cancelRequest, commandTag, dataRow, errorFields, msg, RawClient, serialize, type RawMessage } from './harness/raw-client.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'pglynx-stream-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+synthModel({ src: GPT2_TOKENIZER, out: dir, seed: 11, gpt2: { layers: 2, hidden: 96 } });
+
+/** Greedy continuation computed here, one sequence at a time, over the same graph. */
+async function greedy(prompt: string, n: number): Promise<string> {
+  const decoder = await Decoder.load(path.join(dir, 'onnx', 'model.onnx'), dir);
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as Record<string, unknown>, {});
+  const cache = emptyCache(decoder.shape);
+  let logits = (await decoder.forward([{ cache, tokens: tokenizer.encode(prompt).ids }]))[0]!;
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = argmax(logits);
+    if (decoder.shape.eosTokenIds.includes(next)) break;
+    ids.push(next);
+    logits = (await decoder.forward([{ cache, tokens: [next] }]))[0]!;
+  }
+  await decoder.release();
+  return tokenizer.decode(ids, { skip_special_tokens: true });
+}
+
+/** The text of a stream's DataRows (each `["piece"]`). */
+function joined(ms: RawMessage[]): string {
+  return ms
+    .filter((m) => m.type === 'D')
+    .map((m) => (JSON.parse(dataRow(m.body)[0]!) as string[])[0]!)
+    .join('');
+}
+
+const TASK = '{"task": "text-generation", "model": "gpt"}';
+const PROMPT = 'Once upon a time,';
+
+t.test('pgml.transform_stream through the pooler', async (t) => {
+  const pg = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'pw' }], settings: { log_statement: 'all' }, t });
+  await pg.query(`CREATE TABLE notes (id serial PRIMARY KEY, body text)`);
+  await pg.query(`GRANT ALL ON notes TO app; GRANT ALL ON SEQUENCE notes_id_seq TO app`);
+  const port = await freePort();
+  const pooler = await startPglynx(
+    configToml({
+      port,
+      pools: {
+        app: {
+          pool_mode: 'transaction',
+          users: [{ username: 'app', password: 'pw', pool_size: 3 }],
+          shards: [primaryShard(pg)],
+        },
+      },
+      extra: {
+        models: {
+          gpt: { path: dir, max_new_tokens: 400, max_batch_size: 8 },
+          // One sequence at a time: a sequence that did not leave would hold up the next call.
+          one: { path: dir, max_new_tokens: 4000, max_batch_size: 1, model_timeout_ms: 60_000 },
+        },
+      },
+    }),
+    { t, logLevel: 'warn', timeoutMs: 120_000 },
+  );
+  const login = { host: '127.0.0.1', port: pooler.port, user: 'app', password: 'pw', database: 'app' };
+  const c = await pgClient(login);
+  t.teardown(() => c.end());
+  const expected = await greedy(PROMPT, 24);
+
+  await t.test('simple protocol: rows arrive while the sequence is decoded, then SELECT n and ReadyForQuery I', async (t) => {
+    const raw = await RawClient.connect(login);
+    t.teardown(() => raw.destroy());
+    const N = 300;
+    const sent = performance.now();
+    raw.send(msg.query(`SELECT * FROM pgml.transform_stream('${TASK}'::jsonb, '{"max_new_tokens": ${N}}'::jsonb, '${PROMPT}')`));
+    const got: RawMessage[] = [];
+    let firstRowAt = 0;
+    for (;;) {
+      const m = await raw.next(30_000);
+      got.push(m);
+      if (m.type === 'D' && firstRowAt === 0) firstRowAt = performance.now();
+      if (m.type === 'Z') break;
+    }
+    const doneAt = performance.now();
+    const types = got.map((m) => m.type).join('');
+    t.match(types, /^TD+CZ$/, 'RowDescription, rows, CommandComplete, ReadyForQuery');
+    const rows = got.filter((m) => m.type === 'D').length;
+    t.equal(commandTag(got.at(-2)!.body), `SELECT ${rows}`, 'the tag counts the rows sent');
+    t.equal(got.at(-1)!.body.toString('latin1'), 'I');
+    t.ok(joined(got).startsWith(expected), 'greedy text equals the one-at-a-time loop');
+    // Buffered rows would all come together at the end; streamed ones come as each token is decoded.
+    t.ok(firstRowAt - sent < (doneAt - sent) / 4, `first row after ${(firstRowAt - sent).toFixed(0)} ms of ${(doneAt - sent).toFixed(0)} ms`);
+  });
+
+  await t.test('node-postgres: column name, alias, positional and named arguments', async (t) => {
+    const r = await c.query(`SELECT pgml.transform_stream('${TASK}', '{"max_new_tokens": 24}', '${PROMPT}')`);
+    t.same(r.fields.map((f) => f.name), ['transform_stream']);
+    t.equal(r.rows.map((row) => (row.transform_stream as string[])[0]).join(''), expected);
+    t.ok(r.rows.every((row) => Array.isArray(row.transform_stream) && row.transform_stream.length === 1), 'each row is a one-element jsonb array');
+    const named = await c.query(`SELECT * FROM pgml.transform_stream(input => '${PROMPT}', task => 'text-generation', args => '{"max_new_tokens": 24}'::jsonb) AS chunk`);
+    t.same(named.fields.map((f) => f.name), ['chunk']);
+    t.equal(named.rows.map((row) => (row.chunk as string[])[0]).join(''), expected, 'task alone uses the first text-generation model');
+    t.equal(named.rowCount, named.rows.length);
+  });
+
+  await t.test('extended protocol with parameters, unnamed and named statements', async (t) => {
+    const args = '{"max_new_tokens": 24}';
+    const r = await c.query('SELECT * FROM pgml.transform_stream($1::jsonb, $2::jsonb, $3)', [TASK, args, PROMPT]);
+    t.same(r.fields.map((f) => f.name), ['transform_stream']);
+    t.equal(r.rows.map((row) => (row.transform_stream as string[])[0]).join(''), expected);
+    const q = { name: 'stream1', text: 'SELECT pgml.transform_stream(task => $1, args => $2, input => $3) AS piece' };
+    const a = await c.query({ ...q, values: [TASK, '{"max_new_tokens": 6}', 'Hello'] });
+    const b = await c.query({ ...q, values: [TASK, args, PROMPT] });
+    t.equal(a.rows.map((row) => (row.piece as string[])[0]).join(''), await greedy('Hello', 6), 'the prepared statement runs per execution');
+    t.equal(b.rows.map((row) => (row.piece as string[])[0]).join(''), expected);
+    const ok = await c.query('SELECT 2 AS two');
+    t.equal(ok.rows[0].two, 2, 'ordinary statements go on after it');
+  });
+
+  await t.test('raw extended protocol: Describe statement, binary result, Close', async (t) => {
+    const raw = await RawClient.connect(login);
+    t.teardown(() => raw.destroy());
+    raw.send(msg.parse('SELECT * FROM pgml.transform_stream($1, $2, $3)', 's1'), msg.describeStatement('s1'), msg.sync());
+    const described = await raw.readUntilReady();
+    t.equal(described.map((m) => m.type).join(''), '1tTZ', 'ParseComplete, ParameterDescription, RowDescription, ReadyForQuery');
+    t.equal(described[1]!.body.readInt16BE(0), 3, 'three parameters');
+    t.same([described[1]!.body.readUInt32BE(2), described[1]!.body.readUInt32BE(6), described[1]!.body.readUInt32BE(10)], [25, 3802, 25], 'text, jsonb, text');
+    // Results in binary format.
+    const bind = serialize.bind({ values: [TASK, '{"max_new_tokens": 5}', PROMPT], statement: 's1', portal: '', binary: true });
+    raw.send(bind, msg.describePortal(), msg.execute(), msg.closeStatement('s1'), msg.sync());
+    const ran = await raw.readUntilReady();
+    t.match(ran.map((m) => m.type).join(''), /^2TD+C3Z$/, 'BindComplete, RowDescription, rows, CommandComplete, CloseComplete, ReadyForQuery');
+    const first = ran.find((m) => m.type === 'D')!;
+    t.equal(first.body.readInt32BE(2) > 1 && first.body[6], 1, 'binary jsonb starts with its version byte');
+    raw.send(msg.bind([], 's1'), msg.execute(), msg.sync());
+    const gone = await raw.readUntilReady();
+    t.equal(errorFields(gone.find((m) => m.type === 'E')!.body).get('C'), '26000', 'the closed statement is gone (the server says so)');
+  });
+
+  await t.test('inside a transaction: ReadyForQuery T, the block commits; an error aborts it', async (t) => {
+    const raw = await RawClient.connect(login);
+    t.teardown(() => raw.destroy());
+    await raw.query('BEGIN');
+    await raw.query(`INSERT INTO notes (body) VALUES ('in tx')`);
+    const streamed = await raw.query(`SELECT pgml.transform_stream('${TASK}', '{"max_new_tokens": 8}', '${PROMPT}')`, 30_000);
+    t.equal(streamed.at(-1)!.body.toString('latin1'), 'T', 'still in the transaction');
+    t.ok(expected.startsWith(joined(streamed)));
+    raw.send(msg.parse('SELECT * FROM pgml.transform_stream($1, $2, $3)'), msg.bind([TASK, '{"max_new_tokens": 4}', PROMPT]), msg.describePortal(), msg.execute(), msg.sync());
+    const ext = await raw.readUntilReady(1, 30_000);
+    t.equal(ext.at(-1)!.body.toString('latin1'), 'T', 'extended protocol: still in the transaction');
+    await raw.query('COMMIT');
+    t.equal((await pg.query(`SELECT count(*)::int AS n FROM notes WHERE body = 'in tx'`))[0]!.n, 1, 'committed');
+
+    await c.query('BEGIN');
+    await c.query(`INSERT INTO notes (body) VALUES ('rolled back')`);
+    await t.rejects(c.query(`SELECT * FROM pgml.transform_stream('{"task": "text-generation", "model": "nope"}', '{}', 'x')`), { code: '42704' });
+    await t.rejects(c.query('SELECT 1'), { code: '25P02' }, 'the failed statement aborted the transaction');
+    await t.rejects(c.query(`SELECT * FROM pgml.transform_stream('${TASK}', '{}', 'x')`), { code: '25P02' }, 'a stream in an aborted transaction');
+    await c.query('ROLLBACK');
+    t.equal((await pg.query(`SELECT count(*)::int AS n FROM notes WHERE body = 'rolled back'`))[0]!.n, 0);
+  });
+
+  await t.test('errors', async (t) => {
+    const nope = `'{"task": "text-generation", "model": "nope"}'`;
+    await t.rejects(c.query(`SELECT * FROM pgml.transform_stream(${nope}, '{}', 'x')`), { code: '42704' }, 'unknown model');
+    await t.rejects(c.query('SELECT * FROM pgml.transform_stream($1, $2, $3)', [nope.slice(1, -1), '{}', 'x']), { code: '42704' }, 'unknown model, extended');
+    await t.rejects(c.query(`SELECT pgml.transform_stream('${TASK}', '{}', 'x') FROM notes`), { code: '0A000' }, 'not the whole statement');
+    await t.rejects(c.query(`SELECT * FROM pgml.transform_stream('${TASK}', '{}', (SELECT 'x'))`), { code: '0A000', message: /constants or parameters/ }, 'an expression argument');
+    await t.rejects(c.query(`SELECT 1, pgml.transform_stream('${TASK}', '{}', 'x')`), { code: '0A000', message: /whole statement/ }, 'beside other columns');
+    await t.rejects(c.query(`SELECT * FROM pgml.transform_stream('${TASK}', '{"top_p": 5}', 'x')`), { code: '22023' }, 'bad args');
+    await t.rejects(c.query(`SELECT * FROM pgml.transform_stream('${TASK}', 'nope', 'x')`), { code: '22P02' }, 'args not JSON');
+    const ok = await c.query('SELECT 1 AS one');
+    t.equal(ok.rows[0].one, 1, 'the client carries on');
+  });
+
+  await t.test('cancel mid-stream: 57014 after the rows sent, the slot is free at once, others unaffected', async (t) => {
+    const raw = await RawClient.connect(login);
+    t.teardown(() => raw.destroy());
+    const other = pgClient(login).then(async (o) => {
+      try {
+        return await o.query(`SELECT pgml.transform('${TASK}', '{"max_new_tokens": 24}', ARRAY['${PROMPT}']) AS g`);
+      } finally {
+        await o.end();
+      }
+    });
+    raw.send(msg.query(`SELECT * FROM pgml.transform_stream('{"task": "text-generation", "model": "one"}', '{"max_new_tokens": 4000}', '${PROMPT}')`));
+    const before = await raw.readMessages((m) => m.type === 'D', 30_000);
+    await raw.readMessages('D');
+    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(raw.processId, raw.secretKey)));
+    const rest = await raw.readUntilReady(1, 30_000);
+    const all = [...before, ...rest];
+    t.match(all.map((m) => m.type).join(''), /^TD+EZ$/, 'rows, then the error, then ReadyForQuery');
+    t.equal(errorFields(rest.find((m) => m.type === 'E')!.body).get('C'), '57014');
+    const started = performance.now();
+    const next = await c.query(`SELECT pgml.transform('{"task": "text-generation", "model": "one"}', '{"max_new_tokens": 4}', ARRAY['Hi']) AS g`);
+    const ms = performance.now() - started;
+    t.equal((next.rows[0].g as unknown[]).length, 1);
+    t.ok(ms < 800, `the one-sequence slot took the next call at once (${ms.toFixed(0)} ms)`);
+    t.same((await other).rows[0].g, [[{ generated_text: PROMPT + expected }]], 'another client generating meanwhile got its text');
+  });
+
+  await t.test('disconnect mid-stream frees the sequence', async (t) => {
+    const raw = await RawClient.connect(login);
+    raw.send(msg.query(`SELECT * FROM pgml.transform_stream('{"task": "text-generation", "model": "one"}', '{"max_new_tokens": 4000}', '${PROMPT}')`));
+    await raw.readMessages((m) => m.type === 'D', 30_000);
+    raw.destroy();
+    const started = performance.now();
+    const next = await c.query(`SELECT pgml.transform('{"task": "text-generation", "model": "one"}', '{"max_new_tokens": 4}', ARRAY['Hi']) AS g`);
+    const ms = performance.now() - started;
+    t.equal((next.rows[0].g as unknown[]).length, 1);
+    t.ok(ms < 800, `the slot was freed (${ms.toFixed(0)} ms)`);
+  });
+
+  await t.test('the server never sees pgml.', async (t) => {
+    const log = await pg.log();
+    const statements = log.split('\n').filter((l) => /statement:|execute/.test(l) && !l.includes('DO $pglynx$'));
+    t.notMatch(statements.join('\n'), /pgml\./, 'no statement mentions pgml.');
+  });
+});
