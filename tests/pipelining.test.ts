@@ -17,7 +17,7 @@ import { startPostgres } from './harness/postgres.js';
 import { RawClient, cancelRequest, dataRow, errorFields, msg } from './harness/raw-client.js';
 import { sleep } from './harness/wait.js';
 
-const pg = await startPostgres({ users: [{ name: 'app', password: 'apppw' }], databases: [{ name: 'app', owner: 'app' }], t });
+const pg = await startPostgres({ users: [{ name: 'app', password: 'apppw' }], databases: [{ name: 'app', owner: 'app' }, { name: 'app_s1', owner: 'app' }], t });
 await pg.query('CREATE TABLE items (id int PRIMARY KEY, v text)', [], 'app');
 await pg.query('ALTER TABLE items OWNER TO app', [], 'app');
 await pg.query("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 1000) g", [], 'app');
@@ -56,6 +56,11 @@ const pooler = await startPglynx(
       pgml: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 50 }),
       // Two connections, a 100 ms bound: a text learned to run longer takes nobody behind it.
       slow: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 100 }),
+      // Sharded (two databases as two shards, one connection each): per shard connection. Key-less statements go to shard 0.
+      sharded: {
+        ...pool(1, { pipeline_depth: 4, pipeline_max_wait_ms: 60_000, query_parser_enabled: true, automatic_sharding_key: 'items.id', default_shard: 'shard_0' }),
+        shards: [primaryShard(pg, 'app'), primaryShard(pg, 'app_s1')],
+      },
     },
     extra: { models: { lexical: { builtin: 'hash-384' } } },
   }),
@@ -65,13 +70,13 @@ const pooler = await startPglynx(
 const connect = (database: string) => pgClient({ port: pooler.port, user: 'app', password: 'apppw', database });
 const raw = (database: string) => RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'apppw', database });
 
-/** SHOW POOLS' `pipelined` for a pool (units queued behind another since start). */
+/** SHOW POOLS' `pipelined` for a pool (units queued behind another since start; summed over a sharded pool's rows). */
 async function pipelined(database: string): Promise<number> {
   const admin = await pgClient({ port: pooler.port, user: 'admin', password: 'admin', database: 'pgcat' });
   try {
     const { rows } = await admin.query('SHOW POOLS');
-    const row = rows.find((r: Record<string, string>) => r.database === database);
-    return Number(row?.pipelined ?? NaN);
+    const mine = rows.filter((r: Record<string, string>) => r.database === database);
+    return mine.length ? mine.reduce((n: number, r: Record<string, string>) => n + Number(r.pipelined), 0) : NaN;
   } finally {
     await admin.end();
   }
@@ -338,4 +343,46 @@ t.test('a statement learned to run long takes no units behind it, even just afte
   t.equal((await pipelined('slow')) - before, 1, 'it was queued behind the short unit instead');
   await Promise.all([a.readUntilReady(1, 5000), c.readUntilReady(1, 5000)]);
   for (const x of [a, b, c]) x.end();
+});
+
+t.test('sharded pools pipeline per shard connection', async (t) => {
+  const head = await raw('sharded');
+  const behind = await raw('sharded');
+  const failing = await raw('sharded');
+  const before = await pipelined('sharded');
+  head.send(msg.query("SELECT pg_sleep(0.4), 'head' AS who"));
+  await sleep(100);
+  failing.send(msg.query('SELECT 1/0'));
+  await sleep(30);
+  behind.send(msg.query("SELECT 'behind' AS who"));
+  const [h, f, b] = await Promise.all([head.readUntilReady(1, 5000), failing.readUntilReady(1, 5000), behind.readUntilReady(1, 5000)]);
+  t.equal((await pipelined('sharded')) - before, 2, "both units were queued behind the head on shard 0's one connection");
+  t.same(dataRow(h.find((m) => m.type === 'D')!.body), ['', 'head'], 'the head got its row');
+  t.equal(errorFields(f.find((m) => m.type === 'E')!.body).get('C'), '22012', 'the failing unit got its error');
+  t.same(dataRow(b.find((m) => m.type === 'D')!.body), ['behind'], 'the unit behind it got its own row');
+  // A transaction keeps its shard connection: nothing is queued behind it.
+  const mid = await pipelined('sharded');
+  await head.query('BEGIN');
+  head.send(msg.query('SELECT pg_sleep(0.2)'));
+  await sleep(60);
+  behind.send(msg.query("SELECT 'waits' AS who"));
+  await head.readUntilReady(1, 5000);
+  await head.query('COMMIT');
+  t.same(dataRow((await behind.readUntilReady(1, 5000)).find((m) => m.type === 'D')!.body), ['waits'], 'it ran after the transaction');
+  t.equal((await pipelined('sharded')) - mid, 0, 'nothing was queued behind a transaction');
+  // A crowd: every reply still reaches its own client.
+  const clients = await Promise.all(Array.from({ length: 30 }, () => connect('sharded')));
+  let wrong = 0;
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (let r = 0; r < 10; r++) {
+        const n = Math.floor(Math.random() * 1_000_000);
+        const row = (await c.query(`SELECT ${n} AS n, ${i} AS client`)).rows[0] as { n: number; client: number };
+        if (row.n !== n || row.client !== i) wrong += 1;
+      }
+    }),
+  );
+  await Promise.all(clients.map((c) => c.end()));
+  t.equal(wrong, 0, '30 clients on one shard connection: no answer crossed clients');
+  for (const c of [head, behind, failing]) c.end();
 });

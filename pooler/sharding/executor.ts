@@ -202,11 +202,15 @@ export class ShardedExecutor {
     this.reply(commandComplete(command));
   }
 
-  /** Links to `shards`: the transaction's (BEGIN replayed on first use), or fresh ones. */
-  private async linksFor(shards: readonly number[], bytes: Buffer): Promise<ShardLink[]> {
+  /**
+   * Links to `shards`: the transaction's (BEGIN replayed on first use), or
+   * fresh ones. `sent`: what each will run; outside a transaction a fresh
+   * link may send it at once behind other clients' units (pipelining).
+   */
+  private async linksFor(shards: readonly number[], bytes: Buffer, sent: readonly Buffer[]): Promise<ShardLink[]> {
     const tx = this.tx;
     const { role, primaryReads } = tx ? { role: 'primary' as RoleTarget, primaryReads: true } : this.client.role(bytes);
-    const open = async (shard: number): Promise<ShardLink> => {
+    const open = async (shard: number, i: number): Promise<ShardLink> => {
       const existing = tx?.links.get(shard);
       if (existing) return existing;
       // At start-up or during a promotion, waits for the role probe within the checkout timeout.
@@ -215,7 +219,7 @@ export class ShardedExecutor {
       const member = await cluster.chooseWhenKnown(shard, role, primaryReads, performance.now() + waitMs);
       if (member === 'timeout') throw new ShardError(shard, SqlState.ConnectionFailure, `no ${role} server available: none found by the role probe within ${waitMs} ms`, true);
       if (!member) throw new ShardError(shard, SqlState.ConnectionFailure, 'no server available (all candidates are down or banned)', true);
-      const link = await ShardLink.open(member, this.client.params, onWait);
+      const link = await ShardLink.open(member, this.client.params, onWait, tx ? undefined : { bytes: sent[i]!, statements: this.client.statements });
       if (tx) {
         tx.links.set(shard, link);
         await link.runSql(tx.begin);
@@ -239,7 +243,8 @@ export class ShardedExecutor {
   }
 
   private async execute(unit: Unit, route: ShardRoute): Promise<void> {
-    const links = await this.linksFor(route.shards, unit.bytes);
+    const sent = route.kind === 'single' ? [unit.bytes] : route.kind === 'insert' ? route.perShard : route.shards.map(() => route.bytes ?? unit.bytes);
+    const links = await this.linksFor(route.shards, unit.bytes, sent);
     for (const l of links) this.inUse.add(l);
     try {
       if (route.kind === 'single') {
@@ -247,7 +252,6 @@ export class ShardedExecutor {
         this.afterSingle(links[0]!, reply);
         return;
       }
-      const sent = route.kind === 'insert' ? route.perShard : links.map(() => route.bytes ?? unit.bytes);
       const replies = await Promise.all(links.map((l, i) => l.run(sent[i]!, this.client.statements)));
       replies.forEach((r, i) => {
         const error = replyError(r);

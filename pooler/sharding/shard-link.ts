@@ -14,7 +14,9 @@ import type { ClusterMember } from '../pool/cluster.js';
 import { Checkout } from '../pool/checkout.js';
 import { PoolError } from '../pool/pool.js';
 import { changesSessionState } from '../client/session-state.js';
+import { mayPipeline, unitKey } from '../client/pipeline-unit.js';
 import { Dirty } from '../server/reset.js';
+import type { Sharer } from '../pool/share.js';
 
 /** A shard that failed: the client's error names it. */
 export class ShardError extends Error {
@@ -48,31 +50,54 @@ export function withoutReady(reply: Buffer): Buffer {
   return reply.length >= 6 && reply[reply.length - 6] === Backend.ReadyForQuery ? reply.subarray(0, reply.length - 6) : reply;
 }
 
+/** An autocommit unit a link may send behind other clients' on a busy connection (pipelining). */
+export interface ShareableUnit {
+  readonly bytes: Buffer;
+  readonly statements: ClientStatements | null;
+}
+
 export class ShardLink implements ServerOwner {
   private chunks: Buffer[] = [];
   private waiting: { resolve(reply: Buffer): void; reject(err: Error): void } | null = null;
   /** Owns the server's owner pointer and its release or discard. */
   private readonly checkout = new Checkout(this);
+  /** The reply of the unit sent when the link was queued behind others' units (run() returns it). */
+  private sentAhead: { bytes: Buffer; reply: Promise<Buffer> } | null = null;
   private constructor(
     readonly shard: number,
     readonly member: ClusterMember,
     readonly server: ServerConnection,
     private readonly params: Map<string, string>,
+    behind: ShareableUnit | null = null,
   ) {
-    this.checkout.hold(member.pool, server);
+    if (!behind) {
+      this.checkout.hold(member.pool, server);
+      return;
+    }
+    // Queued behind the units the connection runs and sent at once, in the same turn: the queue's order is the socket's.
+    const bytes = behind.bytes;
+    this.checkout.follow(member.pool, server, countSyncs(bytes), unitKey(bytes, behind.statements));
+    const reply = this.send(bytes, behind.statements);
+    reply.catch(() => undefined); // the executor may give up on the link before asking (another shard failed)
+    this.sentAhead = { bytes, reply };
   }
 
   /**
    * Borrow a connection on `member` (its shard) with the client's session
-   * parameters; `onWait` is called when none is free at once (the client waits).
+   * parameters; `onWait` is called when none is free at once (the client
+   * waits). `unit`, when the pool pipelines and it may be: with no
+   * connection free it may instead be sent behind other clients' units on
+   * a busy one (run() then returns its reply).
    */
-  static async open(member: ClusterMember, params: Map<string, string>, onWait?: () => void): Promise<ShardLink> {
+  static async open(member: ClusterMember, params: Map<string, string>, onWait?: () => void, unit?: ShareableUnit): Promise<ShardLink> {
     let server: ServerConnection | null = null;
     try {
       server = member.pool.tryAcquire();
       if (!server) {
         onWait?.();
-        server = await member.pool.acquire();
+        const got = await ShardLink.acquireOrShare(member, params, unit);
+        if (got instanceof ShardLink) return got;
+        server = got;
       }
       const sync = parameterSyncQuery(params, server.params);
       if (sync) await server.query(sync);
@@ -85,13 +110,45 @@ export class ShardLink implements ServerOwner {
     return new ShardLink(member.shard, member, server, params);
   }
 
+  /**
+   * Wait for a connection of `member`'s pool; with a shareable `unit` the
+   * pool may instead give a place behind a busy connection's units
+   * (pool/share.ts), and the link is made and its unit sent there and then.
+   */
+  private static acquireOrShare(member: ClusterMember, params: Map<string, string>, unit: ShareableUnit | undefined): Promise<ServerConnection | ShardLink> {
+    const pool = member.pool;
+    return new Promise((resolve, reject) => {
+      const sharer: Sharer | null =
+        unit && pool.settings.pipeline.depth > 1 && mayPipeline(unit.bytes, unit.statements, pool.settings.pipeline.writes, pool.slowStatements)
+          ? {
+              // Behind others only where no parameter must change (SET is never pipelined).
+              accepts: (conn) => parameterSyncQuery(params, conn.params) === null,
+              onBehind: (conn) => resolve(new ShardLink(member.shard, member, conn, params, unit)),
+            }
+          : null;
+      pool.wait(resolve, reject, sharer);
+    });
+  }
+
   get txStatus(): number {
     return this.server.txStatus;
   }
 
   /** Send a unit (counting its Query/Sync messages) and collect the reply. */
   run(bytes: Buffer, statements: ClientStatements | null): Promise<Buffer> {
+    const ahead = this.sentAhead;
+    this.sentAhead = null;
+    if (ahead && ahead.bytes === bytes) return ahead.reply;
     if (this.server.closed) return Promise.reject(new ShardError(this.shard, '08006', `${this.member.address}: server connection lost`));
+    const pipeline = this.member.pool.settings.pipeline;
+    if (pipeline.depth > 1 && this.checkout.direct) {
+      // A unit of its own: may others' units queue behind it?
+      this.server.ownUnit(mayPipeline(bytes, statements, pipeline.writes, this.member.pool.slowStatements), unitKey(bytes, statements));
+    }
+    return this.send(bytes, statements);
+  }
+
+  private send(bytes: Buffer, statements: ClientStatements | null): Promise<Buffer> {
     if (this.server.prepared && statements) bytes = rewriteForServer(bytes, statements, this.server.prepared, false, this.server);
     let syncs = 0;
     for (const m = new MessageCursor().over(bytes); m.next(); ) {
@@ -151,3 +208,10 @@ export class ShardLink implements ServerOwner {
     if (tracked) this.params.set(tracked, value);
   }
 }
+
+function countSyncs(bytes: Buffer): number {
+  let syncs = 0;
+  for (const m = new MessageCursor().over(bytes); m.next(); ) if (m.type === Frontend.Query || m.type === Frontend.Sync) syncs += 1;
+  return syncs;
+}
+
