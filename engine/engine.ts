@@ -14,12 +14,14 @@ import type { ModelConfig, ModelTask } from '../config/models.js';
 import { modelTask, sameLoad } from './config.js';
 import { EngineCode, EngineError } from './errors.js';
 import { Generator, type GenerateOptions, type GenResult } from './generator.js';
+import type { TokenCandidate } from './gen-protocol.js';
 import { Model, type Growth } from './model.js';
 import type { ModelStats } from './stats.js';
 
 export { EngineError, EngineCode } from './errors.js';
 export type { ModelStats } from './stats.js';
 export type { GenerateOptions, GenResult } from './generator.js';
+export type { TokenCandidate } from './gen-protocol.js';
 
 /** A loaded model: an encoder (pgml.embed) or a decoder (pgml.transform). */
 type Served = Model | Generator;
@@ -112,6 +114,20 @@ export class Engine {
     }
     if (prompts.length === 0) return Promise.resolve([]);
     return m.generate(prompts, args, opts.loadBalancing ?? this.loadBalancing, opts);
+  }
+
+  /**
+   * The `top` most probable next tokens after `prompt` (pgml.infer): one
+   * forward pass in a slot of the generation model, batched with its decode
+   * steps. Rejects like generate().
+   */
+  async infer(model: string, prompt: string, top: number, opts: Omit<GenerateOptions, 'top' | 'onText'> = {}): Promise<TokenCandidate[]> {
+    const m = this.models.get(model);
+    if (m instanceof Generator && (!Number.isInteger(top) || top < 1)) {
+      throw new EngineError(EngineCode.InvalidArgument, `pgml.infer: top must be a positive integer, got ${top}`);
+    }
+    const [r] = await this.generate(model, [prompt], { max_new_tokens: 1 }, { ...opts, top });
+    return r!.top ?? [];
   }
 
   private unknown(model: string): EngineError {

@@ -23,7 +23,7 @@ import type { Logger } from '../pooler/logger.js';
 import type { ModelConfig } from '../config/models.js';
 import { EngineCode, EngineError } from './errors.js';
 import type { ModelInfo, WorkerData } from './worker-protocol.js';
-import type { FinishReason, FromWorker, GenTask, ToWorker } from './gen-protocol.js';
+import type { FinishReason, FromWorker, GenTask, TokenCandidate, ToWorker } from './gen-protocol.js';
 import type { GenerateParams } from './sampling.js';
 import { LatencyWindow, RateWindow, type ModelStats } from './stats.js';
 
@@ -36,6 +36,8 @@ export interface GenResult {
   promptTokens: number;
   tokens: number;
   reason: FinishReason;
+  /** pgml.infer: the top next-token candidates, most probable first. */
+  top?: TokenCandidate[];
 }
 
 /** One prompt of one generate() call, from admission to its result. */
@@ -46,6 +48,8 @@ export interface GenCall {
   readonly arrivedAt: number;
   /** Streaming: called with each piece of new text. */
   readonly onText: ((delta: string) => void) | null;
+  /** > 0: a one-forward-pass call for this many next-token candidates (pgml.infer), not a generation. */
+  readonly top: number;
   owner: GenInstance | null;
   queued: boolean;
   settled: boolean;
@@ -206,7 +210,7 @@ export class GenInstance {
       call.kvBytes = need;
       this.kvUsed += need;
       this.running.set(call.id, call);
-      this.port.postMessage({ t: 'add', id: call.id, prompt: call.prompt, params: call.params, stream: call.onText !== null } satisfies ToWorker);
+      this.port.postMessage({ t: 'add', id: call.id, prompt: call.prompt, params: call.params, stream: call.onText !== null, top: call.top } satisfies ToWorker);
       if (!this.watchdog) this.touch();
     }
   }
@@ -265,7 +269,7 @@ export class GenInstance {
       call.settled = true;
       if (m.t === 'done') {
         this.latency.record((performance.now() - call.arrivedAt) * 1000);
-        call.resolve({ text: m.text, promptTokens: m.promptTokens, tokens: m.tokens, reason: m.reason });
+        call.resolve({ text: m.text, promptTokens: m.promptTokens, tokens: m.tokens, reason: m.reason, top: m.top });
       } else {
         this.errors++;
         call.reject(new EngineError(EngineCode.Internal, `${this.label}: ${m.message}`));

@@ -11,16 +11,23 @@ import type { MessagePort } from 'node:worker_threads';
 import type { GenerateParams } from './sampling.js';
 
 export type ToWorker =
-  | { t: 'add'; id: number; prompt: string; params: GenerateParams; stream: boolean }
+  /** top > 0: no generation, the prompt's top next-token candidates from its one forward pass (pgml.infer). */
+  | { t: 'add'; id: number; prompt: string; params: GenerateParams; stream: boolean; top: number }
   | { t: 'cancel'; id: number }
   | { t: 'close' };
 
 export type FinishReason = 'eos' | 'length' | 'stop';
 
+/** A candidate next token: its text and softmax probability over the whole vocabulary. */
+export interface TokenCandidate {
+  token: string;
+  probability: number;
+}
+
 export type FromWorker =
   /** New text of a streaming sequence (complete characters only). */
   | { t: 'text'; id: number; delta: string }
-  | { t: 'done'; id: number; text: string; promptTokens: number; tokens: number; reason: FinishReason }
+  | { t: 'done'; id: number; text: string; promptTokens: number; tokens: number; reason: FinishReason; top?: TokenCandidate[] }
   | { t: 'error'; id: number; message: string }
   /** The loop has nothing left to run (cancels included) and waits. */
   | { t: 'idle' }

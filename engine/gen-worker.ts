@@ -17,7 +17,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { Decoder, emptyCache, kvBytesPerToken, type KvCache } from './decoder.js';
 import type { ModelInfo, WorkerData, WorkerHooks } from './worker-protocol.js';
 import type { FinishReason, FromWorker, GenTask, ToWorker } from './gen-protocol.js';
-import { chooseToken, samplerFor, stopAt, type GenerateParams } from './sampling.js';
+import { chooseToken, samplerFor, stopAt, topCandidates, type GenerateParams } from './sampling.js';
 import { modelFiles, sessionOptions } from './runtime.js';
 
 const data = workerData as WorkerData;
@@ -91,6 +91,8 @@ interface Sequence {
   id: number;
   params: GenerateParams;
   stream: boolean;
+  /** > 0: pgml.infer, done after its prefill with this many candidates. */
+  top: number;
   rand: () => number;
   cache: KvCache;
   /** Prompt then generated tokens (what repetition_penalty looks at). */
@@ -167,6 +169,11 @@ async function serve(port: MessagePort, rt: GenRuntime): Promise<void> {
     const still: Sequence[] = [];
     seqs.forEach((s, i) => {
       if (cancelled.has(s.id)) return;
+      if (s.top > 0) {
+        const top = topCandidates(logits[i]!, s.top).map(({ id, probability }) => ({ token: tokenizer.decode([id], { skip_special_tokens: false }), probability }));
+        post({ t: 'done', id: s.id, text: '', promptTokens: s.promptTokens, tokens: 0, reason: 'length', top });
+        return;
+      }
       const reason = accept(s, chooseToken(logits[i]!, s.history, s.params, s.rand));
       if (reason) finish(s, reason);
       else still.push(s);
@@ -218,6 +225,7 @@ function start(a: Extract<ToWorker, { t: 'add' }>, rt: GenRuntime): Sequence {
     id: a.id,
     params: a.params,
     stream: a.stream,
+    top: a.top,
     rand: samplerFor(a.params),
     cache: emptyCache(shape),
     history: [...ids],

@@ -23,6 +23,8 @@ export interface GenerateOptions {
   onText?: (delta: string) => void;
   /** Aborting fails the call with 57014 and frees its place in the batch at the next step. */
   signal?: AbortSignal;
+  /** pgml.infer: no generation, each prompt's top next-token candidates from one forward pass (GenResult.top). */
+  top?: number;
 }
 
 let nextId = 1;
@@ -154,6 +156,7 @@ export class Generator {
             params,
             arrivedAt,
             onText: opts.onText ?? null,
+            top: opts.top ?? 0,
             owner: null,
             queued: false,
             settled: false,

@@ -126,6 +126,18 @@ export function chooseToken(logits: Float32Array, history: readonly number[], p:
   return ids[n - 1]!;
 }
 
+/**
+ * The `k` most probable next tokens of a row of logits, most probable first,
+ * with their softmax probabilities over the whole row (float64 sums).
+ */
+export function topCandidates(logits: Float32Array, k: number): { id: number; probability: number }[] {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  return Array.from(topIndices(logits, Math.min(k, logits.length)), (id) => ({ id, probability: Math.exp(logits[id]! - max) / sum }));
+}
+
 export function argmax(v: Float32Array): number {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
