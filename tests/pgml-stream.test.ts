@@ -63,16 +63,27 @@ t.test('pgml.transform_stream through the pooler', async (t) => {
   const pooler = await startPglynx(
     configToml({
       port,
+      // Short: a stream inside a transaction outlasts it and must not be cut (the client is not idle).
+      general: { idle_client_in_transaction_timeout: 300 },
       pools: {
         app: {
           pool_mode: 'transaction',
           users: [{ username: 'app', password: 'pw', pool_size: 3 }],
           shards: [primaryShard(pg)],
         },
+        sess: { pool_mode: 'session', users: [{ username: 'app', password: 'pw', pool_size: 2 }], shards: [primaryShard(pg)] },
+        // One connection, pipelining on: clients' reads queue behind each other's between their streams.
+        piped: {
+          pool_mode: 'transaction',
+          pipeline_depth: 4,
+          pipeline_max_wait_ms: 60_000,
+          users: [{ username: 'app', password: 'pw', pool_size: 1 }],
+          shards: [primaryShard(pg)],
+        },
       },
       extra: {
         models: {
-          gpt: { path: dir, max_new_tokens: 400, max_batch_size: 8 },
+          gpt: { path: dir, max_new_tokens: 1000, max_batch_size: 8 },
           // One sequence at a time: a sequence that did not leave would hold up the next call.
           one: { path: dir, max_new_tokens: 4000, max_batch_size: 1, model_timeout_ms: 60_000 },
         },
@@ -176,6 +187,48 @@ t.test('pgml.transform_stream through the pooler', async (t) => {
     await t.rejects(c.query(`SELECT * FROM pgml.transform_stream('${TASK}', '{}', 'x')`), { code: '25P02' }, 'a stream in an aborted transaction');
     await c.query('ROLLBACK');
     t.equal((await pg.query(`SELECT count(*)::int AS n FROM notes WHERE body = 'rolled back'`))[0]!.n, 0);
+  });
+
+  await t.test('a stream longer than idle_client_in_transaction_timeout inside a transaction', async (t) => {
+    const raw = await RawClient.connect(login);
+    t.teardown(() => raw.destroy());
+    await raw.query('BEGIN');
+    const started = performance.now();
+    const streamed = await raw.query(`SELECT * FROM pgml.transform_stream('${TASK}', '{"max_new_tokens": 900}', '${PROMPT}')`, 60_000);
+    const ms = performance.now() - started;
+    t.match(streamed.map((m) => m.type).join(''), /^TD+CZ$/);
+    t.equal(streamed.at(-1)!.body.toString('latin1'), 'T');
+    const committed = await raw.query('COMMIT');
+    t.equal(committed.at(-1)!.body.toString('latin1'), 'I', `the client outlived the 300 ms timeout over a ${ms.toFixed(0)} ms stream`);
+  });
+
+  await t.test('session mode and pipelined pools', async (t) => {
+    const s = await pgClient({ ...login, database: 'sess' });
+    t.teardown(() => s.end());
+    await s.query('SET application_name = streamer');
+    const r = await s.query(`SELECT pgml.transform_stream('${TASK}', '{"max_new_tokens": 24}', '${PROMPT}') AS p`);
+    t.equal(r.rows.map((row) => (row.p as string[])[0]).join(''), expected, 'session mode');
+    await s.query('BEGIN');
+    const inTx = await s.query('SELECT * FROM pgml.transform_stream($1, $2, $3)', [TASK, '{"max_new_tokens": 4}', PROMPT]);
+    t.equal(inTx.rows.length > 0, true);
+    await s.query('COMMIT');
+    t.equal((await s.query('SHOW application_name')).rows[0].application_name, 'streamer', 'the session kept its server');
+
+    const clients = await Promise.all(Array.from({ length: 6 }, () => pgClient({ ...login, database: 'piped' })));
+    t.teardown(() => Promise.all(clients.map((c) => c.end())));
+    const results = await Promise.all(
+      clients.map(async (c, i) => {
+        const before = await c.query('SELECT pg_sleep(0.02), $1::int AS i', [i]);
+        const rows = await c.query(`SELECT * FROM pgml.transform_stream('${TASK}', '{"max_new_tokens": 24}', '${PROMPT}')`);
+        const after = await c.query(`SELECT ${i} AS i`);
+        return { before: before.rows[0].i as number, text: rows.rows.map((row) => (row.transform_stream as string[])[0]).join(''), after: after.rows[0].i as number };
+      }),
+    );
+    results.forEach((r, i) => {
+      t.equal(r.before, i, `client ${i}: its own read before`);
+      t.equal(r.text, expected, `client ${i}: its stream`);
+      t.equal(r.after, i, `client ${i}: its own read after`);
+    });
   });
 
   await t.test('errors', async (t) => {

@@ -32,12 +32,18 @@ export function streamHost(s: SessionCore, sink: WalkSink): StreamHost {
     },
     async settled(): Promise<boolean> {
       // Replies come from the server's socket; the session's state says when the last one is through.
+      // Usually settled at once (drivers wait for ReadyForQuery before sending on); else a few turns, then a backoff to 5 ms.
       for (let turn = 0; !s.closed; turn++) {
         if (settledNow()) return true;
         if (turn < 8) await nextTurn();
-        else await sleep(1);
+        else await sleep(Math.min(5, turn - 7));
       }
       return false;
+    },
+    busy(active: boolean): void {
+      // The janitor's idle_client_in_transaction_timeout must not end a client receiving rows.
+      if (active) s.clocks.idleInTransactionSince = 0;
+      else if (s.clientState === ClientState.InTransaction && s.settings.idleInTransactionTimeout > 0) s.clocks.idleInTransactionSince = Date.now();
     },
     txStatus(): number {
       const server = s.checkout.server;

@@ -42,6 +42,8 @@ export interface StreamHost {
   settled(): Promise<boolean>;
   /** The status byte of the client's next ReadyForQuery ('I', 'T', 'E'). */
   txStatus(): number;
+  /** A stream runs (true) or ended: a client streaming inside a transaction is not idle in it. */
+  busy(active: boolean): void;
   write(bytes: Buffer): void;
 }
 
@@ -245,14 +247,19 @@ export class StreamAnswers {
     if (task !== null && input !== null) {
       const model = resolveModel(parseTask(task), this.engine);
       const args = parseArgs(argsText);
-      await this.engine.generate(model, [input], args, {
-        signal,
-        onText: (delta) => {
-          describe();
-          this.host.write(dataRow(JSON.stringify([delta]), binary));
-          rows++;
-        },
-      });
+      this.host.busy(true);
+      try {
+        await this.engine.generate(model, [input], args, {
+          signal,
+          onText: (delta) => {
+            describe();
+            this.host.write(dataRow(JSON.stringify([delta]), binary));
+            rows++;
+          },
+        });
+      } finally {
+        this.host.busy(false);
+      }
     }
     describe();
     this.host.write(commandComplete(`SELECT ${rows}`));
