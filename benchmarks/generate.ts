@@ -23,6 +23,8 @@
 //         STREAM          auto | 0: measure TTFT / ITL at the client from pgml.transform_stream rows when the
 //                         pooler has it (auto), else from SHOW MODELS (default auto)
 //         RSS_CLIENTS     connected idle clients for RSS (default "10 1000")
+//         STEP_DIAGNOSTIC 1: time one in-process Decoder.forward decode step over 1 and each CLIENTS count of
+//                         sequences at once (default 1)
 //         SEED            prompt seed (default 1)
 //
 // Each client count gets a fresh pooler (the model loaded anew, SHOW MODELS'
@@ -63,6 +65,7 @@ const THREADS = Number(env('THREADS', '1'));
 const MAX_BATCH = Number(env('MAX_BATCH', '64'));
 const STREAM = env('STREAM', 'auto');
 const STAGGER = env('STAGGER', '1') === '1';
+const STEP_DIAGNOSTIC = env('STEP_DIAGNOSTIC', '1') === '1';
 const RSS_CLIENTS = list('RSS_CLIENTS', '10 1000');
 const SEED = Number(env('SEED', '1'));
 const LOGIN = { user: 'bench', password: 'benchpw', database: 'bench' };
@@ -143,6 +146,36 @@ async function inProcess(ps: string[]): Promise<Baseline> {
   const t0 = performance.now();
   for (const p of ps) out.tokens += await generate(p, out);
   out.seconds = (performance.now() - t0) / 1000;
+  await decoder.release();
+  return out;
+}
+
+/**
+ * Diagnostic: one decode step of Decoder.forward over B sequences at once (each
+ * prefilled alone first, so the step sees real caches), median of 3 steps: the
+ * most batching can give with this model and decoder.ts, before any scheduling.
+ */
+async function batchedStep(sizes: number[]): Promise<Map<number, number>> {
+  const { onnx, dir } = await modelFiles(modelDir);
+  const decoder = await Decoder.load(onnx, dir, sessionOptions({ ...MODEL_DEFAULTS, path: modelDir, builtin: null, intra_op_threads: THREADS }));
+  const out = new Map<number, number>();
+  for (const b of sizes) {
+    const rows = [];
+    for (let i = 0; i < b; i++) {
+      const cache = emptyCache(decoder.shape);
+      const logits = (await decoder.forward([{ cache, tokens: tokenizer.encode(prompts[i % prompts.length]!).ids }]))[0]!;
+      rows.push({ cache, tokens: [argmax(logits)] });
+    }
+    const steps: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const t = performance.now();
+      const logits = await decoder.forward(rows);
+      steps.push(performance.now() - t);
+      rows.forEach((r, i) => (r.tokens = [argmax(logits[i]!)]));
+    }
+    out.set(b, median(steps));
+    log(`in-process decode step at batch ${b}: ${fmt(median(steps), 1)} ms`);
+  }
   await decoder.release();
   return out;
 }
@@ -291,6 +324,7 @@ if (rssPooler) {
 await cluster.stop();
 log('in-process baseline again');
 baselineRuns.push(await inProcess(baselinePrompts));
+const stepMs = STEP_DIAGNOSTIC ? await batchedStep([1, ...CLIENTS.filter((n) => n > 1)]) : new Map<number, number>();
 const baseline = [...baselineRuns].sort((a, b) => b.tokens / b.seconds - a.tokens / a.seconds)[0]!;
 const baseRate = baseline.tokens / baseline.seconds;
 const prefillMedian = median(baseline.prefillMs);
@@ -354,6 +388,15 @@ if (streaming) {
   emit('| clients | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | tokens_per_s (last 10 s) |');
   emit('| ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const l of levels) emit(`| ${l.clients} | ${ms(l.show['ttft_p50_us'])} | ${ms(l.show['ttft_p99_us'])} | ${ms(l.show['itl_p50_us'])} | ${ms(l.show['itl_p99_us'])} | ${l.show['tokens_per_s']} |`);
+}
+if (stepMs.size > 0) {
+  emit();
+  emit('Diagnostic: one decode step of `Decoder.forward` in-process over B sequences at once (each prefilled alone first; median of 3 steps), no scheduling, no SQL: the most batching can give with this model and engine/decoder.ts on this machine.');
+  emit();
+  emit('| sequences per step | step ms | tokens/s | vs batch 1 |');
+  emit('| ---: | ---: | ---: | ---: |');
+  const one = stepMs.get(1) ?? NaN;
+  for (const [b, t] of stepMs) emit(`| ${b} | ${fmt(t, 1)} | ${fmt((b * 1000) / t)} | ${ratio(b / t, 1 / one)} |`);
 }
 emit();
 emit('## Memory');
