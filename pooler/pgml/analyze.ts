@@ -1,4 +1,4 @@
-// The `pgml.embed(...)` and `pgml.transform(...)` calls of client SQL
+// The `pgml.*` calls of client SQL
 // (find-calls.ts), read from the statement's one parse (router/parse.ts
 // keeps them with the statement). Texts without "pgml" never reach the
 // parser, so ordinary traffic pays one indexOf.

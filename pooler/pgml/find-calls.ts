@@ -1,9 +1,10 @@
-// Finds `pgml.embed(...)` and `pgml.transform(...)` calls in a parsed
-// statement (libpg-query's tree, see router/parse.ts): each call's byte
-// span, its arguments (constants or parameters only), and whether it stands
-// alone in the select list (then the replacement keeps PostgresML's output
-// column name, `embed` or `transform`). Pure: the statement's one parse
-// keeps the answer (analyze.ts reads it).
+// Finds `pgml.embed`, `pgml.transform`, `pgml.transform_stream`,
+// `pgml.infer` and `pgml.similar_to` calls in a parsed statement
+// (libpg-query's tree, see router/parse.ts): each call's byte span, its
+// arguments (constants or parameters only), and whether it stands alone in
+// the select list (then the replacement keeps PostgresML's output column
+// name, `embed`, `transform`...) or in FROM (call-context.ts). Pure: the
+// statement's one parse keeps the answer (analyze.ts reads it).
 
 import type { AstNode } from '../router/ast-walk.js';
 import { type Node, type NodeOf, type RawStmt, type ScanToken, wrapped } from '../router/sql-ast.js';
