@@ -124,7 +124,13 @@ export class StreamAnswers {
    * Sync when the statement failed after that, else null.
    */
   async answer(m: MessageView, signal: AbortSignal): Promise<Buffer | null> {
-    if (m.type === Frontend.Query) return this.query(m.sql(), signal);
+    if (m.type === Frontend.Query) {
+      if (!this.group) return this.query(m.sql(), signal);
+      // A Query inside an open group: it gets the group's error (or ALONE) and its ReadyForQuery, and ends the group.
+      const e = this.group.error ?? { code: '0A000', message: ALONE };
+      this.group = null;
+      return raiseQuery(e.code, e.message);
+    }
     if (!this.group) {
       const refused = this.host.refusal();
       if (refused) throw new PgmlError('0A000', refused);

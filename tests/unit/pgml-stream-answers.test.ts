@@ -138,6 +138,11 @@ t.test('extended protocol: an error in the group skips to the Sync, which become
   const raise = await s.answers.answer(s.cursor(msg.sync()), sig);
   t.ok(raise && raise.includes(Buffer.from('42704')), 'the unknown model is raised at the Sync');
   t.equal(s.written.length, 0, 'nothing answered after the error');
+  await s.answers.answer(s.cursor(msg.parse('SELECT * FROM pgml.transform_stream($1)')), sig);
+  t.ok(s.answers.claims(s.cursor(msg.query('SELECT 1'))), 'a Query inside an open group');
+  const q = await s.answers.answer(s.cursor(msg.query('SELECT 1')), sig);
+  t.ok(q && q.includes(Buffer.from('0A000')), 'gets 0A000 and its ReadyForQuery');
+  t.notOk(s.answers.claims(s.cursor(msg.query('SELECT 1'))), 'and ends the group');
 });
 
 t.test('pgml.infer in FROM: a subquery, aliased unless the call is', async (t) => {
