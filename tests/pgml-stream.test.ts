@@ -268,6 +268,21 @@ t.test('pgml.transform_stream through the pooler', async (t) => {
     t.equal((next.rows[0].g as unknown[]).length, 1);
     t.ok(ms < 800, `the one-sequence slot took the next call at once (${ms.toFixed(0)} ms)`);
     t.same((await other).rows[0].g, [[{ generated_text: PROMPT + expected }]], 'another client generating meanwhile got its text');
+
+    // The same over the extended protocol, with parameters.
+    raw.send(
+      msg.parse('SELECT * FROM pgml.transform_stream($1, $2, $3)'),
+      msg.bind(['{"task": "text-generation", "model": "one"}', '{"max_new_tokens": 4000}', PROMPT]),
+      msg.describePortal(),
+      msg.execute(),
+      msg.sync(),
+    );
+    const head = await raw.readMessages((m) => m.type === 'D', 30_000);
+    const c2 = net.connect(pooler.port, '127.0.0.1', () => c2.end(cancelRequest(raw.processId, raw.secretKey)));
+    const tail = await raw.readUntilReady(1, 30_000);
+    t.match([...head, ...tail].map((m) => m.type).join(''), /^12TD+EZ$/, 'extended: rows, then the error, then ReadyForQuery');
+    t.equal(errorFields(tail.find((m) => m.type === 'E')!.body).get('C'), '57014');
+    t.equal(tail.at(-1)!.body.toString('latin1'), 'I');
   });
 
   await t.test('disconnect mid-stream frees the sequence', async (t) => {
