@@ -107,6 +107,11 @@ t.test('pgml.infer and pgml.similar_to through the pooler', async (t) => {
   await t.test('infer, extended protocol with parameters', async (t) => {
     const r = await c.query<Candidate>('SELECT * FROM pgml.infer($1, $2, $3)', ['gpt', PROMPT, 5]);
     check(t, r.rows, top5);
+    // A Buffer is sent in binary format (as asyncpg and pgx send a known int4).
+    const int4 = Buffer.alloc(4);
+    int4.writeInt32BE(5);
+    const bin = await c.query<Candidate>('SELECT * FROM pgml.infer($1, $2, $3)', ['gpt', Buffer.from(PROMPT), int4]);
+    check(t, bin.rows, top5);
     const q = { name: 'inf', text: 'SELECT token, probability, rank FROM pgml.infer($1, $2) WHERE rank <= $3' };
     const a = await c.query<Candidate>({ ...q, values: ['gpt', PROMPT, 3] });
     check(t, a.rows, top5.slice(0, 3));

@@ -137,6 +137,10 @@ t.test('pgml.transform_stream through the pooler', async (t) => {
     const r = await c.query('SELECT * FROM pgml.transform_stream($1::jsonb, $2::jsonb, $3)', [TASK, args, PROMPT]);
     t.same(r.fields.map((f) => f.name), ['transform_stream']);
     t.equal(r.rows.map((row) => (row.transform_stream as string[])[0]).join(''), expected);
+    // Buffers go in binary format: jsonb with its version byte, text as its bytes.
+    const jsonb = (s: string): Buffer => Buffer.concat([Buffer.from([1]), Buffer.from(s)]);
+    const bin = await c.query('SELECT * FROM pgml.transform_stream($1::jsonb, $2::jsonb, $3)', [jsonb(TASK), jsonb(args), Buffer.from(PROMPT)]);
+    t.equal(bin.rows.map((row) => (row.transform_stream as string[])[0]).join(''), expected, 'binary parameters');
     const q = { name: 'stream1', text: 'SELECT pgml.transform_stream(task => $1, args => $2, input => $3) AS piece' };
     const a = await c.query({ ...q, values: [TASK, '{"max_new_tokens": 6}', 'Hello'] });
     const b = await c.query({ ...q, values: [TASK, args, PROMPT] });

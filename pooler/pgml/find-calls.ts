@@ -13,7 +13,8 @@ import { type Node, type NodeOf, type RawStmt, type ScanToken, wrapped } from '.
 export type PgmlArg =
   | { kind: 'const'; value: string }
   | { kind: 'null' }
-  | { kind: 'param'; index: number }
+  /** `cast`: the type OID of a cast written on the parameter (`$1::jsonb`), which types it as Postgres would; 0 when none is known. */
+  | { kind: 'param'; index: number; cast?: number }
   | { kind: 'array'; items: PgmlArg[] };
 
 export type PgmlFunction = 'embed' | 'transform' | 'transform_stream' | 'infer' | 'similar_to';
@@ -39,6 +40,7 @@ export interface PgmlCall {
   inputIsArray: boolean;
 }
 
+import { Oid } from '../protocol/codes.js';
 import { PgmlError } from './pgml-error.js';
 import { fromFunctions, streamColumn } from './call-context.js';
 
@@ -267,6 +269,17 @@ function isArrayTyped(node: Node): boolean {
   return bounds !== undefined && bounds.length > 0;
 }
 
+/** Type names a pgml argument may be cast to, by their OID. */
+const CAST_OIDS: Record<string, number> = { text: Oid.text, varchar: Oid.varchar, jsonb: Oid.jsonb, int2: Oid.int2, int4: Oid.int4, int8: Oid.int8 };
+
+function castOid(typeName: NodeOf<'TypeCast'>['typeName']): number {
+  const names = typeName?.names ?? [];
+  const last = names[names.length - 1];
+  const name = last && 'String' in last ? last.String.sval : undefined;
+  if (typeName?.arrayBounds && typeName.arrayBounds.length > 0) return name === 'text' ? Oid.textArray : 0;
+  return name ? (CAST_OIDS[name] ?? 0) : 0;
+}
+
 function toArg(node: Node | undefined, fn = 'pgml.embed'): PgmlArg {
   if (node !== undefined) {
     if ('A_Const' in node) {
@@ -278,8 +291,10 @@ function toArg(node: Node | undefined, fn = 'pgml.embed'): PgmlArg {
     } else if ('ParamRef' in node && node.ParamRef.number !== undefined) {
       return { kind: 'param', index: node.ParamRef.number };
     } else if ('TypeCast' in node) {
-      // 'x'::text, $1::text, '{}'::jsonb: the value is what matters.
-      return toArg(node.TypeCast.arg, fn);
+      // 'x'::text, $1::text, '{}'::jsonb: the value is what matters, and a parameter's type.
+      const inner = toArg(node.TypeCast.arg, fn);
+      if (inner.kind === 'param' && inner.cast === undefined) return { ...inner, cast: castOid(node.TypeCast.typeName) };
+      return inner;
     } else if ('A_ArrayExpr' in node) {
       return { kind: 'array', items: (node.A_ArrayExpr.elements ?? []).map((n) => toArg(n, fn)) };
     }

@@ -56,16 +56,20 @@ export function parseParamTypes(declared: number[], analysis: PgmlAnalysis): num
   const arrayInputs = new Set(analysis.calls.filter((c) => c.inputIsArray && c.input.kind === 'param').map((c) => (c.input as { index: number }).index));
   const jsonArgs = new Set(analysis.calls.flatMap((c) => (c.args?.kind === 'param' ? [c.args.index] : [])));
   const intArgs = new Set(analysis.calls.flatMap((c) => (c.fn === 'infer' && c.other?.kind === 'param' ? [c.other.index] : [])));
+  // A cast written on the parameter ($1::jsonb) types it, as Postgres would.
+  const casts = new Map<number, number>();
+  for (const c of analysis.calls) for (const a of [c.model, c.input, c.args, c.other]) if (a?.kind === 'param' && a.cast) casts.set(a.index, a.cast);
   const types: number[] = [];
   for (let n = 1; n <= clientParamCount(declared, analysis); n++) {
     const t = declared[n - 1] ?? 0;
-    types.push(t === 0 && !analysis.usedOutside.has(n) ? (arrayInputs.has(n) ? TEXT_ARRAY_OID : jsonArgs.has(n) ? JSONB_OID : intArgs.has(n) ? Oid.int4 : TEXT_OID) : t);
+    types.push(t === 0 && !analysis.usedOutside.has(n) ? (casts.get(n) ?? (arrayInputs.has(n) ? TEXT_ARRAY_OID : jsonArgs.has(n) ? JSONB_OID : intArgs.has(n) ? Oid.int4 : TEXT_OID)) : t);
   }
   return [...types, ...addedParamTypes(analysis.calls)];
 }
 
 /** Parameter values of one Bind, as the server would decode them (text). */
-export type ParamValues = (string | null)[];
+export type { ParamValues } from './param-values.js';
+import type { ParamValues } from './param-values.js';
 
 const VECTOR_DIGITS = 9; // float4 round-trips with 9 significant digits
 
@@ -251,10 +255,7 @@ export async function computeBindValues(plan: PgmlPlan, params: ParamValues, eng
 
 export { parseBind, type BindParts } from '../protocol/messages/bind.js';
 
-/** Parameter values as text (text and varchar send the same bytes in both formats). */
-export function paramTexts(bind: BindParts): ParamValues {
-  return bind.values.map((v) => (v === null ? null : v.toString('utf8')));
-}
+export { paramTexts } from './param-values.js';
 
 /** The Bind with `extra` text parameters appended (formats expanded as needed). */
 export function appendParams(bind: BindParts, extra: (string | null)[]): Buffer {

@@ -164,7 +164,9 @@ export class StreamAnswers {
         const declared = m.paramTypes();
         const types: number[] = [];
         for (let n = 1; n <= Math.max(declared.length, analysis.maxParam); n++) {
-          types.push(declared[n - 1] || (call.args?.kind === 'param' && call.args.index === n ? Oid.jsonb : Oid.text));
+          const arg = [call.model, call.args, call.input].find((a) => a?.kind === 'param' && a.index === n);
+          const cast = arg?.kind === 'param' ? arg.cast : 0;
+          types.push(declared[n - 1] || cast || (call.args?.kind === 'param' && call.args.index === n ? Oid.jsonb : Oid.text));
         }
         this.statements.set(m.statementName()!, { call, column: analysis.stream.column, types });
         this.host.write(PARSE_COMPLETE);
@@ -179,7 +181,7 @@ export class StreamAnswers {
         // Result formats: int16 count, then the codes (one for all columns, or one per column: here one column).
         const rf = bind.resultFormats;
         const binary = rf.length >= 4 && rf.readInt16BE(0) >= 1 && rf.readInt16BE(2) === 1;
-        this.portals.set(bind.portal.toString('utf8'), { statement, params: paramTexts(bind), binary });
+        this.portals.set(bind.portal.toString('utf8'), { statement, params: paramTexts(bind, statement.types), binary });
         this.host.write(BIND_COMPLETE);
         return;
       }

@@ -48,6 +48,8 @@ interface Planned {
   plan: PgmlPlan;
   /** Its Describe (statement) replies, cut back to the client's parameters. */
   describe: DescribeEdit;
+  /** The rewritten Parse's parameter types (binary Bind values are read by them). */
+  types: number[];
 }
 
 export class PgmlTransformer {
@@ -220,14 +222,15 @@ export class PgmlTransformer {
         const declared = m.paramTypes();
         const keep = clientParamCount(declared, analysis);
         const { sql: rewritten, plan } = rewriteParseSql(sql, analysis, keep);
-        this.plans.set(name, { plan, describe: { keep, added: addedParamTypes(analysis.calls) } });
-        return parse(name, rewritten, parseParamTypes(declared, analysis));
+        const types = parseParamTypes(declared, analysis);
+        this.plans.set(name, { plan, describe: { keep, added: addedParamTypes(analysis.calls) }, types });
+        return parse(name, rewritten, types);
       }
       case Frontend.Bind: {
         const bind = m.bind();
         const planned = this.plans.get(bind.statement);
         if (!planned) return msg;
-        const values = await computeBindValues(planned.plan, paramTexts(bind), this.engine, signal);
+        const values = await computeBindValues(planned.plan, paramTexts(bind, planned.types), this.engine, signal);
         return appendParams(bind, values);
       }
       case Frontend.Close:
