@@ -12,7 +12,7 @@
 // Usage:  node --import tsx benchmarks/generate.ts
 // Env:    LAYERS          blocks of the synthesized GPT-2-small-shaped model (default 12; 2 for a smoke run)
 //         CLIENTS         concurrent SQL client counts (default "1 4 16 64")
-//         REQUESTS        generations per client at each count (default 2; at least MIN_REQUESTS in all)
+//         REQUESTS        generations per client at each count (default 3; at least MIN_REQUESTS in all)
 //         MIN_REQUESTS    generations per count at least (default 4)
 //         MAX_NEW_TOKENS  per generation (default 32)
 //         BASELINE        prompts generated in-process one at a time (default 6)
@@ -58,7 +58,7 @@ const env = (k: string, d: string): string => process.env[k] ?? d;
 const list = (k: string, d: string): number[] => env(k, d).split(/\s+/).filter(Boolean).map(Number);
 const LAYERS = Number(env('LAYERS', '12'));
 const CLIENTS = list('CLIENTS', '1 4 16 64');
-const REQUESTS = Number(env('REQUESTS', '2'));
+const REQUESTS = Number(env('REQUESTS', '3'));
 const MIN_REQUESTS = Number(env('MIN_REQUESTS', '4'));
 const MAX_NEW = Number(env('MAX_NEW_TOKENS', '32'));
 const BASELINE = Number(env('BASELINE', '6'));
