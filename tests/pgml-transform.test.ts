@@ -6,6 +6,7 @@
 // (`[[{"generated_text": prompt + continuation}]]`, column "transform"); the
 // errors; pgml.embed unchanged beside it.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -15,6 +16,7 @@ import { synthModel } from '../bin/models.js';
 import { Decoder, emptyCache } from '../engine/decoder.js';
 import { argmax } from '../engine/sampling.js';
 import { pgClient, psql } from './harness/clients.js';
+import { cancelRequest } from './harness/raw-client.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -54,6 +56,12 @@ t.test('pgml.transform through the pooler', async (t) => {
           pool_mode: 'transaction',
           prepared_statements_cache_size: 100,
           users: [{ username: 'app', password: 'pw', pool_size: 3 }],
+          shards: [primaryShard(pg)],
+        },
+        // Session mode: the client holds its server while the pooler generates (idle, nothing to cancel there).
+        app_session: {
+          pool_mode: 'session',
+          users: [{ username: 'app', password: 'pw', pool_size: 2 }],
           shards: [primaryShard(pg)],
         },
       },
@@ -137,6 +145,49 @@ t.test('pgml.transform through the pooler', async (t) => {
     t.equal(s.stdout.replace(/\n$/, ''), expected, `psql: ${s.stderr}`);
     const e = await c.query(`SELECT pgml.embed('lexical', 'hello world')`);
     t.equal((e.rows[0].embed as number[]).length, 384);
+  });
+
+  await t.test('cancel and disconnect stop a generation and free its place; the cancel reaches nothing else', async (t) => {
+    const LONG = `SELECT pgml.transform('{"task": "text-generation", "model": "long"}', '{"max_new_tokens": 1000}', ARRAY['x'])`;
+    const SHORT = `SELECT pgml.transform('{"task": "text-generation", "model": "long"}', '{"max_new_tokens": 4}', ARRAY['y']) AS g`;
+    const quick = async (what: string): Promise<void> => {
+      const started = Date.now();
+      const r = await c.query(SHORT);
+      t.equal((r.rows[0].g as unknown[]).length, 1);
+      t.ok(Date.now() - started < 2500, `${what}: the next call ran at once (${Date.now() - started} ms)`);
+    };
+    for (const database of ['app', 'app_session']) {
+      const victim = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database });
+      t.teardown(() => victim.end().catch(() => {}));
+      if (database === 'app_session') await victim.query('SELECT 1'); // its server is attached from now on
+      const started = Date.now();
+      const running = victim.query(LONG);
+      await new Promise((r) => setTimeout(r, 200));
+      const { processID, secretKey } = victim as unknown as { processID: number; secretKey: number };
+      await new Promise<void>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: pooler.port }, () => s.end(cancelRequest(processID, secretKey)));
+        s.on('error', () => resolve());
+        s.on('close', () => resolve());
+      });
+      await t.rejects(running, { code: '57014', message: /canceling statement due to user request/ }, `${database}: the generation was cancelled`);
+      t.ok(Date.now() - started < 4000, `${database}: cancelled mid-generation (${Date.now() - started} ms)`);
+      await quick(`${database}: after cancel`);
+      // Statements long enough for a stray server cancel to land on them: none comes.
+      for (let i = 0; i < 2; i++) {
+        const after = await victim.query('SELECT pg_sleep(0.2), 2 AS two');
+        t.equal(after.rows[0].two, 2, `${database}: the cancelled client carries on, no stray 57014 (${i + 1})`);
+      }
+      await victim.end();
+    }
+
+    const leaver = await pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'app' });
+    leaver.on('error', () => {});
+    const gone = leaver.query(LONG).catch(() => null);
+    await new Promise((r) => setTimeout(r, 200));
+    (leaver as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
+    await gone;
+    await new Promise((r) => setTimeout(r, 50));
+    await quick('after a disconnect');
   });
 
   await t.test('SHOW MODELS lists the generation slots with their counters', async (t) => {

@@ -20,8 +20,9 @@ export interface BatchSink {
 
 export class ClientReplies {
   private pgml: PgmlTransformer | null = null;
-  /** Batches being rewritten or queued behind one. */
+  /** Batches being rewritten or queued behind one, and their bytes. */
   private pendingRewrites = 0;
+  private pendingBytes = 0;
   private rewriteChain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -31,9 +32,14 @@ export class ClientReplies {
     private readonly holdsChanged: () => void,
   ) {}
 
-  /** A pgml rewrite runs or waits: the client's socket is not read meanwhile. */
-  get transforming(): boolean {
-    return this.pendingRewrites > 0;
+  /**
+   * Batches wait behind a pgml rewrite past `limit` bytes: the client's
+   * socket is not read until they have run. Below it the socket is still
+   * read (later batches queue behind the rewrite, in order), so a client
+   * that leaves mid-generation is seen at once and its generation stops.
+   */
+  heldBeyond(limit: number): boolean {
+    return this.pendingRewrites > 0 && this.pendingBytes > limit;
   }
 
   /** What the reply editor knows of the reply stream when an edit is recorded. */
@@ -62,7 +68,9 @@ export class ClientReplies {
   }
 
   private rewriteThenWalk(pgml: PgmlTransformer, buffer: Buffer, messages: number[]): void {
+    const bytes = messages[messages.length - 1] - messages[1];
     this.pendingRewrites += 1;
+    this.pendingBytes += bytes;
     this.holdsChanged();
     this.rewriteChain = this.rewriteChain.then(async () => {
       try {
@@ -80,7 +88,8 @@ export class ClientReplies {
         this.s.terminate(SqlState.InternalError, `pgml: ${(err as Error).message}`);
       } finally {
         this.pendingRewrites -= 1;
-        if (this.pendingRewrites === 0) this.holdsChanged();
+        this.pendingBytes -= bytes;
+        this.holdsChanged();
       }
     });
   }

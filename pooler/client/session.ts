@@ -189,7 +189,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     const pause =
       (state === ClientState.Waiting && (this.sharded !== null || this.queuedBeyond(MAX_QUEUED_WHILE_WAITING))) ||
       (this.fullServer !== null && this.fullServer === this.checkout.server) ||
-      this.replies.transforming ||
+      this.replies.heldBeyond(MAX_QUEUED_WHILE_WAITING) ||
       (state === ClientState.Active && this.sharded !== null);
     if (pause === this.readingPaused || state === ClientState.Closed) return;
     this.readingPaused = pause;

@@ -300,10 +300,13 @@ export class ServerConnection {
   /**
    * Cancel `owner`'s unit: now when it is the one running, once it runs
    * when it is still queued behind another (a cancel now would hit that
-   * one); nothing when it is not on this connection any more.
+   * one); nothing when nothing of the owner's runs or it is not on this
+   * connection any more.
    */
   cancelFor(owner: ServerOwner): Promise<void> {
-    if (owner === this.owner) return this.cancel();
+    // Nothing of the owner's runs (it is idle in a transaction, or the pooler computes its pgml call first):
+    // a cancel now would land on whatever it sends next.
+    if (owner === this.owner) return this.isQuiet ? Promise.resolve() : this.cancel();
     const queued = this.pipeline?.waiting(owner);
     if (queued) queued.cancelWanted = true;
     return Promise.resolve();
