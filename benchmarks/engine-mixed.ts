@@ -112,6 +112,8 @@ interface Phase {
   generated: number;
   poolerCpu: number;
   machineCpu: number;
+  /** CPU seconds of this process (the clients). */
+  clientCpu: number;
 }
 
 /** Embedding clients loop for SECONDS; with `generating`, the generation clients loop too until the phase ends. */
@@ -120,6 +122,7 @@ async function phase(label: string, generating: boolean): Promise<Phase> {
   const tokens0 = Number((await showModels(port)).find((r) => r['model'] === 'gpt')?.['tokens'] ?? 0);
   const cpu0 = processCpu(pooler.pid);
   const m0 = machineBusy();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
   const latencies: number[] = [];
@@ -141,7 +144,8 @@ async function phase(label: string, generating: boolean): Promise<Phase> {
   await Promise.all(gens);
   const seconds = (performance.now() - t0) / 1000;
   const tokens1 = Number((await showModels(port)).find((r) => r['model'] === 'gpt')?.['tokens'] ?? 0);
-  return { label, latenciesMs: latencies, seconds, generated: tokens1 - tokens0, poolerCpu: processCpu(pooler.pid) - cpu0, machineCpu: machineBusy() - m0 };
+  const c = process.cpuUsage(c0);
+  return { label, latenciesMs: latencies, seconds, generated: tokens1 - tokens0, poolerCpu: processCpu(pooler.pid) - cpu0, machineCpu: machineBusy() - m0, clientCpu: (c.user + c.system) / 1e6 };
 }
 
 const phases = [await phase('embeddings alone', false), await phase(`embeddings with ${GENERATORS} clients generating`, true), await phase('embeddings alone again', false)];
@@ -160,11 +164,13 @@ emit(`Commit ${commit}${dirty ? ' plus uncommitted changes (other work in the ch
 emit();
 emit(`Command: \`${set.map((k) => `${k}=${process.env[k]} `).join('')}node --import tsx benchmarks/engine-mixed.ts\`. One pooler (compiled with tsc, ${build.note}) with [models.minilm] (synthesized MiniLM shape, 1 instance, ${THREADS} intra-op thread(s), max_batch_size 32, cache off) and [models.gpt] (synthesized GPT-2 small shape, ${LAYERS} layers, 1 instance, ${THREADS} intra-op thread(s), max_batch_size 64). ${EMBEDDERS} clients loop \`${EMBED}\` for ${SECONDS} s per phase; in the mixed phase ${GENERATORS} more clients loop \`${GENERATE}\` meanwhile. Latency is per query at the client.`);
 emit();
-emit('| phase | embeddings | embeddings/s | p50 ms | p99 ms | max ms | tokens generated | pooler CPU % | machine CPU % |');
-emit('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+emit('| phase | embeddings | embeddings/s | p50 ms | p99 ms | max ms | tokens generated | pooler CPU % | machine CPU % | other load % |');
+emit('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const p of phases) {
-  emit(`| ${p.label} | ${p.latenciesMs.length} | ${fmt(p.latenciesMs.length / p.seconds)} | ${fmt(pct(p.latenciesMs, 50), 1)} | ${fmt(pct(p.latenciesMs, 99), 1)} | ${fmt(Math.max(...p.latenciesMs), 1)} | ${p.generated} | ${fmt((p.poolerCpu / p.seconds) * 100, 0)} | ${fmt((p.machineCpu / p.seconds) * 100, 0)} |`);
+  emit(`| ${p.label} | ${p.latenciesMs.length} | ${fmt(p.latenciesMs.length / p.seconds)} | ${fmt(pct(p.latenciesMs, 50), 1)} | ${fmt(pct(p.latenciesMs, 99), 1)} | ${fmt(Math.max(...p.latenciesMs), 1)} | ${p.generated} | ${fmt((p.poolerCpu / p.seconds) * 100, 0)} | ${fmt((p.machineCpu / p.seconds) * 100, 0)} | ${fmt((Math.max(0, p.machineCpu - p.poolerCpu - p.clientCpu) / p.seconds) * 100, 0)} |`);
 }
+emit();
+emit(`CPU % is of one CPU (${os.availableParallelism() * 100}% is the machine); "other load" is the machine's busy time minus the pooler's and the clients' (Postgres and other work on the machine).`);
 emit();
 const alone = Math.min(pct(phases[0]!.latenciesMs, 99), pct(phases[2]!.latenciesMs, 99));
 const mixed = pct(phases[1]!.latenciesMs, 99);

@@ -42,7 +42,8 @@ const pooler = await startPglynx(
       },
     },
   }),
-  { t, logLevel: 'warn' },
+  // Three models load at start-up; a busy machine (tests run side by side) needs more than the default 20 s.
+  { t, logLevel: 'warn', timeoutMs: 60_000 },
 );
 const admin = await pgClient({ port: pooler.port, user: 'admin', password: 'admin', database: 'pgcat' });
 const clients = await Promise.all(Array.from({ length: 8 }, () => pgClient({ port: pooler.port, user: 'app', password: 'pw', database: 'app' })));
