@@ -71,6 +71,13 @@ export const GENERAL_DEFAULTS: Readonly<Omit<GeneralConfig, Required_>> = Object
   pipeline_depth: 1,
   pipeline_writes: false,
   pipeline_max_wait_ms: 1,
+  // PgLynx's fleet (issue 15): off unless a Redis is named. A member that
+  // misses a few heartbeats (every ttl/3) is gone within seconds; a query
+  // waits 20 ms at most for Redis (a round trip on a LAN is well under 1 ms).
+  redis_url: null,
+  fleet_lease_ttl_ms: 5000,
+  fleet_redis_wait_ms: 20,
+  fleet_embedding_ttl_ms: 3_600_000,
 });
 
 export const POOL_DEFAULTS: Readonly<Omit<PoolConfig, 'users' | 'shards'>> = Object.freeze({

@@ -56,6 +56,10 @@ const GENERAL_INT_BOUNDS: Partial<Record<keyof GeneralConfig, [number, number]>>
   autoreload: [1, Number.MAX_SAFE_INTEGER],
   max_message_size: [1024, G.max_message_size],
   pipeline_depth: [1, MAX_PIPELINE_DEPTH],
+  // Heartbeats every ttl/3 need a few ms of room; a day is surely a typo.
+  fleet_lease_ttl_ms: [300, 86_400_000],
+  fleet_redis_wait_ms: [1, 10_000],
+  fleet_embedding_ttl_ms: [1000, Number.MAX_SAFE_INTEGER],
 };
 
 function readGeneral(r: Reader, raw: Table): GeneralConfig {
@@ -78,6 +82,9 @@ function readGeneral(r: Reader, raw: Table): GeneralConfig {
   values['admin_password'] = r.str(t, 'admin_password', p);
   const g = values as unknown as GeneralConfig;
   checkAuthQuery(r, g, p);
+  if (g.redis_url !== null && !/^rediss?:\/\/[^/]/.test(g.redis_url)) {
+    r.fail([...p, 'redis_url'], `expected redis://host:port/db (or rediss://), got ${JSON.stringify(g.redis_url)}`);
+  }
   if (g.tls_certificate !== null && g.tls_private_key === null) {
     r.fail([...p, 'tls_private_key'], 'required when tls_certificate is set');
   }

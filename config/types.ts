@@ -67,6 +67,14 @@ export interface GeneralConfig {
   pipeline_writes: boolean;
   /** PgLynx: a unit is not queued behind one that has run longer than this (ms). */
   pipeline_max_wait_ms: number;
+  /** PgLynx: `redis://host:port/db` of the Redis a fleet of poolers shares (bans, roles, embedding cache, fleet view); null: no fleet. */
+  redis_url: string | null;
+  /** PgLynx: a fleet member unseen for this long (ms) has left; its heartbeat is renewed every third of it. */
+  fleet_lease_ttl_ms: number;
+  /** PgLynx: how long (ms) a query may wait on Redis for an embedding before computing it. */
+  fleet_redis_wait_ms: number;
+  /** PgLynx: how long (ms) an embedding stays in the fleet's Redis cache. */
+  fleet_embedding_ttl_ms: number;
 }
 
 export interface ServerAddressConfig {

@@ -39,6 +39,11 @@ export class EmbeddingCache {
     return v;
   }
 
+  /** Whether `input` is cached, without counting a hit or miss or touching its LRU place (the fleet's second level asks first). */
+  has(input: string): boolean {
+    return this.maxBytes > 0 && this.entries.has(input);
+  }
+
   /** Stores a copy of `vector` (callers keep theirs), evicting the oldest entries to fit. */
   set(input: string, vector: Float32Array): void {
     const cost = entryBytes(input, vector);

@@ -11,12 +11,13 @@
 import type { LoadBalancingMode } from '../config/types.js';
 import type { Logger } from '../pooler/logger.js';
 import type { ModelConfig, ModelTask } from '../config/models.js';
-import { modelTask, sameLoad } from './config.js';
+import { modelSource, modelTask, sameLoad } from './config.js';
 import { EngineCode, EngineError } from './errors.js';
 import { Generator, type GenerateOptions, type GenResult } from './generator.js';
 import type { TokenCandidate } from './gen-protocol.js';
 import { Model, type Growth } from './model.js';
 import type { ModelStats } from './stats.js';
+import type { EmbeddingCache } from './cache.js';
 
 export { EngineError, EngineCode } from './errors.js';
 export type { ModelStats } from './stats.js';
@@ -128,6 +129,17 @@ export class Engine {
     }
     const [r] = await this.generate(model, [prompt], { max_new_tokens: 1 }, { ...opts, top });
     return r!.top ?? [];
+  }
+
+  /**
+   * The local cache of an embedding model and what identifies its vectors
+   * beyond the name (its source and dims), for the fleet's second-level
+   * cache (pooler/fleet/embedding-cache.ts); null for other models.
+   */
+  embeddingCache(model: string): { cache: EmbeddingCache; identity: string } | null {
+    const m = this.models.get(model);
+    if (!(m instanceof Model)) return null;
+    return { cache: m.cache, identity: `${modelSource(m.config)}|${m.info?.dims ?? '?'}` };
   }
 
   private unknown(model: string): EngineError {

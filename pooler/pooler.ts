@@ -23,6 +23,7 @@ import { engineBalancing } from '../engine/config.js';
 import type { AdminClient, AdminContext } from './admin/context.js';
 import { clientTlsContext } from './tls/client.js';
 import { ClientAcceptor } from './accept.js';
+import { Fleet, type FleetView } from './fleet/fleet.js';
 
 const MAINTENANCE_INTERVAL_MS = 1000;
 
@@ -42,6 +43,8 @@ export class Pooler implements AdminContext {
   private engineRef: Engine | null = null;
   /** TLS identity for clients; rebuilt (files re-read) on every reload. */
   private clientTls: SecureContext | null = null;
+  /** Poolers sharing state through Redis (general.redis_url); null without one. */
+  private fleetRef: Fleet | null = null;
 
   constructor(
     private currentConfig: Config,
@@ -77,6 +80,12 @@ export class Pooler implements AdminContext {
     await this.embedded.ensure(config);
     // Before listening: a model that cannot be loaded stops start-up.
     this.engineRef = await Engine.start(config.models, { log: this.log, loadBalancing: engineBalancing(Object.values(config.pools)) });
+    this.fleetRef = Fleet.start(config.general, {
+      port: () => this.port,
+      clients: () => this.acceptor.sessions.size,
+      serverConnections: () => [...this.registry.memberPools()].reduce((n, p) => n + p.counters.total, 0),
+      clusters: () => this.pools().map((e) => e.cluster),
+    }, this.log);
     this.applyPools(config);
     this.every(MAINTENANCE_INTERVAL_MS, () => {
       for (const pool of this.registry.memberPools()) pool.maintain();
@@ -113,6 +122,10 @@ export class Pooler implements AdminContext {
     return this.engineRef;
   }
 
+  fleet(): FleetView | null {
+    return this.fleetRef;
+  }
+
   clients(): ClientSession[] {
     return [...this.acceptor.sessions.values()];
   }
@@ -136,6 +149,9 @@ export class Pooler implements AdminContext {
     const old = this.currentConfig.general;
     if (next.general.host !== old.host || next.general.port !== old.port) {
       this.log.warn('general.host / general.port changes take effect after a restart');
+    }
+    if (next.general.redis_url !== old.redis_url || next.general.fleet_lease_ttl_ms !== old.fleet_lease_ttl_ms) {
+      this.log.warn('general.redis_url / fleet_* changes take effect after a restart');
     }
     logUnsupported(next, this.log);
     this.currentConfig = next;
@@ -181,6 +197,7 @@ export class Pooler implements AdminContext {
     for (const s of this.clients()) s.terminate(SqlState.AdminShutdown, 'terminating connection due to administrator command');
     for (const pool of this.registry.memberPools()) pool.close();
     await this.exporter.close();
+    await this.fleetRef?.close();
     await this.engineRef?.close();
     await this.embedded.stopAll();
     this.log.info('PgLynx stopped');
@@ -212,7 +229,9 @@ export class Pooler implements AdminContext {
 
   /** Entries for `config`; sessions follow their (database, user) to its new entry. */
   private applyPools(config: Config): void {
-    const pgml: EmbeddingProvider | null = Object.keys(config.models).length > 0 ? this.engineRef : null;
+    const engine = this.engineRef;
+    const pgml: EmbeddingProvider | null =
+      Object.keys(config.models).length > 0 && engine ? (this.fleetRef?.embeddingProvider(engine) ?? engine) : null;
     const { removed } = this.registry.apply(config, pgml);
     // A client whose pool was removed keeps the old one, closed, until it leaves.
     for (const s of this.acceptor.sessions.values()) {

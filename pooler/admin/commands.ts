@@ -7,6 +7,7 @@ import { ADMIN_REFUSED, AdminError, UNSUPPORTED, UNSUPPORTED_SHOW, type AdminCon
 import { ignoreSet, pause, reload, resume, shutdown } from './control.js';
 import { flag, int, table, text } from './format.js';
 import { showConfig, showDatabases, showUsers } from './show-config.js';
+import { showFleet } from './show-fleet.js';
 import { showLists, showPools } from './show-pools.js';
 import { showClients, showServers } from './show-servers-clients.js';
 import { showStats } from './show-stats.js';
@@ -26,6 +27,7 @@ const SHOW: Record<string, Show> = {
   stats: showStats,
   models: showModels,
   bans: showBans,
+  fleet: showFleet,
 };
 
 // SHOW MODELS: one row per engine slot (model instance). Averages and rates
@@ -63,7 +65,7 @@ function showVersion(ctx: AdminContext): AdminReply {
 const USAGE = [
   '',
   'SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION',
-  'SHOW LISTS|STATS|MODELS|BANS',
+  'SHOW LISTS|STATS|MODELS|BANS|FLEET',
   'SET key = arg',
   'RELOAD',
   'PAUSE [<db>[, <user>]]',

@@ -4,6 +4,7 @@
 import type { Config } from '../../config/types.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ClientSession } from '../client/session.js';
+import type { FleetView } from '../fleet/fleet.js';
 import type { PoolEntry } from '../pool/registry.js';
 import type { ColumnSpec } from '../protocol/messages/rows.js';
 
@@ -19,6 +20,8 @@ export interface AdminContext {
   readonly adminClients: Set<AdminClient>;
   /** The model engine (SHOW MODELS, pglynx_engine_* metrics); null before it starts. */
   engine(): Engine | null;
+  /** The fleet sharing state through Redis (SHOW FLEET, pglynx_fleet_* metrics); null or absent without redis_url. */
+  fleet?(): FleetView | null;
   /** Re-read the config file; resolves with an error message when it was rejected. */
   reload(): Promise<string | null>;
   /** Wait for in-flight transactions, then hold new ones (all pools, or one database / user). */

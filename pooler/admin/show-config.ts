@@ -9,9 +9,12 @@ import { flag, int, table, text } from './format.js';
 import { memberAddresses } from '../pool/member-addresses.js';
 
 /** Settings a RELOAD does not apply: they take effect on restart. */
-const RESTART_ONLY = new Set<keyof GeneralConfig>(['host', 'port', 'worker_threads', 'enable_prometheus_exporter', 'prometheus_exporter_port']);
-/** Never shown in clear, not even to the admin: consoles get logged and screen-shared. */
-const SECRETS = new Set<keyof GeneralConfig>(['admin_password', 'auth_query_password']);
+const RESTART_ONLY = new Set<keyof GeneralConfig>([
+  'host', 'port', 'worker_threads', 'enable_prometheus_exporter', 'prometheus_exporter_port',
+  'redis_url', 'fleet_lease_ttl_ms', 'fleet_redis_wait_ms', 'fleet_embedding_ttl_ms',
+]);
+/** Never shown in clear, not even to the admin: consoles get logged and screen-shared (a redis_url may carry a password). */
+const SECRETS = new Set<keyof GeneralConfig>(['admin_password', 'auth_query_password', 'redis_url']);
 
 function show(value: unknown): string {
   return value === null || value === undefined ? '' : String(value);

@@ -12,6 +12,25 @@ import type { Pool } from './pool.js';
 /** Where a query may run. */
 export type RoleTarget = 'primary' | 'replica' | 'any';
 
+/**
+ * Who hears of the bans, unbans and role changes decided in this process
+ * (the fleet shares them with other poolers, pooler/fleet/shared-bans.ts).
+ * Changes applied from another pooler pass `shared = false` and are not
+ * reported again, so they never echo.
+ */
+export interface ClusterEvents {
+  banned(member: ClusterMember, ms: number, reason: string): void;
+  unbanned(member: ClusterMember): void;
+  roleChanged(member: ClusterMember, role: 'primary' | 'replica'): void;
+}
+
+let clusterEvents: ClusterEvents | null = null;
+
+/** One listener per process (the fleet); null removes it. */
+export function setClusterEvents(events: ClusterEvents | null): void {
+  clusterEvents = events;
+}
+
 export class ClusterMember {
   /** The role in effect: configured, or detected for `auto` servers. */
   role: 'primary' | 'replica';
@@ -118,7 +137,8 @@ export class Cluster {
       // Every replica banned: PgCat lifts the bans rather than refuse reads.
       const replicas = servers.filter((m) => m.role === 'replica' && !exclude?.has(m));
       if (replicas.length > 0 && replicas.every((m) => m.banned)) {
-        for (const m of replicas) this.unban(m);
+        // Local only: every other pooler judges its own replicas.
+        for (const m of replicas) this.unban(m, false);
         candidates = servers.filter(eligible);
       }
     }
@@ -159,7 +179,8 @@ export class Cluster {
    * primary is never banned). Queries waiting for a role (start-up, a
    * promotion) look again.
    */
-  roleDetected(member: ClusterMember, role: 'primary' | 'replica'): void {
+  roleDetected(member: ClusterMember, role: 'primary' | 'replica', shared = true): void {
+    if (shared && member.roleKnown && member.role !== role) clusterEvents?.roleChanged(member, role);
     member.role = role;
     member.roleKnown = true;
     if (role === 'primary') member.bannedUntil = 0;
@@ -189,17 +210,20 @@ export class Cluster {
     }
   }
 
-  ban(member: ClusterMember, reason: string, ms = this.options.banTimeMs): boolean {
+  ban(member: ClusterMember, reason: string, ms = this.options.banTimeMs, shared = true): boolean {
     if (member.role === 'primary') return false;
     const wasBanned = member.banned;
     member.bannedUntil = Date.now() + ms;
     member.banReason = reason;
     if (!wasBanned) member.pool.purge(`server banned: ${reason}`);
+    if (shared) clusterEvents?.banned(member, ms, reason);
     return true;
   }
 
-  unban(member: ClusterMember): void {
+  unban(member: ClusterMember, shared = true): void {
+    const wasBanned = member.banned;
     member.bannedUntil = 0;
     member.banReason = '';
+    if (shared && wasBanned) clusterEvents?.unbanned(member);
   }
 }

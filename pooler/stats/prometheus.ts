@@ -17,11 +17,13 @@
 // prom-client's default collectors, kept on a registry of their own.
 // The model engine adds pglynx_engine_* (engine/metrics.ts).
 // The SQL parser adds pglynx_sql_* (stats/sql-metrics.ts).
+// The fleet adds pglynx_fleet_* (fleet/metrics.ts).
 
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { registerEngineMetrics } from '../../engine/metrics.js';
 import { registerSqlMetrics } from './sql-metrics.js';
+import { registerFleetMetrics } from '../fleet/metrics.js';
 import type { AdminContext } from '../admin/context.js';
 import { memberAddresses } from '../pool/member-addresses.js';
 import type { Logger } from '../logger.js';
@@ -213,11 +215,13 @@ export async function startPrometheusExporter(
   const bound = register(registry);
   const refreshEngine = registerEngineMetrics(registry, () => ctx.engine());
   registerSqlMetrics(registry);
+  const refreshFleet = registerFleetMetrics(registry, () => ctx.fleet?.() ?? null);
   const nodeRegistry = processMetrics();
 
   const scrape = async (): Promise<string> => {
     refresh(bound, ctx);
     refreshEngine();
+    refreshFleet();
     return (await registry.metrics()) + (await nodeRegistry.metrics());
   };
 
