@@ -26,6 +26,9 @@ export interface FleetCacheCounters {
   writes: number;
 }
 
+/** After a lookup that Redis did not answer in time, calls skip Redis for this long (a hung Redis costs one wait a second, not one per call). */
+const BACKOFF_MS = 1000;
+
 const sha = (algo: string, s: string): string => createHash(algo).update(s).digest('hex');
 
 function toVector(buf: Buffer): Float32Array {
@@ -37,6 +40,8 @@ function toVector(buf: Buffer): Float32Array {
 
 export class FleetEmbeddings implements EmbeddingProvider, GenerationProvider {
   readonly counters: FleetCacheCounters = { remoteHits: 0, remoteMisses: 0, writes: 0 };
+  /** performance.now() before which lookups skip Redis (it was slow). */
+  private skipUntil = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -67,17 +72,22 @@ export class FleetEmbeddings implements EmbeddingProvider, GenerationProvider {
 
   async embed(model: string, inputs: string[]): Promise<Float32Array[]> {
     const local = this.engine.embeddingCache(model);
-    if (!local || !this.link.connected) return this.engine.embed(model, inputs);
+    if (!local || !this.link.connected || performance.now() < this.skipUntil) return this.engine.embed(model, inputs);
     const asked = [...new Set(inputs.filter((t) => !local.cache.has(t)))];
     if (asked.length === 0) return this.engine.embed(model, inputs);
 
     const prefix = `${KEY_PREFIX}emb:${model}:${sha('sha1', local.identity).slice(0, 16)}:`;
     const keyOf = (text: string): string => prefix + sha('sha256', text);
-    const found = await within(this.link.commands.mgetBuffer(...asked.map(keyOf)), this.waitMs, null);
+    const found = await within<(Buffer | null)[] | 'late' | null>(
+      this.link.commands.mgetBuffer(...asked.map(keyOf)).catch(() => null),
+      this.waitMs,
+      'late',
+    );
+    if (found === 'late') this.skipUntil = performance.now() + BACKOFF_MS;
     const dims = this.engine.dims(model);
     const remote = new Map<string, Float32Array>();
     asked.forEach((text, i) => {
-      const buf = found?.[i];
+      const buf = Array.isArray(found) ? found[i] : null;
       if (buf && buf.byteLength > 0 && buf.byteLength % 4 === 0 && (dims === null || buf.byteLength === dims * 4)) {
         const v = toVector(buf);
         remote.set(text, v);

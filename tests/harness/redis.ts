@@ -20,6 +20,9 @@ export interface RedisServer {
   start(): Promise<void>;
   /** SIGTERM (SIGKILL after 5 s); the port closes. The temp dir stays until close(). */
   stop(): Promise<void>;
+  /** SIGSTOP: it keeps its connections but answers nothing (a hung Redis); resume() with SIGCONT. */
+  pause(): void;
+  resume(): void;
   /** stop() and remove its temp dir. Idempotent. */
   close(): Promise<void>;
   /** Everything it wrote to stdout and stderr. */
@@ -67,6 +70,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   const stop = async (): Promise<void> => {
     const proc = child;
     if (!proc) return;
+    proc.kill('SIGCONT'); // a paused server cannot act on SIGTERM
     proc.kill('SIGTERM');
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
     await exited;
@@ -75,7 +79,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   };
 
   const unregister = onExitSync(() => {
-    child?.kill('SIGKILL');
+    child?.kill('SIGKILL'); // SIGKILL also ends a stopped process
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -94,5 +98,13 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
     throw err;
   }
   opts.t?.teardown(() => close());
-  return { host, port, url: `redis://${host}:${port}/0`, start, stop, close, output: () => out };
+  const signal = (sig: NodeJS.Signals): void => {
+    if (!child) throw new Error('redis-server is not running');
+    child.kill(sig);
+  };
+  return {
+    host, port, url: `redis://${host}:${port}/0`, start, stop, close, output: () => out,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+  };
 }
