@@ -2,19 +2,22 @@
 // `pglynx models synth`) and one forward pass over a batch of sequences,
 // each with its own KV cache.
 //
-// Batch layout: every sequence brings its past (cached keys / values of
-// length L_i) and its new tokens (n_i: the prompt at prefill, one token per
-// decode step). Pasts are left-padded to the longest, new tokens
-// right-padded to the longest; the attention mask zeroes the padding and
-// position_ids carry each sequence's real positions, so a row's logits do
-// not depend on what it is batched with. A sequence's present is then the
-// contiguous run [Lmax - L_i, Lmax + n_i) of the output: copied back into
-// its own cache, which is what lets sequences join and leave the running
-// batch between steps (continuous batching).
+// Batch layout: the caches live in KvBatch rows (engine/kv-batch.ts), whose
+// tensors are the last step's present outputs, fed back as the next step's
+// past: pasts are left-padded (right-aligned) per row and a row's tokens are
+// the columns its mask marks. New tokens are left-padded to the longest too,
+// so every row's last token is the last position; the attention mask zeroes
+// the padding and position_ids carry each sequence's real positions, so a
+// row's logits do not depend on what it is batched with. Sequences join and
+// leave the running batch between steps (continuous batching) by taking and
+// freeing rows.
 
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { KvBatch, type KvCache } from './kv-batch.js';
+
+export type { KvCache } from './kv-batch.js';
 
 /** What a decoder's config.json says about its shape (GPT-2 or Llama field names). */
 export interface DecoderShape {
@@ -29,12 +32,6 @@ export interface DecoderShape {
   bosTokenId: number | null;
 }
 
-/** One sequence's cache: per layer, keys and values as [kvHeads, length, headDim]. */
-export interface KvCache {
-  length: number;
-  keys: Float32Array[];
-  values: Float32Array[];
-}
 
 export interface ForwardRow {
   cache: KvCache;
@@ -73,13 +70,18 @@ export function decoderShape(config: Record<string, unknown>, generation: Record
   };
 }
 
-export function emptyCache(shape: DecoderShape): KvCache {
-  return {
-    length: 0,
-    keys: Array.from({ length: shape.layers }, () => new Float32Array(0)),
-    values: Array.from({ length: shape.layers }, () => new Float32Array(0)),
-  };
+/** A cache holding nothing yet (the shape is kept in the signature for callers; rows are made at the first forward). */
+export function emptyCache(_shape?: DecoderShape): KvCache {
+  return { length: 0, batch: null, row: -1 };
 }
+
+/**
+ * Rows beyond the participants a batch may carry before a step rebuilds it
+ * (idle or free rows still cost compute), as a fraction of the participants.
+ */
+const IDLE_ROWS = 0.25;
+/** Leading columns no live row uses, beyond which a step rebuilds the batch (attention runs over the whole width). */
+const SLACK_COLUMNS = 64;
 
 /** Bytes of KV cache one token holds. */
 export function kvBytesPerToken(shape: DecoderShape): number {
@@ -88,6 +90,7 @@ export function kvBytesPerToken(shape: DecoderShape): number {
 
 export class Decoder {
   private readonly hasPositions: boolean;
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly session: InferenceSession,
@@ -116,83 +119,131 @@ export class Decoder {
 
   /**
    * Runs one forward pass over `rows`, appending each row's tokens to its
-   * cache (the caches are replaced, not mutated in place). Returns, per row,
-   * the logits of its last token (a fresh vocab-sized array).
+   * cache. Returns, per row, the logits of its last token (a fresh
+   * vocab-sized array). Concurrent calls run one after another.
    */
   async forward(rows: readonly ForwardRow[]): Promise<Float32Array[]> {
+    if (rows.length === 0) return [];
+    if (new Set(rows.map((r) => r.cache)).size !== rows.length) throw new Error('a cache appears twice in one forward pass');
+    if (rows.some((r) => r.tokens.length === 0)) throw new Error('every row needs at least one token');
+    // Passes share batches, so they run one after another, in call order.
+    const pass = this.tail.then(() => this.run(rows));
+    this.tail = pass.catch(() => undefined);
+    return pass;
+  }
+
+  /** Frees a cache's row (a finished or cancelled sequence), so a joining one can take it. */
+  free(cache: KvCache): void {
+    if (cache.batch) cache.batch.free(cache.row);
+    cache.batch = null;
+    cache.row = -1;
+    cache.length = 0;
+  }
+
+  private async run(rows: readonly ForwardRow[]): Promise<Float32Array[]> {
     const { layers, kvHeads: H, headDim: D, vocabSize: V } = this.shape;
-    const B = rows.length;
-    const Lmax = Math.max(...rows.map((r) => r.cache.length));
     const S = Math.max(...rows.map((r) => r.tokens.length));
-    const T = Lmax + S;
+    const batch = this.place(rows, S);
+    const B = batch.rows.length;
+    const W = batch.width;
+    const T = W + S;
     const ids = new BigInt64Array(B * S);
     const positions = new BigInt64Array(B * S);
     const mask = new BigInt64Array(B * T);
-    rows.forEach((r, b) => {
-      const L = r.cache.length;
-      for (let j = Lmax - L; j < Lmax; j++) mask[b * T + j] = 1n;
+    for (let b = 0; b < B; b++) for (let c = 0; c < W; c++) if (batch.mask[b * W + c]) mask[b * T + c] = 1n;
+    for (const r of rows) {
+      const { row: b, length: L } = r.cache;
+      const pad = S - r.tokens.length;
       r.tokens.forEach((tok, j) => {
-        ids[b * S + j] = BigInt(tok);
-        positions[b * S + j] = BigInt(L + j);
-        mask[b * T + Lmax + j] = 1n;
+        ids[b * S + pad + j] = BigInt(tok);
+        positions[b * S + pad + j] = BigInt(L + j);
+        mask[b * T + W + pad + j] = 1n;
       });
-    });
+    }
     const feeds: Record<string, Tensor> = {
       input_ids: new Tensor('int64', ids, [B, S]),
       attention_mask: new Tensor('int64', mask, [B, T]),
     };
     if (this.hasPositions) feeds['position_ids'] = new Tensor('int64', positions, [B, S]);
     for (let l = 0; l < layers; l++) {
-      feeds[`past_key_values.${l}.key`] = new Tensor('float32', padPast(rows, (c) => c.keys[l]!, Lmax, H, D), [B, H, Lmax, D]);
-      feeds[`past_key_values.${l}.value`] = new Tensor('float32', padPast(rows, (c) => c.values[l]!, Lmax, H, D), [B, H, Lmax, D]);
+      feeds[`past_key_values.${l}.key`] = new Tensor('float32', batch.tensors[2 * l]!, [B, H, W, D]);
+      feeds[`past_key_values.${l}.value`] = new Tensor('float32', batch.tensors[2 * l + 1]!, [B, H, W, D]);
     }
     const out = await this.session.run(feeds);
-    const logits = out['logits']!.data as Float32Array;
-    const presents = Array.from({ length: layers }, (_, l) => [out[`present.${l}.key`]!.data as Float32Array, out[`present.${l}.value`]!.data as Float32Array] as const);
-    return rows.map((r, b) => {
-      const L = r.cache.length;
-      const n = r.tokens.length;
-      const len = L + n;
-      const keys: Float32Array[] = [];
-      const values: Float32Array[] = [];
-      for (const [k, v] of presents) {
-        keys.push(extract(k, b, Lmax - L, len, T, H, D));
-        values.push(extract(v, b, Lmax - L, len, T, H, D));
-      }
-      r.cache.length = len;
-      r.cache.keys = keys;
-      r.cache.values = values;
-      const row = (b * S + n - 1) * V;
-      return logits.slice(row, row + V);
+    // The presents are the batch's tensors from now on; rows not in this pass got masked-out columns.
+    batch.tensors = Array.from({ length: 2 * layers }, (_, i) => out[`present.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!.data as Float32Array);
+    const next = new Uint8Array(B * T);
+    for (let b = 0; b < B; b++) for (let c = 0; c < T; c++) next[b * T + c] = mask[b * T + c] === 1n ? 1 : 0;
+    batch.mask = next;
+    batch.width = T;
+    for (const r of rows) r.cache.length += r.tokens.length;
+    // An export may return every position's logits, or (PgLynx's synthesized graphs) only the last one's.
+    const logits = out['logits']!;
+    const positionsOut = logits.dims[1]!;
+    const data = logits.data as Float32Array;
+    return rows.map((r) => {
+      const at = (r.cache.row * positionsOut + positionsOut - 1) * V;
+      return data.slice(at, at + V);
     });
+  }
+
+  /** The batch this pass runs on, with every row's cache in it: the one most of them are in when they fit there, else a fresh one. */
+  private place(rows: readonly ForwardRow[], S: number): KvBatch {
+    const counts = new Map<KvBatch, number>();
+    for (const r of rows) if (r.cache.batch) counts.set(r.cache.batch, (counts.get(r.cache.batch) ?? 0) + 1);
+    let home: KvBatch | null = null;
+    for (const [b, n] of counts) if (!home || n > counts.get(home)!) home = b;
+    if (home && this.fits(home, rows, S)) {
+      const freeRows: number[] = [];
+      home.rows.forEach((c, i) => c === null && freeRows.push(i));
+      for (const r of rows) {
+        const c = r.cache;
+        if (c.batch === home) continue;
+        const to = freeRows.shift()!;
+        if (c.batch) {
+          home.copyRow(c.batch, c.row, to, c.batch.span(c.row));
+          c.batch.free(c.row);
+        }
+        home.rows[to] = c;
+        c.batch = home;
+        c.row = to;
+      }
+      return home;
+    }
+    const fresh = KvBatch.empty(rows.length, Math.max(...rows.map((r) => r.cache.length)), 2 * this.shape.layers, this.shape.kvHeads, this.shape.headDim);
+    rows.forEach((r, i) => {
+      const c = r.cache;
+      if (c.batch) {
+        fresh.packRow(c.batch, c.row, i);
+        c.batch.free(c.row);
+      }
+      fresh.rows[i] = c;
+      c.batch = fresh;
+      c.row = i;
+    });
+    return fresh;
+  }
+
+  /** Whether `rows` can run on `home` as it is: free rows for the newcomers, little idle compute, little dead width. */
+  private fits(home: KvBatch, rows: readonly ForwardRow[], S: number): boolean {
+    const incoming = rows.filter((r) => r.cache.batch !== home);
+    const free = home.rows.reduce((n, c) => n + (c === null ? 1 : 0), 0);
+    if (free < incoming.length) return false;
+    if (home.rows.length - rows.length > Math.floor(rows.length * IDLE_ROWS)) return false;
+    if (home.width + S > this.shape.maxPositions) return false;
+    let span = 0;
+    for (const r of incoming) {
+      const s = r.cache.batch ? r.cache.batch.span(r.cache.row) : 0;
+      if (s > home.width) return false;
+      span = Math.max(span, s);
+    }
+    home.rows.forEach((c, i) => c !== null && (span = Math.max(span, home.span(i))));
+    return home.width - span <= SLACK_COLUMNS;
   }
 
   async release(): Promise<void> {
     await this.session.release();
   }
-}
-
-/** [B, H, Lmax, D] with each row's cache right-aligned (left padding of zeros). */
-function padPast(rows: readonly ForwardRow[], pick: (c: KvCache) => Float32Array, Lmax: number, H: number, D: number): Float32Array {
-  const out = new Float32Array(rows.length * H * Lmax * D);
-  if (Lmax === 0) return out;
-  rows.forEach((r, b) => {
-    const L = r.cache.length;
-    if (L === 0) return;
-    const src = pick(r.cache);
-    for (let h = 0; h < H; h++) out.set(src.subarray(h * L * D, (h + 1) * L * D), ((b * H + h) * Lmax + (Lmax - L)) * D);
-  });
-  return out;
-}
-
-/** Row b's positions [from, from + len) of a [B, H, T, D] present, as [H, len, D]. */
-function extract(present: Float32Array, b: number, from: number, len: number, T: number, H: number, D: number): Float32Array {
-  const out = new Float32Array(H * len * D);
-  for (let h = 0; h < H; h++) {
-    const at = ((b * H + h) * T + from) * D;
-    out.set(present.subarray(at, at + len * D), h * len * D);
-  }
-  return out;
 }
 
 async function readJson(file: string, required: boolean): Promise<Record<string, unknown> | null> {

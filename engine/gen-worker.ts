@@ -161,22 +161,29 @@ async function serve(port: MessagePort, rt: GenRuntime): Promise<void> {
     try {
       logits = await decoder.forward(seqs.map((s) => ({ cache: s.cache, tokens: tokens(s) })));
     } catch (err) {
-      for (const s of seqs) post({ t: 'error', id: s.id, message: `the model failed on a batch of ${seqs.length}: ${(err as Error).message}` });
+      for (const s of seqs) {
+        decoder.free(s.cache);
+        post({ t: 'error', id: s.id, message: `the model failed on a batch of ${seqs.length}: ${(err as Error).message}` });
+      }
       return [];
     }
     const ids = seqs.map((s) => s.id);
     post({ t: 'step', size: seqs.length, prefill: prefill ? seqs.length : 0, ms: performance.now() - started, firstTokenIds: prefill ? ids : [], decodedIds: prefill ? [] : ids });
     const still: Sequence[] = [];
     seqs.forEach((s, i) => {
-      if (cancelled.has(s.id)) return;
+      if (cancelled.has(s.id)) return decoder.free(s.cache);
+      // A sequence that ends here gives its KV row back for one that joins.
       if (s.top > 0) {
+        decoder.free(s.cache);
         const top = topCandidates(logits[i]!, s.top).map(({ id, probability }) => ({ token: tokenizer.decode([id], { skip_special_tokens: false }), probability }));
         post({ t: 'done', id: s.id, text: '', promptTokens: s.promptTokens, tokens: 0, reason: 'length', top });
         return;
       }
       const reason = accept(s, chooseToken(logits[i]!, s.history, s.params, s.rand));
-      if (reason) finish(s, reason);
-      else still.push(s);
+      if (reason) {
+        decoder.free(s.cache);
+        finish(s, reason);
+      } else still.push(s);
     });
     return still;
   };
@@ -188,7 +195,11 @@ async function serve(port: MessagePort, rt: GenRuntime): Promise<void> {
       continue;
     }
     if (cancelled.size > 0) {
-      running = running.filter((s) => !cancelled.has(s.id));
+      running = running.filter((s) => {
+        if (!cancelled.has(s.id)) return true;
+        decoder.free(s.cache);
+        return false;
+      });
       for (let i = arrivals.length - 1; i >= 0; i--) if (cancelled.has(arrivals[i]!.id)) arrivals.splice(i, 1);
       cancelled.clear();
     }

@@ -2,13 +2,14 @@
 // past_key_values in optimum's naming, and the properties generation relies
 // on: decoding with the KV cache gives the logits of recomputing the whole
 // sequence, and a batch (padded, masked, with per-sequence positions) gives
-// each sequence's logits as if it ran alone.
+// each sequence's logits as if it ran alone, also as sequences join and leave
+// the shared KV rows between steps.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Decoder, emptyCache, type KvCache } from '../engine/decoder.js';
 import { REPO_ROOT } from './harness/pglynx.js';
@@ -71,7 +72,7 @@ t.test('KV-cache decoding equals full recomputation (1e-4)', async (t) => {
   t.equal(cache.length, seq.length, 'the cache holds every token');
 });
 
-t.test('batched decoding equals unbatched, prefill (right padding) and decode (left-padded pasts)', async (t) => {
+t.test('batched decoding equals unbatched, prefill (left-padded prompts) and decode (left-padded pasts)', async (t) => {
   const prompts = ['Hi', 'The quick brown fox jumps over the lazy dog', 'Ünïcödé — 日本語 text ✓'].map(encode);
   const alone: { cache: KvCache; logits: Float32Array }[] = [];
   for (const p of prompts) {
@@ -91,6 +92,45 @@ t.test('batched decoding equals unbatched, prefill (right padding) and decode (l
     batchLogits.forEach((l, i) => t.ok(maxDiff(l, soloLogits[i]!) < 1e-4, `step ${step} row ${i}: ${maxDiff(l, soloLogits[i]!).toExponential(2)}`));
   }
   caches.forEach((c, i) => t.equal(c.length, prompts[i]!.length + 4));
+});
+
+t.test('continuous batching on shared KV rows: idle rows, freed rows reused by joiners, and rebuilds keep every sequence as if alone', async (t) => {
+  const texts = ['Hi', 'The quick brown fox jumps over the lazy dog', 'Once upon a time', 'Ünïcödé — 日本語 text ✓', 'A', 'In the beginning was the word, and'];
+  // Each sequence decodes in the shared batch and, as the reference, alone in its own cache.
+  const seqs = texts.map((text) => ({ prompt: encode(text), cache: emptyCache(decoder.shape), solo: emptyCache(decoder.shape), next: -1 }));
+  const check = async (t: Test, label: string, which: number[], prefill = false): Promise<void> => {
+    const rows = which.map((i) => ({ cache: seqs[i]!.cache, tokens: prefill ? seqs[i]!.prompt : [seqs[i]!.next] }));
+    const solo: Float32Array[] = [];
+    for (const i of which) solo.push((await decoder.forward([{ cache: seqs[i]!.solo, tokens: prefill ? seqs[i]!.prompt : [seqs[i]!.next] }]))[0]!);
+    const batched = await decoder.forward(rows);
+    which.forEach((i, k) => {
+      t.ok(maxDiff(batched[k]!, solo[k]!) < 1e-4, `${label}, sequence ${i}: ${maxDiff(batched[k]!, solo[k]!).toExponential(2)}`);
+      seqs[i]!.next = argmax(solo[k]!);
+    });
+  };
+  await check(t, 'prefill of five', [0, 1, 2, 3, 4], true);
+  const shared = seqs[0]!.cache.batch;
+  await check(t, 'decode of five', [0, 1, 2, 3, 4]);
+  await check(t, 'decode of four, sequence 4 idle', [0, 1, 2, 3]);
+  t.equal(seqs[4]!.cache.batch, shared, 'an idle row stays in the batch');
+  await check(t, 'the idle sequence decodes again', [0, 1, 2, 3, 4]);
+  t.equal(seqs[0]!.cache.batch, shared, 'unchanged batch: no rebuild');
+  // Sequence 1 finishes; sequence 5 is prefilled apart and joins into its row.
+  const freedRow = seqs[1]!.cache.row;
+  decoder.free(seqs[1]!.cache);
+  t.equal(seqs[1]!.cache.length, 0);
+  await check(t, 'prefill of a joiner', [5], true);
+  t.not(seqs[5]!.cache.batch, shared);
+  await check(t, 'decode with the joiner', [0, 2, 3, 4, 5]);
+  t.equal(seqs[5]!.cache.batch, shared, 'the joiner took the freed row');
+  t.equal(seqs[5]!.cache.row, freedRow);
+  await check(t, 'decode with the joiner again', [0, 2, 3, 4, 5]);
+  // Two of five left: too many idle rows, the batch is rebuilt with the two.
+  await check(t, 'decode of two', [2, 5]);
+  t.not(seqs[2]!.cache.batch, shared, 'rebuilt');
+  t.equal(seqs[2]!.cache.batch!.rows.length, 2);
+  await check(t, 'the rest, from the old batch and the new one', [0, 2, 3, 4, 5]);
+  for (const i of [0, 2, 3, 4, 5]) t.equal(seqs[i]!.cache.length, seqs[i]!.solo.length, `sequence ${i} holds as many tokens as alone`);
 });
 
 t.test('same seed, same file; --hidden and --layers shrink it', async (t) => {
