@@ -147,3 +147,30 @@ t.test('a hung Redis (SIGSTOP) holds no query beyond fleet_redis_wait_ms', async
     redis.resume();
   }
 });
+
+t.test('Redis unreachable from the start: the pooler starts, serves, logs once, stops promptly', async (t) => {
+  const port = await freePort();
+  const nothing = await freePort(); // nothing listens there
+  const proc = await startPglynx(
+    configToml({
+      port,
+      general: { redis_url: `redis://127.0.0.1:${nothing}/0` },
+      pools: { app: { users: [{ username: 'postgres', password: 'x', pool_size: 2 }], shards: [primaryShard(primary)] } },
+      extra: { models: { lexical: { builtin: 'hash-384' } } },
+    }),
+    { t, logLevel: 'info' },
+  );
+  const app = await pgClient({ port, user: 'postgres', password: 'x', database: 'app', query_timeout: 5000 });
+  const admin = await pgClient({ port, user: 'admin', password: 'admin', database: 'pgcat' });
+  t.equal((await app.query('SELECT 1 AS one')).rows[0].one, 1, 'plain queries');
+  t.equal(((await app.query("SELECT pgml.embed('lexical', 'x') AS e")).rows[0].e as number[]).length, 384, 'embeddings, computed here');
+  const rows = (await admin.query<Row>('SHOW FLEET')).rows;
+  t.match(rows, [{ self: '1', redis_connected: '0' }], 'SHOW FLEET: only itself, off Redis');
+  await sleep(2000); // reconnect attempts every 50 ms to 1 s
+  t.equal(count(proc.output(), LOST), 1, 'the loss is logged once');
+  await app.end();
+  await admin.end();
+  const start = Date.now();
+  t.equal(await proc.stop('SIGINT'), 0, 'graceful shutdown exits 0');
+  t.ok(Date.now() - start < 3000, `and promptly (${Date.now() - start} ms)`);
+});
