@@ -19,6 +19,7 @@ import type { SessionCore } from './session-core.js';
 import { bind, bindBehind } from './direct.js';
 import { ParamMatch } from './param-match.js';
 import { mayPipeline } from './pipeline-unit.js';
+import { setsMatch, setsSyncQuery } from './session-sets.js';
 import type { Sharer } from '../pool/share.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -61,7 +62,7 @@ export class ServerAttach implements Sharer {
     s.member = member;
     s.pool = member.pool;
     const ready = s.pool.tryAcquire();
-    if (ready && this.params.matches(s.params, s.paramsVersion, ready) && !needsHealthcheck(s, ready)) {
+    if (ready && this.fits(ready) && !needsHealthcheck(s, ready)) {
       bind(s, ready);
       return;
     }
@@ -83,8 +84,13 @@ export class ServerAttach implements Sharer {
   // Sharer (pool/share.ts): the pool offers a place behind a busy server's units.
 
   accepts(server: ServerConnection): boolean {
+    return !this.s.closed && this.fits(server);
+  }
+
+  /** `server` has the client's session parameters and kept SETs: no statement needed before its batch. */
+  private fits(server: ServerConnection): boolean {
     const s = this.s;
-    return !s.closed && this.params.matches(s.params, s.paramsVersion, server);
+    return this.params.matches(s.params, s.paramsVersion, server) && setsMatch(s.sets.values, server.sessionSets);
   }
 
   onBehind(server: ServerConnection): void {
@@ -98,7 +104,7 @@ export class ServerAttach implements Sharer {
       void s.pool.release(server);
       return;
     }
-    if (this.params.matches(s.params, s.paramsVersion, server) && !needsHealthcheck(s, server)) bind(s, server);
+    if (this.fits(server) && !needsHealthcheck(s, server)) bind(s, server);
     else void this.prepare(server);
   };
 
@@ -109,7 +115,7 @@ export class ServerAttach implements Sharer {
     const s = this.s;
     try {
       if (needsHealthcheck(s, server)) await healthcheck(s, server);
-      const sync = parameterSyncQuery(s.params, server.params);
+      const sync = (parameterSyncQuery(s.params, server.params) ?? '') + setsSyncQuery(s.sets.values, server.sessionSets);
       if (sync) {
         try {
           await server.query(sync);
@@ -117,6 +123,9 @@ export class ServerAttach implements Sharer {
           s.pool.discard(server, 'parameter sync failed');
           throw err;
         }
+        // The server now has exactly the client's kept SETs.
+        server.sessionSets.clear();
+        for (const [name, value] of s.sets.values) server.sessionSets.set(name, value);
       }
     } catch (err) {
       this.failed(err as Error);

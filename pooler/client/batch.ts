@@ -15,6 +15,7 @@ import { answerCustom } from '../router/custom-reply.js';
 import { answerBetweenTransactions } from '../prepared/answer.js';
 import { MessageCursor } from '../protocol/cursor.js';
 import { changesSessionState } from './session-state.js';
+import { statementOf } from '../router/parse.js';
 import { ClientState } from './client-state.js';
 import type { SessionCore } from './session-core.js';
 
@@ -89,7 +90,9 @@ export class BatchWalker {
             }
           }
           syncs += 1;
-          this.markDirty(changesSessionState(buffer, m.sqlStart(), end));
+          const dirt = changesSessionState(buffer, m.sqlStart(), end);
+          // Plain SETs of a transaction-mode client are kept and replayed instead of reset (session-sets.ts).
+          if (dirt !== Dirty.Params || !this.keepsSets(m.sql())) this.markDirty(dirt);
           break;
         }
         case Frontend.FunctionCall:
@@ -187,6 +190,16 @@ export class BatchWalker {
       return;
     }
     if (verdict.kind === 'error') this.out.forwardRaise(verdict.code, verdict.message);
+  }
+
+  /** The text is only SET / RESET the client may keep across transactions: expected, not marked dirty. */
+  private keepsSets(sql: string): boolean {
+    const s = this.s;
+    if (s.isSessionMode || s.settings.sharding) return false;
+    const ops = statementOf(sql).sessionSets;
+    if (!ops) return false;
+    s.sets.expect(ops);
+    return true;
   }
 
   private markDirty(dirt: number): void {

@@ -70,6 +70,7 @@ export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Bu
     if (s.clocks.statementSince === 0 && s.settings.statementTimeout > 0) s.clocks.statementSince = Date.now();
   }
   s.clocks.idleInTransactionSince = 0;
+  s.sets.sentOn(server);
   s.transition(ClientState.Active);
   if (!server.send(bytes, syncs, s.unsynced)) s.waitForServerDrain();
 }
@@ -77,6 +78,7 @@ export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Bu
 /** Every reply is in: the transaction goes on (idle in it) or is over (the server goes back in transaction mode). */
 export function onDirectIdle(s: SessionCore, server: ServerConnection): void {
   s.clocks.statementSince = 0;
+  s.sets.settle(server);
   if (server.txStatus !== TxStatus.Idle) {
     if (s.settings.idleInTransactionTimeout > 0) s.clocks.idleInTransactionSince = Date.now();
     s.transition(ClientState.InTransaction);

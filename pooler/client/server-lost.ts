@@ -20,6 +20,7 @@ export function onServerLost(s: SessionCore, attach: ServerAttach, server: Serve
   s.pool.stats.totals.errors += 1;
   s.counters.errors += 1;
   s.forgetTransaction();
+  s.sets.forget();
   const retry = s.retryable;
   s.retryable = null;
   if (retry && !s.repliedSinceSend && s.member && !s.closed) {

@@ -17,6 +17,7 @@ import type { ClientState } from './client-state.js';
 import type { ClientClocks } from './janitor.js';
 import type { ClientIdentity, SessionSettings } from './session-settings.js';
 import type { StrayCancelGuard } from './stray-cancel-guard.js';
+import type { SessionSets } from './session-sets.js';
 
 export interface SessionCore {
   readonly socket: net.Socket;
@@ -60,6 +61,8 @@ export interface SessionCore {
   /** An autocommit read in flight that may be retried elsewhere if its server dies before answering. */
   retryable: { bytes: Buffer; syncs: number } | null;
   repliedSinceSend: boolean;
+  /** SET / RESET the client keeps across transactions (session-sets.ts). */
+  readonly sets: SessionSets;
   /** Replies of a pipelined unit that a cancel meant for another may hit (stray-cancel.ts). */
   readonly stray: StrayCancelGuard;
   /** PgCat's checkout_failure_limit counts failures over the client's life. */

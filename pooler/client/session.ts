@@ -38,6 +38,7 @@ import { shardedExecutor } from './sharded-binding.js';
 import { readIntoSharedBuffer } from './socket-reads.js';
 import { StrayCancelGuard } from './stray-cancel-guard.js';
 import { settleHeldReply } from './stray-cancel.js';
+import { SessionSets } from './session-sets.js';
 
 export type { ClientIdentity, SessionSettings } from './session-settings.js';
 
@@ -91,6 +92,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   retryable: { bytes: Buffer; syncs: number } | null = null;
   repliedSinceSend = false;
   readonly stray = new StrayCancelGuard();
+  readonly sets = new SessionSets();
   checkoutFailures = 0;
   sharded: ShardedExecutor | null = null;
   statements: ClientStatements | null = null;

@@ -12,7 +12,7 @@ import { SqlState, TxStatus } from '../protocol/codes.js';
 import { TrafficStats } from '../stats/traffic.js';
 import { ReplyFilter } from '../prepared/replies.js';
 import { ServerStatements } from '../prepared/statements.js';
-import { ALL_DIRTY, resetQuery } from '../server/reset.js';
+import { ALL_DIRTY, Dirty, resetQuery } from '../server/reset.js';
 import { shareTarget, type Sharer } from './share.js';
 import { PoolError, WaitQueue } from './wait-queue.js';
 import { SlowStatements } from './slow-statements.js';
@@ -153,15 +153,18 @@ export class Pool {
       if (sessionReset) {
         await conn.query('DISCARD ALL');
         conn.prepared?.statements.clear();
+        conn.sessionSets.clear();
       } else if (this.settings.resetAlways) {
         // What a function or procedure changed is invisible to the pooler.
         await conn.query(resetQuery(ALL_DIRTY).sql);
         conn.prepared?.statements.clear();
+        conn.sessionSets.clear();
       } else if (conn.dirty && this.settings.cleanupConnections) {
         // Only what the client changed: the pooler's shared statements survive a SET.
         const reset = resetQuery(conn.dirty);
         await conn.query(reset.sql);
         if (reset.dropsStatements) conn.prepared?.statements.clear();
+        if (conn.dirty & (Dirty.Params | Dirty.Other)) conn.sessionSets.clear(); // RESET ALL / DISCARD ALL undid them
       }
       conn.dirty = 0;
     } catch {

@@ -23,6 +23,7 @@ import type { PlanError } from '../sharding/plan-tree.js';
 import type { CrossShardPlan } from '../sharding/plan-types.js';
 import { relationsIn, type Relation } from './relations.js';
 import { sessionEffects } from './session-effects.js';
+import { sessionSets, type SetOp } from './session-sets.js';
 import { nodeType, type RawStmt, type ScanToken } from './sql-ast.js';
 import { deallocationOf, dropsPrepared, kindOf, opensTransaction, pipelineKind, type Deallocation, type QueryKind } from './statement-kind.js';
 
@@ -65,6 +66,7 @@ export class Statement {
   private kindMemo: QueryKind | null = null;
   private dirtMemo = -1;
   private pipelineMemo: Lazy<'read' | 'write' | null> = UNSET;
+  private setsMemo: Lazy<SetOp[] | null> = UNSET;
   private deallocationMemo: Lazy<Deallocation | null> = UNSET;
   private relationsMemo: Lazy<readonly Relation[] | null> = UNSET;
   private canonicalMemo: Lazy<readonly string[] | null> = UNSET;
@@ -135,6 +137,15 @@ export class Statement {
       this.dirtMemo = stmts === null ? ALL_DIRTY : sessionEffects(stmts);
     }
     return this.dirtMemo;
+  }
+
+  /** The SET / RESET changes a client may keep across transactions, when the text is only those (session-sets.ts). */
+  get sessionSets(): SetOp[] | null {
+    if (this.setsMemo === UNSET) {
+      const stmts = this.stmts;
+      this.setsMemo = stmts === null ? null : sessionSets(stmts);
+    }
+    return this.setsMemo;
   }
 
   /**

@@ -73,6 +73,14 @@ export class ServerConnection {
   dirty = 0;
   /** An ErrorResponse reached the client since the last ReadyForQuery. */
   errorForwarded = false;
+  /** ErrorResponses in clients' replies so far (client/session-sets.ts tells a unit that failed by it). */
+  errorsSeen = 0;
+  /**
+   * Parameters clients SET and the pooler keeps on this connection across
+   * transactions (name -> SQL text of the value; client/session-sets.ts):
+   * the next client's checkout sets or resets the differences.
+   */
+  readonly sessionSets = new Map<string, string>();
   /** The server said FATAL (it is going away: shutdown, crash, terminate). */
   fatal = false;
   /**

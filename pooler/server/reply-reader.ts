@@ -63,6 +63,7 @@ export interface ReplyHost<Server> {
   readonly unsynced: boolean;
   dirty: number;
   errorForwarded: boolean;
+  errorsSeen: number;
   fatal: boolean;
   heldFatal: HeldFatal | null;
   cancel(): Promise<void>;
@@ -245,7 +246,10 @@ export class ReplyReader<Server extends ReplyHost<Server>> {
           conn.fatal = true;
           if (!this.internal && this.holdFatal(body)) break;
         }
-        if (!this.internal) conn.errorForwarded = true;
+        if (!this.internal) {
+          conn.errorForwarded = true;
+          conn.errorsSeen += 1;
+        }
         else this.internal.onError(body);
         break;
     }
