@@ -49,8 +49,8 @@
 //  5. RSS (VmRSS of the pooler process) with 10 connected clients each having
 //     run one pgml.embed, then with 1,000.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -65,7 +65,7 @@ import { loadRuntime, type Runtime } from '../engine/runtime.js';
 import { createLogger } from '../pooler/logger.js';
 import { onExitSync } from '../tests/harness/cleanup.js';
 import { configToml } from '../tests/harness/pglynx.js';
-import { freePort, waitForPort } from '../tests/harness/ports.js';
+import { buildPglynx, connectClients, endAll, freePort, machineBusy, procStatus, startPooler as startPoolerProcess } from './lib/pglynx-process.js';
 import { startPostgres, type PgCluster } from '../tests/harness/postgres.js';
 import { MINILM_TOKENIZER } from '../tests/harness/fixtures.js';
 
@@ -191,22 +191,6 @@ function clusterCpu(postmaster: number): number {
   return total;
 }
 
-function procStatus(pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
-    const m = /^(Vm\w+|Rss\w+|Threads):\s+(\d+)/.exec(line);
-    if (m) out[m[1]!] = Number(m[2]);
-  }
-  return out;
-}
-
-/** Busy CPU seconds of the whole machine, all CPUs (user, nice, system, irq, softirq, steal). */
-function machineBusy(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLK_TCK;
-}
-
-
 // ------------------------------------------------------------------ in-process measurements
 
 function modelConfig(dir: string, threads: number, instances = 1, delay = 2): ModelConfig {
@@ -264,7 +248,6 @@ interface Pooler {
   variant: Variant;
   port: number;
   pid: number;
-  child: ChildProcess;
   command: string;
   configToml: string;
   output(): string;
@@ -274,26 +257,6 @@ interface Pooler {
 const BENCH_USER = 'bench';
 const BENCH_PASSWORD = 'benchpw';
 const POOL = 'bench';
-
-/** Compiles PgLynx into WORK/build (tsc, the repo's tsconfig) so the pooler runs as `npm start` runs it. */
-function buildPglynx(): { entry: string; command: string; note: string } {
-  const out = path.join(WORK, 'build');
-  const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
-  const args = [tsc, '-p', path.join(REPO, 'tsconfig.json'), '--outDir', out, '--sourceMap', 'false'];
-  let note = 'tsc exited 0';
-  try {
-    execFileSync(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    const e = err as { stdout?: Buffer; status?: number };
-    note = `tsc exited ${e.status} (type errors; JavaScript emitted anyway): ${String(e.stdout ?? '').split('\n').slice(0, 3).join(' | ')}`;
-  }
-  const entry = path.join(out, 'bin', 'pglynx.js');
-  readFileSync(entry); // throws when nothing was emitted
-  // ESM scope and version for the emitted files; dependencies from the repo.
-  copyFileSync(path.join(REPO, 'package.json'), path.join(out, 'package.json'));
-  symlinkSync(path.join(REPO, 'node_modules'), path.join(out, 'node_modules'));
-  return { entry, command: `node ${path.relative(REPO, tsc)} -p tsconfig.json --outDir <tmp>/build --sourceMap false`, note };
-}
 
 function poolerToml(v: Variant, port: number, pgPort: number, modelDir: string): string {
   return configToml({
@@ -325,69 +288,13 @@ function poolerToml(v: Variant, port: number, pgPort: number, modelDir: string):
 
 async function startPooler(entry: string, v: Variant, pgPort: number, modelDir: string, nodeFlags: string[] = []): Promise<Pooler> {
   const port = await freePort();
-  const dir = mkdtempSync(path.join(WORK, 'pooler-'));
-  const configPath = path.join(dir, 'pgcat.toml');
   const text = poolerToml(v, port, pgPort, modelDir);
-  writeFileSync(configPath, text);
-  const childEnv = { ...process.env };
-  delete childEnv.NODE_OPTIONS;
-  const args = [...nodeFlags, entry, configPath, '--log-level', 'warn'];
-  const child = spawn(process.execPath, args, { cwd: dir, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-200_000)));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-200_000)));
-  const exited = new Promise<void>((r) => child.on('close', () => r()));
-  await waitForPort('127.0.0.1', port, 120_000, () =>
-    child.exitCode !== null || child.signalCode !== null ? `pooler exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}` : undefined,
-  );
-  return {
-    variant: v,
-    port,
-    pid: child.pid!,
-    child,
-    command: `node ${nodeFlags.map((f) => f + ' ').join('')}<tmp>/build/bin/pglynx.js <tmp>/pgcat.toml --log-level warn`,
-    configToml: text.replace(modelDir, '<tmp>/minilm'),
-    output: () => out,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(t);
-      }
-      children.delete(child);
-    },
-  };
+  const p = await startPoolerProcess(entry, WORK, port, text, children, nodeFlags);
+  return { ...p, variant: v, configToml: text.replace(modelDir, '<tmp>/minilm') };
 }
 
-async function connect(port: number, n: number, parallel = 50): Promise<pg.Client[]> {
-  const clients: pg.Client[] = [];
-  for (let i = 0; i < n; i += parallel) {
-    const chunk = await Promise.all(
-      Array.from({ length: Math.min(parallel, n - i) }, async () => {
-        const c = new pg.Client({
-          host: '127.0.0.1',
-          port,
-          user: BENCH_USER,
-          password: BENCH_PASSWORD,
-          database: POOL,
-          connectionTimeoutMillis: 30_000,
-          query_timeout: 120_000,
-        });
-        c.on('error', () => {});
-        await c.connect();
-        return c;
-      }),
-    );
-    clients.push(...chunk);
-  }
-  return clients;
-}
-
-async function endAll(clients: pg.Client[]): Promise<void> {
-  await Promise.all(clients.map((c) => c.end().catch(() => {})));
-}
+const connect = (port: number, n: number, parallel = 50): Promise<pg.Client[]> =>
+  connectClients(port, { user: BENCH_USER, password: BENCH_PASSWORD, database: POOL }, n, parallel);
 
 interface ModelRow {
   calls: number;
@@ -549,7 +456,7 @@ const sortedCorpus = corpus.map((t, i) => [t, tokens[i]!] as const).sort((a, b) 
 const padSorted = paddedShare([...tokens].sort((a, b) => a - b));
 
 log('compiling PgLynx into a temp dir');
-const build = buildPglynx();
+const build = buildPglynx(REPO, WORK);
 
 // 2. in-process runtimes (one per thread setting) and the in-process engine
 log(`loading in-process runtimes (intra-op threads: ${BASELINE_THREADS.join(', ')})`);

@@ -43,14 +43,14 @@ export interface PoolerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts the compiled pooler on `toml` (whose `port` must be `port`); `children` tracks it for cleanup on exit. */
-export async function startPooler(entry: string, work: string, port: number, toml: string, children: Set<ChildProcess>): Promise<PoolerProcess> {
+/** Starts the compiled pooler on `toml` (whose `port` must be `port`), with `nodeFlags` (e.g. --cpu-prof); `children` tracks it for cleanup on exit. */
+export async function startPooler(entry: string, work: string, port: number, toml: string, children: Set<ChildProcess>, nodeFlags: string[] = []): Promise<PoolerProcess> {
   const dir = mkdtempSync(path.join(work, 'pooler-'));
   const configPath = path.join(dir, 'pgcat.toml');
   writeFileSync(configPath, toml);
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [entry, configPath, '--log-level', 'warn'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, entry, configPath, '--log-level', 'warn'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   const keep = (d: string): void => {
@@ -65,7 +65,7 @@ export async function startPooler(entry: string, work: string, port: number, tom
   return {
     port,
     pid: child.pid!,
-    command: 'node <tmp>/build/bin/pglynx.js <tmp>/pgcat.toml --log-level warn',
+    command: `node ${nodeFlags.map((f) => f + ' ').join('')}<tmp>/build/bin/pglynx.js <tmp>/pgcat.toml --log-level warn`,
     output: () => out,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
