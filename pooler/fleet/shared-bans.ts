@@ -108,7 +108,8 @@ export class SharedBans {
         cluster.ban(member, `fleet: ${msg.reason} (member ${msg.from})`, msg.ms, false);
       } else if (msg.kind === 'unban') {
         cluster.unban(member, false);
-      } else {
+      } else if (member.configuredRole === 'auto') {
+        // A role written in this member's config is the operator's word: only `auto` servers follow others' probes.
         cluster.roleDetected(member, msg.role, false);
       }
     }
