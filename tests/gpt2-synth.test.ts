@@ -5,12 +5,14 @@
 // each sequence's logits as if it ran alone, also as sequences join and leave
 // the shared KV rows between steps.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { Tensor } from 'onnxruntime-node';
+import { parseGpt2Config, synthesizeGpt2 } from '../engine/onnx/gpt2-synth.js';
 import { Decoder, emptyCache, type KvCache } from '../engine/decoder.js';
 import { REPO_ROOT } from './harness/pglynx.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
@@ -131,6 +133,39 @@ t.test('continuous batching on shared KV rows: idle rows, freed rows reused by j
   t.equal(seqs[2]!.cache.batch!.rows.length, 2);
   await check(t, 'the rest, from the old batch and the new one', [0, 2, 3, 4, 5]);
   for (const i of [0, 2, 3, 4, 5]) t.equal(seqs[i]!.cache.length, seqs[i]!.solo.length, `sequence ${i} holds as many tokens as alone`);
+});
+
+t.test('logits: the last position only from the synthesized graph; an export with every position decodes the same', async (t) => {
+  const tokens = encode('The quick brown fox');
+  const feeds: Record<string, Tensor> = {
+    input_ids: new Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
+    attention_mask: new Tensor('int64', new BigInt64Array(tokens.length).fill(1n), [1, tokens.length]),
+    position_ids: new Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(i)), [1, tokens.length]),
+  };
+  for (let l = 0; l < decoder.shape.layers; l++) {
+    for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new Tensor('float32', new Float32Array(0), [1, decoder.shape.kvHeads, 0, decoder.shape.headDim]);
+  }
+  t.same((await decoder.session.run(feeds))['logits']!.dims, [1, 1, 50257], 'synthesized: [batch, 1, vocab]');
+  // The same weights with optimum's [batch, seq, vocab] logits.
+  const dir = mkdtempSync(path.join(tmpdir(), 'pglynx-gpt2-all-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  writeFileSync(path.join(dir, 'model.onnx'), synthesizeGpt2(parseGpt2Config(config), 7, { allLogits: true }));
+  const exported = await Decoder.load(path.join(dir, 'model.onnx'), dir);
+  t.teardown(() => exported.release());
+  t.same((await exported.session.run(feeds))['logits']!.dims, [1, tokens.length, 50257], 'export-shaped: [batch, seq, vocab]');
+  const prompts = ['Hi', 'The quick brown fox jumps over the lazy dog', 'Once upon a time'].map(encode);
+  const mine = prompts.map(() => emptyCache(decoder.shape));
+  const theirs = prompts.map(() => emptyCache(exported.shape));
+  let a = await decoder.forward(prompts.map((p, i) => ({ cache: mine[i]!, tokens: p })));
+  let b = await exported.forward(prompts.map((p, i) => ({ cache: theirs[i]!, tokens: p })));
+  for (let step = 0; step < 3; step++) {
+    a.forEach((l, i) => t.ok(maxDiff(l, b[i]!) < 1e-4, `step ${step} row ${i}: ${maxDiff(l, b[i]!).toExponential(2)}`));
+    const next = a.map(argmax);
+    a = await decoder.forward(prompts.map((_, i) => ({ cache: mine[i]!, tokens: [next[i]!] })));
+    b = await exported.forward(prompts.map((_, i) => ({ cache: theirs[i]!, tokens: [next[i]!] })));
+  }
 });
 
 t.test('same seed, same file; --hidden and --layers shrink it', async (t) => {

@@ -8,14 +8,15 @@
 //
 //   inputs   input_ids, attention_mask, position_ids          int64
 //            past_key_values.{i}.key / .value                 float [batch, heads, past, head_dim]
-//   outputs  logits                                           float [batch, seq, vocab]
+//   outputs  logits                                           float [batch, 1, vocab] (last position; an export's is [batch, seq, vocab])
 //            present.{i}.key / .value                         float [batch, heads, past + seq, head_dim]
 //
 // and GPT-2's operations: token + position embeddings, pre-LayerNorm blocks
 // with causal self-attention and a gelu_new MLP, a final LayerNorm, and an
 // LM head tied to the token embeddings. The attention mask covers the past
 // and the new tokens, so sequences of different lengths can be batched with
-// padding (left or right) as long as position_ids give the real positions.
+// padding as long as position_ids give the real positions (new tokens
+// left-padded: logits are the last position's).
 
 import { readFileSync } from 'node:fs';
 import { normal } from './bert-synth.js';
@@ -127,7 +128,7 @@ export const presentKeyName = (layer: number): string => `present.${layer}.key`;
 export const presentValueName = (layer: number): string => `present.${layer}.value`;
 
 /** Builds the decoder graph; deterministic for a seed (each tensor has its own seeded stream). */
-export function synthesizeGpt2(config: HfGpt2Config, seed = 42, options: { std?: number } = {}): Uint8Array {
+export function synthesizeGpt2(config: HfGpt2Config, seed = 42, options: { std?: number; /** Every position's logits, as an optimum export has them (tests). */ allLogits?: boolean } = {}): Uint8Array {
   const c = config;
   const std = options.std ?? 0.02;
   const H = c.n_embd;
@@ -207,7 +208,12 @@ export function synthesizeGpt2(config: HfGpt2Config, seed = 42, options: { std?:
     const up = dense(layerNorm(hidden, `${p}.ln_2`), `${p}.mlp.c_fc`, H, c.n_inner);
     hidden = g.op('Add', [hidden, dense(gelu(g, up, c.activation_function, geluConsts), `${p}.mlp.c_proj`, c.n_inner, H, projStd)]);
   }
-  const final = layerNorm(hidden, 'transformer.ln_f');
+  // Only the last position's logits: a batch's new tokens are left-padded, so
+  // that is every row's last token, and generation reads nothing else. Over
+  // a whole prompt the LM head (vocab x hidden per position) costs about as
+  // much as the 12 blocks of GPT-2 small together.
+  const last = options.allLogits ? hidden : g.op('Gather', [hidden, g.init(int64Const('const_last_position', [-1]))], [intAttr('axis', 1)]);
+  const final = layerNorm(last, 'transformer.ln_f');
   // Tied LM head: logits = h · wteᵀ (ONNX Runtime folds the constant transpose at load).
   g.op('MatMul', [final, g.op('Transpose', [wte], [intsAttr('perm', [1, 0])])], [], 'logits');
 
@@ -217,7 +223,7 @@ export function synthesizeGpt2(config: HfGpt2Config, seed = 42, options: { std?:
     tensorValueInfo('attention_mask', ElemType.INT64, ['batch_size', 'total_sequence_length']),
     tensorValueInfo('position_ids', ElemType.INT64, ['batch_size', 'sequence_length']),
   ];
-  const outputs = [tensorValueInfo('logits', ElemType.FLOAT, ['batch_size', 'sequence_length', c.vocab_size])];
+  const outputs = [tensorValueInfo('logits', ElemType.FLOAT, ['batch_size', options.allLogits ? 'sequence_length' : 1, c.vocab_size])];
   for (let l = 0; l < c.n_layer; l++) {
     inputs.push(kv(pastKeyName(l), 'past_sequence_length'), kv(pastValueName(l), 'past_sequence_length'));
     outputs.push(kv(presentKeyName(l), 'total_sequence_length'), kv(presentValueName(l), 'total_sequence_length'));
