@@ -26,6 +26,15 @@ export interface BatchOutlet {
   forwardRaise(code: string, message: string): void;
 }
 
+/** A text that may start with LISTEN or UNLISTEN (a byte test before any parse). */
+function mayListen(buf: Buffer, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
+  const c = buf[i] | 0x20;
+  if (c !== 0x6c && c !== 0x75) return false; // l, u
+  return /^(?:un)?listen\b/i.test(buf.toString('latin1', i, Math.min(end, i + 9)));
+}
+
 /** Bytes [start, end) of `buffer`: the buffer itself when that is all of it (the common one-Query read), no view made. */
 function runOf(buffer: Buffer, start: number, end: number): Buffer {
   return start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end);
@@ -89,6 +98,7 @@ export class BatchWalker {
               continue;
             }
           }
+          if (runStart < 0 && mayListen(buffer, m.sqlStart(), m.sqlEnd()) && this.answersListen(m.sql())) continue;
           syncs += 1;
           const dirt = changesSessionState(buffer, m.sqlStart(), end);
           // Plain SETs of a transaction-mode client are kept and replayed instead of reset (session-sets.ts).
@@ -190,6 +200,22 @@ export class BatchWalker {
       return;
     }
     if (verdict.kind === 'error') this.out.forwardRaise(verdict.code, verdict.message);
+  }
+
+  /**
+   * LISTEN / UNLISTEN of a transaction-mode client between transactions:
+   * answered through the pool's LISTEN connection (pool/notify-hub.ts), not
+   * on a server it only borrows. Inside a transaction they go to its server
+   * (and are reset at check-in) as before.
+   */
+  private answersListen(sql: string): boolean {
+    const s = this.s;
+    if (s.isSessionMode || s.settings.sharding || !this.betweenTransactions(-1)) return false;
+    const ops = statementOf(sql).listenOps;
+    const primary = ops ? s.cluster.primary(0) : null;
+    if (!ops || !primary) return false;
+    s.listens.answer(primary.pool.notifyHub, ops);
+    return true;
   }
 
   /** The text is only SET / RESET the client may keep across transactions: expected, not marked dirty. */

@@ -18,6 +18,7 @@ import type { ClientClocks } from './janitor.js';
 import type { ClientIdentity, SessionSettings } from './session-settings.js';
 import type { StrayCancelGuard } from './stray-cancel-guard.js';
 import type { SessionSets } from './session-sets.js';
+import type { ClientListens } from './listens.js';
 
 export interface SessionCore {
   readonly socket: net.Socket;
@@ -61,6 +62,8 @@ export interface SessionCore {
   /** An autocommit read in flight that may be retried elsewhere if its server dies before answering. */
   retryable: { bytes: Buffer; syncs: number } | null;
   repliedSinceSend: boolean;
+  /** LISTENs answered by the pooler in transaction mode, and notifications held for it (listens.ts). */
+  readonly listens: ClientListens;
   /** SET / RESET the client keeps across transactions (session-sets.ts). */
   readonly sets: SessionSets;
   /** Replies of a pipelined unit that a cancel meant for another may hit (stray-cancel.ts). */

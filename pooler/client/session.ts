@@ -39,6 +39,7 @@ import { readIntoSharedBuffer } from './socket-reads.js';
 import { StrayCancelGuard } from './stray-cancel-guard.js';
 import { settleHeldReply } from './stray-cancel.js';
 import { SessionSets } from './session-sets.js';
+import { ClientListens } from './listens.js';
 
 export type { ClientIdentity, SessionSettings } from './session-settings.js';
 
@@ -93,6 +94,9 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
   repliedSinceSend = false;
   readonly stray = new StrayCancelGuard();
   readonly sets = new SessionSets();
+  readonly listens: ClientListens = new ClientListens(this, () => {
+    if (this.queued.length > 0 && this.clientState === ClientState.Idle) this.attach.attach();
+  });
   checkoutFailures = 0;
   sharded: ShardedExecutor | null = null;
   statements: ClientStatements | null = null;
@@ -174,7 +178,10 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     }
     // Also when the state stays: the attached server may have changed (a read retried elsewhere).
     this.updateReading();
-    if (prev !== next && next === ClientState.Idle && this.draining) this.shutdownNow();
+    if (prev !== next && next === ClientState.Idle) {
+      if (this.draining) this.shutdownNow();
+      else this.listens.flush(); // notifications held while it was busy
+    }
   }
 
   forgetTransaction(): void {
@@ -364,6 +371,7 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     this.clocks.stop();
     this.sharded?.close();
     this.replies.cancel();
+    this.listens.leave();
     this.checkout.release('client left with a query in flight', this.isSessionMode);
     if (!this.socket.destroyed) this.socket.end();
     this.onEnd(this);

@@ -16,6 +16,7 @@ import { ALL_DIRTY, Dirty, resetQuery } from '../server/reset.js';
 import { shareTarget, type Sharer } from './share.js';
 import { PoolError, WaitQueue } from './wait-queue.js';
 import { SlowStatements } from './slow-statements.js';
+import { NotifyHub } from './notify-hub.js';
 
 export { PoolError } from './wait-queue.js';
 
@@ -44,6 +45,7 @@ export class Pool {
   serverParams: Map<string, string> | null = null;
   /** Traffic of every client of this pool (SHOW STATS, Prometheus). */
   readonly stats = new TrafficStats();
+  private hub: NotifyHub | null = null;
   /** Statement texts that run past pipeline_max_wait_ms: never pipelined (slow-statements.ts). */
   readonly slowStatements = new SlowStatements(() => this.settings.pipeline.maxWaitMs);
   /** Every live server connection of this pool (SHOW SERVERS). */
@@ -258,8 +260,14 @@ export class Pool {
     this.pump();
   }
 
+  /** The pool's LISTEN connection and its listeners (notify-hub.ts), made at the first LISTEN. */
+  get notifyHub(): NotifyHub {
+    return (this.hub ??= new NotifyHub(() => this.settings.server, null));
+  }
+
   close(): void {
     this.closed = true;
+    this.hub?.close();
     this.waiters.close();
     for (const conn of this.idle) conn.close('pool closed');
     this.idle = [];

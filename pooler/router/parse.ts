@@ -24,6 +24,7 @@ import type { CrossShardPlan } from '../sharding/plan-types.js';
 import { relationsIn, type Relation } from './relations.js';
 import { sessionEffects } from './session-effects.js';
 import { sessionSets, type SetOp } from './session-sets.js';
+import { listenOps, type ListenOp } from './listen-statements.js';
 import { nodeType, type RawStmt, type ScanToken } from './sql-ast.js';
 import { deallocationOf, dropsPrepared, kindOf, opensTransaction, pipelineKind, type Deallocation, type QueryKind } from './statement-kind.js';
 
@@ -67,6 +68,7 @@ export class Statement {
   private dirtMemo = -1;
   private pipelineMemo: Lazy<'read' | 'write' | null> = UNSET;
   private setsMemo: Lazy<SetOp[] | null> = UNSET;
+  private listenMemo: Lazy<ListenOp[] | null> = UNSET;
   private deallocationMemo: Lazy<Deallocation | null> = UNSET;
   private relationsMemo: Lazy<readonly Relation[] | null> = UNSET;
   private canonicalMemo: Lazy<readonly string[] | null> = UNSET;
@@ -146,6 +148,15 @@ export class Statement {
       this.setsMemo = stmts === null ? null : sessionSets(stmts);
     }
     return this.setsMemo;
+  }
+
+  /** LISTEN / UNLISTEN ops, when the text is only those (listen-statements.ts). */
+  get listenOps(): ListenOp[] | null {
+    if (this.listenMemo === UNSET) {
+      const stmts = this.stmts;
+      this.listenMemo = stmts === null ? null : listenOps(stmts);
+    }
+    return this.listenMemo;
   }
 
   /**

@@ -81,6 +81,8 @@ export class ServerConnection {
    * the next client's checkout sets or resets the differences.
    */
   readonly sessionSets = new Map<string, string>();
+  /** Set on a pool's LISTEN connection (pool/notify-hub.ts): each NotificationResponse, whole, goes here. */
+  notificationSink: ((message: Buffer) => void) | null = null;
   /** The server said FATAL (it is going away: shutdown, crash, terminate). */
   fatal = false;
   /**

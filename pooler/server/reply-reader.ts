@@ -64,6 +64,7 @@ export interface ReplyHost<Server> {
   dirty: number;
   errorForwarded: boolean;
   errorsSeen: number;
+  notificationSink: ((message: Buffer) => void) | null;
   fatal: boolean;
   heldFatal: HeldFatal | null;
   cancel(): Promise<void>;
@@ -71,7 +72,7 @@ export interface ReplyHost<Server> {
   abort(reason: Error): void;
 }
 
-const WATCHED = BackendScanner.watch([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
+const WATCHED = BackendScanner.watch([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.NotificationResponse]);
 
 export class ReplyReader<Server extends ReplyHost<Server>> {
   /** The pooler's own query running now (runInternal): replies until its ReadyForQuery are its, nobody else's. */
@@ -238,6 +239,16 @@ export class ReplyReader<Server extends ReplyHost<Server>> {
         }
         break;
       }
+      case Backend.NotificationResponse:
+        // A pool's LISTEN connection hands it on (pool/notify-hub.ts); a client's own server passes it through.
+        if (conn.notificationSink) {
+          const message = Buffer.allocUnsafe(body.length + 5);
+          message[0] = Backend.NotificationResponse;
+          message.writeInt32BE(body.length + 4, 1);
+          body.copy(message, 5);
+          conn.notificationSink(message);
+        }
+        break;
       case Backend.DataRow: // watched only while an internal query wants rows
         this.internal?.onRow(body);
         break;

@@ -35,6 +35,9 @@ class StandIn {
   closeReason: string | null = null;
   owner: unknown = null;
   replies = null;
+  /** Parameters clients SET and the pool keeps on it (client/session-sets.ts); cleared by a RESET ALL. */
+  readonly sessionSets = new Map<string, string>();
+  unitTimings: unknown = null;
   /** Statements the pool ran on it (ROLLBACK, resets, prewarm). */
   readonly queries: string[] = [];
   /** A statement that fails when run. */
