@@ -3,8 +3,11 @@
 // min/max keep the extreme, avg divides the combined sum by the combined
 // count exactly as Postgres's numeric_div or float8 division would.
 
+import { distinctAccumulator } from './agg-distinct.js';
+import { evaluate, formatAs, holds } from './agg-eval.js';
+import type { AggExpr } from './agg-expr.js';
 import { formatFloat4, formatFloat8 } from './floats.js';
-import { avgResultOid, type Layout } from './layout.js';
+import { avgResultOid, combinedTypes, type Layout } from './layout.js';
 import { addNumeric, divNumeric, formatNumeric, parseNumeric, type Decimal } from './numeric.js';
 import { groupKeyFor, Oid, orderingFor, parseFloatText } from './values.js';
 import { MergeError, type Cell, type FieldDesc } from './wire.js';
@@ -128,6 +131,14 @@ function accumulatorFor(layout: Layout, fields: readonly FieldDesc[], i: number)
         };
       };
     }
+    case 'count_distinct':
+    case 'sum_distinct': {
+      const make = distinctAccumulator(col.agg, fields[i].typeOid);
+      return () => {
+        const d = make();
+        return { add: (row) => d.add(row[i]), result: () => d.result() };
+      };
+    }
     default:
       // A group key, or a value functionally dependent on one: any row's will do.
       return () => {
@@ -148,7 +159,7 @@ function bytes(s: string | null): Cell {
  * One row per group, in order of first appearance (a global aggregate:
  * exactly one row, even when no shard returned any).
  */
-export function combineGroups(rows: Iterable<readonly Cell[]>, layout: Layout, fields: readonly FieldDesc[]): Cell[][] {
+export function combineGroups(rows: Iterable<readonly Cell[]>, layout: Layout, fields: readonly FieldDesc[], having?: AggExpr): Cell[][] {
   const factories = fields.map((_, i) => accumulatorFor(layout, fields, i));
   const keyFns = layout.groupBy.map((i) => ({ i, key: groupKeyFor(fields[i].typeOid) }));
   const groups = new Map<string, Accumulator[]>();
@@ -164,5 +175,20 @@ export function combineGroups(rows: Iterable<readonly Cell[]>, layout: Layout, f
   if (groups.size === 0 && layout.groupBy.length === 0) {
     groups.set('', factories.map((f) => f()));
   }
-  return [...groups.values()].map((accs) => accs.map((a) => a.result()));
+  const combined = [...groups.values()].map((accs) => accs.map((a) => a.result()));
+  return finishGroups(combined, layout, fields, having);
+}
+
+/** Expressions over aggregates evaluated, then HAVING applied, on the combined groups. */
+function finishGroups(rows: Cell[][], layout: Layout, fields: readonly FieldDesc[], having: AggExpr | undefined): Cell[][] {
+  const computed = layout.columns.flatMap((c, i) => (c.computed ? [{ i, expr: c.computed }] : []));
+  if (computed.length === 0 && !having) return rows;
+  const types = combinedTypes(layout, fields);
+  const out: Cell[][] = [];
+  for (const cells of rows) {
+    if (having && !holds(having, cells, types)) continue;
+    for (const { i, expr } of computed) cells[i] = formatAs(evaluate(expr, cells, types), types[i]);
+    out.push(cells);
+  }
+  return out;
 }

@@ -4,6 +4,7 @@
 // dropped, avg columns retyped from the shards' sum to avg's result type).
 
 import type { ColumnPlan, CrossShardPlan, SortKey } from './plan.js';
+import { distinctResultOid } from './agg-distinct.js';
 import { Oid } from './values.js';
 import { MergeError, type FieldDesc } from './wire.js';
 
@@ -54,5 +55,9 @@ export function clientField(col: ColumnPlan, f: FieldDesc): FieldDesc {
 
 /** Type oid of each column after combining (what merged values are compared as). */
 export function combinedTypes(layout: Layout, fields: readonly FieldDesc[]): number[] {
-  return fields.map((f, i) => clientField(layout.columns[i], f).typeOid);
+  return fields.map((f, i) => {
+    const agg = layout.columns[i].agg;
+    if (agg === 'count_distinct' || agg === 'sum_distinct') return distinctResultOid(agg, f.typeOid);
+    return clientField(layout.columns[i], f).typeOid;
+  });
 }

@@ -11,11 +11,24 @@
 //   $b::int8)`, NULL meaning no limit, as in Postgres); for aggregates it is
 //   dropped unless the ORDER BY fixes the order of whole groups. The merger
 //   applies the real OFFSET/LIMIT.
+// - expressions over aggregates (select list, ORDER BY) and count/sum
+//   (DISTINCT ...) become `(CASE WHEN false THEN expr END)`: a NULL of the
+//   expression's type and name, never evaluated on a shard (no division by
+//   one shard's zero count); each aggregate inside becomes a hidden column
+//   (count(DISTINCT x) → array_agg(DISTINCT x)), and the merger evaluates
+//   the expression on the combined values (agg-expr.ts, agg-eval.ts). This,
+//   not a second round trip through Postgres, because the merge is one
+//   synchronous step of the executor; the evaluator covers only operators
+//   whose Postgres semantics it reproduces exactly (numeric scales, integer
+//   overflow, round()), and the planner refuses the rest.
+// - HAVING is cut from the shard text and applied to the combined groups.
 //
-// Unsupported (PlanError 0A000): DISTINCT aggregates, aggregates other than
-// count/sum/min/max/avg, expressions over aggregates, window functions,
-// HAVING, DISTINCT ON, grouping sets, set operations, FETCH ... WITH TIES,
-// ORDER BY ... USING, locking clauses, `*` in aggregate queries.
+// Unsupported (PlanError 0A000): avg(DISTINCT), aggregates other than
+// count/sum/min/max/avg, functions/operators over aggregates other than
+// arithmetic, comparisons, AND/OR/NOT, IS NULL, round, abs, coalesce,
+// nullif, greatest, least and casts to integer/numeric/float/text types,
+// window functions, DISTINCT ON, grouping sets, set operations, FETCH ...
+// WITH TIES, ORDER BY ... USING, locking clauses, `*` in aggregate queries.
 // Known divergences: a GROUP BY name matching an output alias is taken as
 // that alias (Postgres prefers an input column of that name); user-defined
 // aggregates are not recognised; avg(real) is summed in float4 per shard;
@@ -26,7 +39,8 @@ import type { RawStmt, ScanToken } from '../router/sql-ast.js';
 import { SqlText, type Item } from './sql-text.js';
 import { limitValue, shardLimitClause, type LimitValue } from './plan-limit.js';
 import type { AggKind, ColumnPlan, CrossShardPlan } from './plan-types.js';
-import { aggregateOf, bareName, exprKey, implicitName, isStar, PlanError, rejectUnsupported, type Node, type SelectStmt } from './plan-tree.js';
+import { aggregateOf, bareName, exprKey, implicitName, isStar, leafAggregate, needsComputing, PlanError, rejectUnsupported, type Node, type SelectStmt } from './plan-tree.js';
+import { compileAggExpr, computedColumnName, mapColumns, type AggExpr, type LeafColumns } from './agg-expr.js';
 
 /** A select-list item: its expression and its alias. */
 interface Target {
@@ -47,7 +61,11 @@ interface Col {
   /** Hidden: its select-list text; fromOrderBy: made for ORDER BY. */
   text?: string;
   fromOrderBy?: boolean;
+  /** Evaluated by the merger; its column indices point into Planner.leaves. */
+  computed?: AggExpr;
 }
+
+const HAVING_END = new Set(['WINDOW', 'ORDER', 'LIMIT', 'OFFSET', 'FETCH', 'FOR']);
 
 const NOT_A_SELECT = (): PlanError => new PlanError('0A000', 'not a single SELECT');
 
@@ -85,6 +103,12 @@ class Planner {
   private readonly hidden: Col[] = [];
   private readonly targets: Target[];
   private readonly hasStar: boolean;
+  /** Leaf columns of computed expressions (resolved to indices at the end). */
+  private readonly leaves: Col[] = [];
+  private readonly leafColumns: LeafColumns = {
+    aggregate: (node) => this.leaf(this.aggregateLeaf(node)),
+    column: (node) => this.leaf(this.columnLeaf(node)),
+  };
 
   constructor(private readonly text: SqlText, private readonly sel: SelectStmt) {
     this.targets = (sel.targetList ?? []).flatMap((t) => ('ResTarget' in t && t.ResTarget.val ? [{ val: t.ResTarget.val, name: t.ResTarget.name }] : []));
@@ -102,9 +126,11 @@ class Planner {
 
     const groupBy = this.groupBy(listEnd);
     const orderBy = this.orderBy(listEnd);
+    const having = sel.havingClause ? compileAggExpr(sel.havingClause, this.leafColumns) : undefined;
+    if (having) this.dropHaving(listEnd);
     const distinct = Array.isArray(sel.distinctClause);
     const all = [...this.visible, ...this.hidden];
-    const aggregate = groupBy.length > 0 || all.some((c) => c.agg !== null);
+    const aggregate = groupBy.length > 0 || having !== undefined || all.some((c) => c.agg !== null || c.computed);
     if (aggregate && this.hasStar) throw unsupported('* in the select list of aggregate queries');
     if (distinct && this.hidden.some((c) => c.fromOrderBy)) {
       throw new PlanError('42P10', 'for SELECT DISTINCT, ORDER BY expressions must appear in select list');
@@ -112,7 +138,7 @@ class Planner {
 
     const limit = limitValue(sel.limitCount, 'LIMIT');
     const offset = limitValue(sel.limitOffset, 'OFFSET');
-    this.rewriteLimit(limit, offset, !aggregate || pushableGroupOrder(groupBy, orderBy), listEnd);
+    this.rewriteLimit(limit, offset, !aggregate || (!having && pushableGroupOrder(groupBy, orderBy)), listEnd);
 
     if (this.hidden.length > 0) {
       const added = this.hidden.map((c, i) => `(${c.text}) AS __pglynx_h${i}`);
@@ -123,6 +149,7 @@ class Planner {
     const columns = (this.hasStar ? this.hidden : all).map((c) => {
       const p: ColumnPlan = { hidden: c.hidden, agg: c.agg };
       if (c.countCol) p.avgCountColumn = index(c.countCol);
+      if (c.computed) p.computed = this.resolve(c.computed);
       return p;
     });
     return {
@@ -135,7 +162,70 @@ class Planner {
       limit,
       offset,
       distinct,
+      ...(having ? { having: this.resolve(having) } : {}),
     };
+  }
+
+  private resolve(e: AggExpr): AggExpr {
+    return mapColumns(e, (k) => this.index(this.leaves[k]));
+  }
+
+  private leaf(c: Col): number {
+    const i = this.leaves.indexOf(c);
+    return i >= 0 ? i : this.leaves.push(c) - 1;
+  }
+
+  /** The column of an aggregate call inside a computed expression (shared when equal). */
+  private aggregateLeaf(node: Node): Col {
+    const kind = leafAggregate(node);
+    const key = exprKey(node);
+    const found = [...this.visible, ...this.hidden].find((c) => c.key === key && c.agg !== null);
+    if (found) return found;
+    const [start, end] = this.callRange(node);
+    if (kind === 'avg') return this.hiddenFor(node, start, end, false);
+    if (kind === 'count_distinct' || kind === 'sum_distinct') {
+      return this.addHidden({ agg: kind, key, text: this.renamed(start, end, this.nameSpan(node), 'array_agg') });
+    }
+    return this.addHidden({ agg: kind, key, text: this.text.text(start, end) });
+  }
+
+  /** The column of a plain column reference (a group key) inside a computed expression. */
+  private columnLeaf(node: Node): Col {
+    const key = exprKey(node);
+    const found = [...this.visible, ...this.hidden].find((c) => c.key === key && c.agg === null && !c.computed);
+    if (found) return found;
+    const fields = 'ColumnRef' in node ? (node.ColumnRef.fields ?? []) : [];
+    const parts = fields.map((f) => {
+      if (!('String' in f)) throw unsupported('* in expressions over aggregates');
+      return quoteIdent(f.String.sval ?? '');
+    });
+    return this.addHidden({ agg: null, key, text: parts.join('.') });
+  }
+
+  /** Byte range of an aggregate call, through its closing parenthesis and any FILTER (...). */
+  private callRange(node: Node): [number, number] {
+    const start = 'FuncCall' in node ? (node.FuncCall.location ?? -1) : -1;
+    const toks = this.text.tokens;
+    const first = toks.findIndex((t) => t.start >= start);
+    if (start < 0 || first < 0) throw internal('aggregate call');
+    const close = (open: number): number => {
+      const j = toks.findIndex((t, k) => k > open && t.text === ')' && t.depth === toks[open].depth);
+      if (open < 0 || j < 0) throw internal('aggregate call');
+      return j;
+    };
+    let end = close(toks.findIndex((t, k) => k > first && t.text === '('));
+    if (toks[end + 1]?.keyword === 'FILTER' && toks[end + 2]?.text === '(') end = close(end + 2);
+    return [toks[first].start, toks[end].end];
+  }
+
+  /** The shards must not filter partial groups: HAVING is evaluated after merging. */
+  private dropHaving(listEnd: number): void {
+    const toks = this.text.tokens;
+    const i = this.text.find('HAVING', listEnd);
+    if (i < 0) throw internal('HAVING');
+    let j = i + 1;
+    while (j < toks.length && !(toks[j].depth === 0 && toks[j].keyword !== null && HAVING_END.has(toks[j].keyword ?? ''))) j++;
+    this.text.replace(toks[i].start, toks[j - 1].end, '');
   }
 
   private index(c: Col | number): number {
@@ -150,6 +240,16 @@ class Planner {
 
   private addTarget(t: Target, item: Item): void {
     const val = t.val;
+    if (needsComputing(val)) {
+      // The shards send a NULL of the expression's type (not evaluated: no
+      // division by a shard's zero count); the merger computes the value.
+      const computed = compileAggExpr(val, this.leafColumns);
+      this.visible.push({ hidden: false, agg: null, key: exprKey(val), name: t.name ?? implicitName(val), computed });
+      const [start, end] = this.exprRange(item, t.name !== undefined);
+      const alias = t.name === undefined ? ` AS ${quoteIdent(computedColumnName(val))}` : '';
+      this.text.replace(start, end, `(CASE WHEN false THEN ${this.text.text(start, end)} END)${alias}`);
+      return;
+    }
     const agg = aggregateOf(val);
     const col: Col = { hidden: false, agg, key: exprKey(val), name: t.name ?? implicitName(val) };
     this.visible.push(col);
@@ -216,7 +316,7 @@ class Planner {
   /** The output column a bare name refers to (optionally only non-aggregates). */
   private byName(node: Node, plainOnly = false): Col | undefined {
     const name = bareName(node);
-    return name === undefined ? undefined : this.visible.find((c) => c.name === name && !(plainOnly && c.agg));
+    return name === undefined ? undefined : this.visible.find((c) => c.name === name && !(plainOnly && (c.agg || c.computed)));
   }
 
   private groupBy(listEnd: number): Col[] {
@@ -236,7 +336,7 @@ class Planner {
         col = this.visible.find((c) => c.key === key) ?? this.byName(node, true) ?? this.hidden.find((c) => c.key === key);
         col ??= this.addHidden({ agg: null, key, text: this.text.itemText(items[i]) });
       }
-      if (col.agg !== null) throw new PlanError('42803', 'aggregate functions are not allowed in GROUP BY');
+      if (col.agg !== null || col.computed) throw new PlanError('42803', 'aggregate functions are not allowed in GROUP BY');
       if (!out.includes(col)) out.push(col);
     });
     return out;
@@ -265,6 +365,10 @@ class Planner {
         // An alias of an item next to `*`: sort on a copy of that item's expression.
         const aliased = this.aliasedTarget(node);
         if (aliased) col = this.hiddenFor(aliased, ...this.exprRangeOfTarget(aliased), true);
+      }
+      if (!col && needsComputing(node)) {
+        const text = `CASE WHEN false THEN ${this.text.text(start, end)} END`;
+        col = this.addHidden({ agg: null, key, text, fromOrderBy: true, computed: compileAggExpr(node, this.leafColumns) });
       }
       col ??= this.hiddenFor(node, start, end, true);
       return { col, desc, nullsFirst };
@@ -320,6 +424,10 @@ function pushableGroupOrder(groupBy: Col[], orderBy: { col: Col | number }[]): b
     if (covered.size === groupBy.length) return true;
   }
   return false;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 function unsupported(what: string): PlanError {

@@ -41,7 +41,6 @@ export function rejectUnsupported(sel: SelectStmt): void {
   if (sel.valuesLists) throw unsupported('VALUES');
   if (sel.intoClause) throw unsupported('SELECT INTO');
   if (sel.lockingClause) throw unsupported('FOR UPDATE/SHARE');
-  if (sel.havingClause) throw unsupported('HAVING');
   if (sel.windowClause) throw unsupported('window functions');
   if (sel.limitOption === 'LIMIT_OPTION_WITH_TIES') throw unsupported('FETCH ... WITH TIES');
   if (sel.distinctClause?.some((d) => Object.keys(d).length > 0)) throw unsupported('DISTINCT ON');
@@ -77,6 +76,40 @@ export function aggregateOf(val: Node): AggKind | null {
   if (inner === null) return null;
   if (COMBINABLE.has(inner)) throw unsupported(`expressions over aggregates (select ${inner}() itself)`);
   throw unsupported(`the aggregate ${inner}()`);
+}
+
+/**
+ * Whether a select-list or ORDER BY item must be computed by the merger:
+ * an expression over combinable aggregates, or a DISTINCT aggregate.
+ */
+export function needsComputing(val: Node): boolean {
+  const call = 'FuncCall' in val ? val.FuncCall : undefined;
+  if (call && COMBINABLE.has(funcName(call)) && !call.over) return call.agg_distinct === true;
+  const inner = findAggregate(val);
+  return inner !== null && COMBINABLE.has(inner);
+}
+
+/**
+ * The combined kind of an aggregate call that is a leaf of a computed
+ * expression (DISTINCT allowed for count/sum; min/max ignore it).
+ */
+export function leafAggregate(val: Node): AggKind | 'count_distinct' | 'sum_distinct' {
+  const call = 'FuncCall' in val ? val.FuncCall : undefined;
+  if (!call || !COMBINABLE.has(funcName(call))) throw unsupported('this aggregate');
+  const name = funcName(call);
+  if (!call.agg_distinct) {
+    const kind = aggregateOf(val);
+    if (kind === null) throw unsupported('this aggregate');
+    return kind;
+  }
+  if (call.agg_order || call.agg_within_group) throw unsupported(`ORDER BY inside ${name}()`);
+  const args = call.args ?? [];
+  if (args.length !== 1) throw unsupported(`${name}(DISTINCT ...) with ${args.length} arguments`);
+  if (findAggregate(args[0])) throw new PlanError('42803', 'aggregate function calls cannot be nested');
+  if (name === 'count') return 'count_distinct';
+  if (name === 'sum') return 'sum_distinct';
+  if (name === 'min' || name === 'max') return name;
+  throw unsupported(`${name}(DISTINCT ...)`);
 }
 
 /** Name of the first aggregate call inside (subqueries excluded); throws for window functions. */

@@ -1,9 +1,11 @@
 // The plan of a cross-shard SELECT: the text each shard runs and how the
 // merger combines the shards' rows (see plan.ts and merge.ts).
 
+import type { AggExpr } from './agg-expr.js';
 import type { LimitValue } from './plan-limit.js';
 
-export type AggKind = 'count' | 'sum' | 'min' | 'max' | 'avg';
+/** count_distinct / sum_distinct: the shards send array_agg(DISTINCT x); the merger unions the arrays. */
+export type AggKind = 'count' | 'sum' | 'min' | 'max' | 'avg' | 'count_distinct' | 'sum_distinct';
 
 /** One output column of the shard query. */
 export interface ColumnPlan {
@@ -13,6 +15,11 @@ export interface ColumnPlan {
   agg: AggKind | null;
   /** For avg (sent as sum): the column holding the matching count. */
   avgCountColumn?: number;
+  /**
+   * An expression over aggregates: the shards send a NULL of its type, and
+   * the merger evaluates it over the combined columns it names.
+   */
+  computed?: AggExpr;
 }
 
 export interface SortKey {
@@ -39,4 +46,6 @@ export interface CrossShardPlan {
   limit: LimitValue;
   offset: LimitValue;
   distinct: boolean;
+  /** HAVING, evaluated on each combined group (the shards' text has none). */
+  having?: AggExpr;
 }

@@ -1,0 +1,175 @@
+// Cross-shard expressions over aggregates, HAVING, count/sum(DISTINCT) and
+// SELECT DISTINCT (issue 16, point 3): the same seeded rows split over three
+// databases (stand-in shards) and whole in a fourth; for each query shape
+// the shards' replies to plan.shardSql, merged, must equal the fourth's
+// reply (column names, types and every value's text). Then the planner's
+// refusals of what it cannot merge.
+import pg from 'pg';
+import t from 'tap';
+import { mergeShardReplies } from '../pooler/sharding/merge.js';
+import { planCrossShard, PlanError, type CrossShardPlan } from '../pooler/sharding/plan.js';
+import { buildDataRow, buildRowDescription, parseDataRow, parseRowDescription, readMessages, type FieldDesc } from '../pooler/sharding/wire.js';
+import { commandComplete } from '../pooler/protocol/messages/rows.js';
+import { startPostgres } from './harness/postgres.js';
+
+type TextRow = (string | null)[];
+
+function plan(sql: string): CrossShardPlan {
+  const p = planCrossShard(sql);
+  if (p instanceof PlanError) throw new Error(`unexpected PlanError ${p.code}: ${p.message} (${sql})`);
+  return p;
+}
+
+function reply(fields: FieldDesc[], rows: TextRow[]): Buffer {
+  const parts = [buildRowDescription(fields)];
+  for (const r of rows) parts.push(buildDataRow(r.map((v) => (v === null ? null : Buffer.from(v)))));
+  parts.push(commandComplete(`SELECT ${rows.length}`));
+  return Buffer.concat(parts);
+}
+
+/** A merged reply: fields, rows, or the ErrorResponse's SQLSTATE. */
+function decode(buf: Buffer): { fields: FieldDesc[] | null; rows: TextRow[]; error: string | null } {
+  let fields: FieldDesc[] | null = null;
+  const rows: TextRow[] = [];
+  let error: string | null = null;
+  for (const m of readMessages(buf)) {
+    if (m.type === 0x54) fields = parseRowDescription(m.body);
+    else if (m.type === 0x44) rows.push(parseDataRow(m.body).map((c) => (c === null ? null : c.toString('utf8'))));
+    else if (m.type === 0x45) error = /C([0-9A-Z]{5})\0/.exec(m.body.toString('latin1'))?.[1] ?? '?';
+  }
+  return { fields, rows, error };
+}
+
+t.test('planner: shard texts', async (t) => {
+  const cases: [string, string][] = [
+    ['SELECT round(avg(x), 2) FROM t', 'SELECT (CASE WHEN false THEN round(avg(x), 2) END) AS "round", (count(x)) AS __pglynx_h0, (sum(x)) AS __pglynx_h1 FROM t'],
+    ['SELECT g, sum(x) / count(*) AS q FROM t GROUP BY g', 'SELECT g, (CASE WHEN false THEN sum(x) / count(*) END) AS q, (sum(x)) AS __pglynx_h0, (count(*)) AS __pglynx_h1 FROM t GROUP BY g'],
+    ['SELECT g, count(DISTINCT x) FROM t GROUP BY g HAVING count(*) > 1 ORDER BY g LIMIT 2',
+      'SELECT g, (CASE WHEN false THEN count(DISTINCT x) END) AS "count", (array_agg(DISTINCT x)) AS __pglynx_h0, (count(*)) AS __pglynx_h1 FROM t GROUP BY g  ORDER BY g '],
+  ];
+  for (const [sql, shard] of cases) t.equal(plan(sql).shardSql, shard, sql);
+});
+
+t.test('planner: refusals keep 0A000', async (t) => {
+  const cases: [string, RegExp][] = [
+    ['SELECT avg(DISTINCT x) FROM t', /avg\(DISTINCT/],
+    ['SELECT sqrt(sum(x)) FROM t', /sqrt/],
+    ['SELECT sum(x) || \'a\' FROM t', /operator \|\|/],
+    ['SELECT g FROM t GROUP BY g HAVING string_agg(s, \',\') = \'a\'', /string_agg/],
+    ['SELECT count(x ORDER BY x) FROM t', /ORDER BY inside/],
+    ['SELECT avg(x)::interval FROM t', /casts/],
+  ];
+  for (const [sql, message] of cases) {
+    const p = planCrossShard(sql);
+    t.ok(p instanceof PlanError, sql);
+    if (p instanceof PlanError) {
+      t.equal(p.code, '0A000', `${sql}: code`);
+      t.match(p.message, message, `${sql}: message`);
+    }
+  }
+});
+
+const pgc = await startPostgres({ databases: ['shard0', 'shard1', 'shard2', 'whole'].map((name) => ({ name })), t });
+
+let seed = 16_3;
+function rand(): number {
+  // mulberry32: reproducible data.
+  seed = (seed + 0x6d2b79f5) | 0;
+  let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+  return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+}
+const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
+const maybe = <V>(v: V): V | null => (rand() < 0.1 ? null : v);
+
+const SCHEMA = 'CREATE TABLE data (id int PRIMARY KEY, g int, x int, b bigint, n numeric, f float8, s text)';
+const clients = new Map<string, pg.Client>();
+for (const db of ['shard0', 'shard1', 'shard2', 'whole']) {
+  const c = new pg.Client({ host: pgc.socketDir, port: pgc.port, user: 'postgres', database: db });
+  await c.connect();
+  t.teardown(() => c.end());
+  await c.query(SCHEMA);
+  clients.set(db, c);
+}
+for (let id = 1; id <= 240; id++) {
+  // Few distinct values, so DISTINCT aggregates see the same value on several shards.
+  const n = `${int(-50, 50)}.${String(int(0, 99)).padStart(2, '0')}${rand() < 0.3 ? '0' : ''}`;
+  const row = [id, maybe(int(0, 5)), maybe(int(-20, 20)), maybe(BigInt(int(-9, 9)) * 1_000_000_000_000n), maybe(n), maybe(int(-40, 40) / 8), maybe(['a', 'b', 'c', 'é'][int(0, 3)])];
+  const q = 'INSERT INTO data VALUES ($1, $2, $3, $4, $5, $6, $7)';
+  await clients.get('whole')!.query(q, row);
+  await clients.get(`shard${(id * 7919) % 3}`)!.query(q, row);
+}
+
+const raw = { getTypeParser: () => (v: string) => v };
+async function run(db: string, text: string): Promise<{ fields: FieldDesc[]; rows: TextRow[]; error: string | null }> {
+  try {
+    const res = await clients.get(db)!.query({ text, rowMode: 'array', types: raw });
+    const fields = res.fields.map((f) => ({ name: f.name, tableOid: f.tableID, attnum: f.columnID, typeOid: f.dataTypeID, typlen: f.dataTypeSize, typmod: f.dataTypeModifier, format: 0 }));
+    return { fields, rows: res.rows as TextRow[], error: null };
+  } catch (err) {
+    return { fields: [], rows: [], error: (err as { code?: string }).code ?? '?' };
+  }
+}
+
+const SHAPES: { sql: string; unordered?: boolean }[] = [
+  // 1. Expressions over aggregates.
+  { sql: 'SELECT round(avg(id), 2) FROM data' },
+  { sql: 'SELECT round(avg(x), 2), round(avg(n), 1), round(avg(f)), round(avg(x)) AS r0, round(avg(n), -1) FROM data' },
+  { sql: 'SELECT sum(x) / count(*), sum(n) / count(*), sum(f) / count(f), sum(b) / count(b), count(*) * 2 + 1 AS k FROM data' },
+  { sql: 'SELECT avg(x)::int, avg(n)::int4, avg(f)::bigint, avg(n)::numeric(10,3), sum(x)::float8, count(*)::numeric, avg(x)::text AS t FROM data' },
+  { sql: 'SELECT coalesce(sum(x), 0), coalesce(max(s), \'none\'), nullif(count(*), 0), abs(sum(x) - 1000), greatest(min(x), 0) FROM data' },
+  { sql: 'SELECT coalesce(sum(x), 0) AS s, round(avg(x) * 100.0 / max(x), 3) FROM data WHERE id > 1000' },
+  { sql: 'SELECT g, round(avg(x), 2) AS a, sum(x) / count(*) AS q, -min(x) AS m, (max(n) - min(n)) * 2 FROM data GROUP BY g ORDER BY g NULLS FIRST' },
+  { sql: 'SELECT g, sum(x) % 7, sum(n) % 3, count(*)::float8 / 3 FROM data GROUP BY g ORDER BY g' },
+  { sql: 'SELECT g, round(avg(x), 2) FROM data GROUP BY g ORDER BY round(avg(x), 2) DESC NULLS LAST, g LIMIT 3' },
+  { sql: 'SELECT g FROM data GROUP BY g ORDER BY sum(x) * -1, g' },
+  { sql: 'SELECT g, count(*) FILTER (WHERE x > 0) * 1.0 / count(*) AS share FROM data GROUP BY g ORDER BY g' },
+  { sql: 'SELECT g * 10 + 1 AS k, sum(x) + g FROM data GROUP BY g ORDER BY 1' },
+  // 2. HAVING.
+  { sql: 'SELECT g, count(*) FROM data GROUP BY g HAVING count(*) > 40 ORDER BY g' },
+  { sql: 'SELECT g, sum(x) FROM data GROUP BY g HAVING avg(x) > 0 AND max(s) = \'é\' OR g IS NULL ORDER BY g LIMIT 2' },
+  { sql: 'SELECT g FROM data GROUP BY g HAVING g >= 2 AND NOT sum(n) < 0 ORDER BY g' },
+  { sql: 'SELECT s, count(*) FROM data GROUP BY s HAVING min(x) IS NOT NULL ORDER BY s' },
+  { sql: 'SELECT count(*) FROM data HAVING count(*) > 1000' },
+  { sql: 'SELECT g, count(*) AS c FROM data GROUP BY g HAVING count(*) > 1 ORDER BY c DESC, g LIMIT 2 OFFSET 1' },
+  // 3. DISTINCT aggregates and SELECT DISTINCT.
+  { sql: 'SELECT count(DISTINCT x), sum(DISTINCT x), count(DISTINCT n), sum(DISTINCT n), count(DISTINCT s), sum(DISTINCT b), sum(DISTINCT f) FROM data' },
+  { sql: 'SELECT g, count(DISTINCT x), sum(DISTINCT x), count(*) FROM data GROUP BY g ORDER BY g' },
+  { sql: 'SELECT g, count(DISTINCT s) AS ds FROM data GROUP BY g HAVING count(DISTINCT x) > 10 ORDER BY ds, g' },
+  { sql: 'SELECT round(sum(DISTINCT x) * 1.0 / count(DISTINCT x), 3), min(DISTINCT x), max(DISTINCT n) FROM data' },
+  { sql: 'SELECT count(DISTINCT x) FROM data WHERE false' },
+  { sql: 'SELECT DISTINCT s FROM data ORDER BY s' },
+  { sql: 'SELECT DISTINCT g, x > 0 AS pos FROM data', unordered: true },
+  { sql: 'SELECT DISTINCT count(*) FROM data GROUP BY g', unordered: true },
+  // Errors raise the same SQLSTATE.
+  { sql: 'SELECT sum(x) / 0 FROM data' },
+  { sql: 'SELECT count(*)::int2 * 1000::int2 FROM data' },
+  { sql: 'SELECT count(*)::int2 * 1000 FROM data' },
+];
+
+t.test(`real Postgres: ${SHAPES.length} shapes merged from 3 shards equal one node`, async (t) => {
+  for (const shape of SHAPES) {
+    const p = plan(shape.sql);
+    const replies: Buffer[] = [];
+    for (const db of ['shard0', 'shard1', 'shard2']) {
+      const r = await run(db, p.shardSql);
+      t.equal(r.error, null, `${shape.sql}: shard text runs (${p.shardSql})`);
+      replies.push(reply(r.fields, r.rows));
+    }
+    const whole = await run('whole', shape.sql);
+    let merged: ReturnType<typeof decode>;
+    try {
+      merged = decode(mergeShardReplies(p, replies, { includeRowDescription: true }));
+    } catch (err) {
+      merged = { fields: null, rows: [], error: (err as { code?: string }).code ?? String(err) };
+    }
+    if (whole.error !== null) {
+      t.equal(merged.error, whole.error, `${shape.sql}: same error`);
+      continue;
+    }
+    t.equal(merged.error, null, `${shape.sql}: no error`);
+    t.same(merged.fields?.map((f) => [f.name, f.typeOid]), whole.fields.map((f) => [f.name, f.typeOid]), `${shape.sql}: columns`);
+    const sort = (rs: TextRow[]): TextRow[] => (shape.unordered ? [...rs].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)) : rs);
+    t.same(sort(merged.rows), sort(whole.rows), `${shape.sql}: ${whole.rows.length} rows (shard text: ${p.shardSql})`);
+  }
+});
