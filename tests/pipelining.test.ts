@@ -70,6 +70,15 @@ const pooler = await startPglynx(
 const connect = (database: string) => pgClient({ port: pooler.port, user: 'app', password: 'apppw', database });
 const raw = (database: string) => RawClient.connect({ host: '127.0.0.1', port: pooler.port, user: 'app', password: 'apppw', database });
 
+/** A CancelRequest for `client`'s backend key, through the pooler; resolves when the pooler has closed the request. */
+function sendCancel(client: RawClient): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(client.processId, client.secretKey)));
+    s.on('close', () => resolve());
+    s.on('error', reject);
+  });
+}
+
 /** SHOW POOLS' `pipelined` for a pool (units queued behind another since start; summed over a sharded pool's rows). */
 async function pipelined(database: string): Promise<number> {
   const admin = await pgClient({ port: pooler.port, user: 'admin', password: 'admin', database: 'pgcat' });
@@ -204,11 +213,7 @@ t.test('a cancel for a queued unit waits until it runs and cancels only it', asy
   await sleep(100);
   t.equal((await pipelined('one')) - before, 1, 'the target unit is queued behind the head');
   const sentAt = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(target.processId, target.secretKey)));
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
+  await sendCancel(target);
   const h = await head.readUntilReady(1, 5000);
   t.notOk(h.some((m) => m.type === 'E'), 'the head was not cancelled');
   t.same(dataRow(h.find((m) => m.type === 'D')!.body), ['', 'head'], 'the head got its row');
@@ -236,11 +241,7 @@ t.test('a cancel meant for the unit ahead that lands on a queued read: the read 
   reader.send(msg.query('SELECT flaky() AS f')); // its next call fails with 57014, as if the cancel below hit it
   await sleep(100);
   t.equal((await pipelined('one')) - before, 1, 'the read is queued behind the head');
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(head.processId, head.secretKey)));
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
+  await sendCancel(head);
   const h = await head.readUntilReady(1, 5000);
   t.equal(errorFields(h.find((m) => m.type === 'E')!.body).get('C'), '57014', 'the head, whose client asked, was cancelled');
   const r = await reader.readUntilReady(1, 5000);
@@ -255,11 +256,7 @@ t.test('a cancel meant for the unit ahead that lands on a queued read: the read 
   await pg.query("SELECT nextval('flaky_calls')", [], 'app');
   reader.send(msg.query('SELECT flaky() AS f, flaky() AS g'));
   await sleep(100);
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect(pooler.port, '127.0.0.1', () => s.end(cancelRequest(head.processId, head.secretKey)));
-    s.on('close', () => resolve());
-    s.on('error', reject);
-  });
+  await sendCancel(head);
   await head.readUntilReady(1, 5000);
   const again = await reader.readUntilReady(1, 5000);
   t.equal(errorFields(again.find((m) => m.type === 'E')!.body).get('C'), '57014', 'a second 57014 reaches the client (retried once only)');
