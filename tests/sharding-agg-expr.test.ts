@@ -58,6 +58,7 @@ t.test('planner: refusals keep 0A000', async (t) => {
     ['SELECT g FROM t GROUP BY g HAVING string_agg(s, \',\') = \'a\'', /string_agg/],
     ['SELECT count(x ORDER BY x) FROM t', /ORDER BY inside/],
     ['SELECT avg(x)::interval FROM t', /casts/],
+    ['SELECT g FROM t GROUP BY g HAVING count(*) > $1', /parameters/],
   ];
   for (const [sql, message] of cases) {
     const p = planCrossShard(sql);

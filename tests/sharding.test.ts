@@ -232,6 +232,13 @@ t.test('sharding', async (t) => {
       // Lexical embeddings of texts with the same words tie: id breaks the tie.
       ['SELECT id, emb <-> pgml.embed($1, $2) FROM docs ORDER BY emb <-> pgml.embed($1, $2), id LIMIT 4', ['lexical', 'lazy shard vector']],
       ['SELECT id, score FROM docs WHERE score IS NOT NULL ORDER BY score, id LIMIT $1 OFFSET $2', [6, 3]],
+      // Expressions over aggregates, HAVING, DISTINCT aggregates (issue 16, point 3).
+      ['SELECT round(avg(id), 2) FROM docs'],
+      ['SELECT category, sum(score) / count(*) AS q, round(avg(price), 2), coalesce(sum(score), 0), avg(score)::int FROM docs GROUP BY category ORDER BY category NULLS FIRST'],
+      ['SELECT category, count(*) FROM docs GROUP BY category HAVING count(*) > 5 AND avg(score) > 0 ORDER BY category'],
+      ['SELECT count(DISTINCT category), sum(DISTINCT score), count(DISTINCT score) FROM docs'],
+      ['SELECT DISTINCT category FROM docs ORDER BY category'],
+      ['SELECT category, count(DISTINCT score) FROM docs WHERE id > $1 GROUP BY category HAVING count(*) > 1 ORDER BY 1', [10]],
     ];
     for (const [sql, values] of shapes) {
       const expected = await rows(ref, sql, values);

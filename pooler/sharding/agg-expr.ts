@@ -114,6 +114,7 @@ export function compileAggExpr(node: Node, leaves: LeafColumns): AggExpr {
     if (b.boolop === 'OR_EXPR') return { or: args };
     return { not: args[0] };
   }
+  if ('ParamRef' in node) throw unsupported('parameters ($n)');
   if ('NullTest' in node) return { isNull: c(node.NullTest.arg), negated: node.NullTest.nulltesttype === 'IS_NOT_NULL' };
   throw unsupported(`the expression ${Object.keys(node)[0] ?? ''}`);
 }
@@ -132,6 +133,10 @@ export function computedColumnName(node: Node): string {
     return str(names[names.length - 1]) || '?column?';
   }
   return '?column?';
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** The expression with every column index mapped (the planner compiles with placeholders). */

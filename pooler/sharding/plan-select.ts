@@ -40,7 +40,7 @@ import { SqlText, type Item } from './sql-text.js';
 import { limitValue, shardLimitClause, type LimitValue } from './plan-limit.js';
 import type { AggKind, ColumnPlan, CrossShardPlan } from './plan-types.js';
 import { aggregateOf, bareName, exprKey, implicitName, isStar, leafAggregate, needsComputing, PlanError, rejectUnsupported, type Node, type SelectStmt } from './plan-tree.js';
-import { compileAggExpr, computedColumnName, mapColumns, type AggExpr, type LeafColumns } from './agg-expr.js';
+import { compileAggExpr, computedColumnName, mapColumns, quoteIdent, type AggExpr, type LeafColumns } from './agg-expr.js';
 
 /** A select-list item: its expression and its alias. */
 interface Target {
@@ -65,7 +65,6 @@ interface Col {
   computed?: AggExpr;
 }
 
-const HAVING_END = new Set(['WINDOW', 'ORDER', 'LIMIT', 'OFFSET', 'FETCH', 'FOR']);
 
 const NOT_A_SELECT = (): PlanError => new PlanError('0A000', 'not a single SELECT');
 
@@ -204,28 +203,16 @@ class Planner {
 
   /** Byte range of an aggregate call, through its closing parenthesis and any FILTER (...). */
   private callRange(node: Node): [number, number] {
-    const start = 'FuncCall' in node ? (node.FuncCall.location ?? -1) : -1;
-    const toks = this.text.tokens;
-    const first = toks.findIndex((t) => t.start >= start);
-    if (start < 0 || first < 0) throw internal('aggregate call');
-    const close = (open: number): number => {
-      const j = toks.findIndex((t, k) => k > open && t.text === ')' && t.depth === toks[open].depth);
-      if (open < 0 || j < 0) throw internal('aggregate call');
-      return j;
-    };
-    let end = close(toks.findIndex((t, k) => k > first && t.text === '('));
-    if (toks[end + 1]?.keyword === 'FILTER' && toks[end + 2]?.text === '(') end = close(end + 2);
-    return [toks[first].start, toks[end].end];
+    const range = this.text.callRange('FuncCall' in node ? (node.FuncCall.location ?? -1) : -1);
+    if (!range) throw internal('aggregate call');
+    return range;
   }
 
   /** The shards must not filter partial groups: HAVING is evaluated after merging. */
   private dropHaving(listEnd: number): void {
-    const toks = this.text.tokens;
-    const i = this.text.find('HAVING', listEnd);
-    if (i < 0) throw internal('HAVING');
-    let j = i + 1;
-    while (j < toks.length && !(toks[j].depth === 0 && toks[j].keyword !== null && HAVING_END.has(toks[j].keyword ?? ''))) j++;
-    this.text.replace(toks[i].start, toks[j - 1].end, '');
+    const range = this.text.havingRange(listEnd);
+    if (!range) throw internal('HAVING');
+    this.text.replace(range[0], range[1], '');
   }
 
   private index(c: Col | number): number {
@@ -424,10 +411,6 @@ function pushableGroupOrder(groupBy: Col[], orderBy: { col: Col | number }[]): b
     if (covered.size === groupBy.length) return true;
   }
   return false;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 function unsupported(what: string): PlanError {

@@ -25,6 +25,7 @@ export type Item = [first: number, last: number];
 const TARGET_END = new Set(['FROM', 'INTO', 'WHERE', 'GROUP', 'HAVING', 'WINDOW', 'ORDER', 'LIMIT', 'OFFSET', 'FETCH', 'FOR', 'UNION', 'INTERSECT', 'EXCEPT']);
 const GROUP_END = new Set(['HAVING', 'WINDOW', 'ORDER', 'LIMIT', 'OFFSET', 'FETCH', 'FOR', 'UNION', 'INTERSECT', 'EXCEPT']);
 const ORDER_END = new Set(['LIMIT', 'OFFSET', 'FETCH', 'FOR']);
+const HAVING_END = new Set(['WINDOW', 'ORDER', 'LIMIT', 'OFFSET', 'FETCH', 'FOR', 'UNION', 'INTERSECT', 'EXCEPT']);
 
 export class SqlText {
   readonly tokens: Token[] = [];
@@ -98,6 +99,28 @@ export class SqlText {
       }
     }
     return null;
+  }
+
+  /** Byte range of the depth-0 HAVING clause after token `from` (null: none). */
+  havingRange(from: number): [number, number] | null {
+    const i = this.find('HAVING', from);
+    if (i < 0) return null;
+    let j = i + 1;
+    while (j < this.tokens.length && !(this.tokens[j].depth === 0 && HAVING_END.has(this.tokens[j].keyword ?? ''))) j++;
+    return [this.tokens[i].start, this.tokens[j - 1].end];
+  }
+
+  /**
+   * Byte range of a function call starting at byte `start`: through its
+   * closing parenthesis and any FILTER (...) after it (null: not found).
+   */
+  callRange(start: number): [number, number] | null {
+    const first = this.tokens.findIndex((t) => t.start >= start);
+    if (start < 0 || first < 0) return null;
+    const close = (open: number): number => (open < 0 ? -1 : this.tokens.findIndex((t, k) => k > open && t.text === ')' && t.depth === this.tokens[open].depth));
+    let end = close(this.tokens.findIndex((t, k) => k > first && t.text === '('));
+    if (end >= 0 && this.tokens[end + 1]?.keyword === 'FILTER' && this.tokens[end + 2]?.text === '(') end = close(end + 2);
+    return end < 0 ? null : [this.tokens[first].start, this.tokens[end].end];
   }
 
   /** Comma-separated depth-0 items from token `from` up to a stop token or the end. */
