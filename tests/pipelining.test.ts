@@ -54,6 +54,8 @@ const pooler = await startPglynx(
       off: pool(4),
       // pgml calls computed by the pooler, then pipelined.
       pgml: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 50 }),
+      // One connection, statement_timeout 500 ms for its user: a timeout is its own client's only.
+      timed: { ...pool(1, { pipeline_depth: 4, pipeline_max_wait_ms: 60_000 }), users: [{ username: 'app', password: 'apppw', pool_size: 1, statement_timeout: 500 }] },
       // Two connections, a 100 ms bound: a text learned to run longer takes nobody behind it.
       slow: pool(2, { pipeline_depth: 4, pipeline_max_wait_ms: 100 }),
       // Sharded (two databases as two shards, one connection each): per shard connection. Key-less statements go to shard 0.
@@ -382,4 +384,26 @@ t.test('sharded pools pipeline per shard connection', async (t) => {
   await Promise.all(clients.map((c) => c.end()));
   t.equal(wrong, 0, '30 clients on one shard connection: no answer crossed clients');
   for (const c of [head, behind, failing]) c.end();
+});
+
+t.test("statement_timeout stays per client: the head's timeout does not touch the units behind it", async (t) => {
+  const head = await raw('timed');
+  const behind = await raw('timed');
+  const before = await pipelined('timed');
+  const started = Date.now();
+  head.send(msg.query("SELECT pg_sleep(0.8), 'head'")); // past its 500 ms
+  await sleep(100);
+  behind.send(msg.query("SELECT 'behind' AS who"));
+  await sleep(50);
+  t.equal((await pipelined('timed')) - before, 1, 'the second unit is queued behind the sleeping head');
+  const h = await head.readMessages((m) => m.type === 'E' || m.type === 'Z', 5000);
+  const err = h.find((m) => m.type === 'E');
+  t.equal(err && errorFields(err.body).get('C'), '57014', `the head's client got its statement timeout (${Date.now() - started} ms)`);
+  const b = await behind.readUntilReady(1, 5000);
+  t.notOk(b.some((m) => m.type === 'E'), 'the unit behind it got no error');
+  t.same(dataRow(b.find((m) => m.type === 'D')!.body), ['behind'], 'and its own row, once the head was done');
+  const again = await behind.query("SELECT 'next' AS who");
+  t.same(dataRow(again.find((m) => m.type === 'D')!.body), ['next'], 'the pool serves the next statement');
+  head.destroy();
+  behind.end();
 });

@@ -67,7 +67,8 @@ export function sendToServer(s: SessionCore, server: ServerConnection, bytes: Bu
   if (syncs > 0) {
     s.pool.stats.totals.queryCount += syncs;
     s.counters.queries += syncs;
-    if (s.clocks.statementSince === 0 && s.settings.statementTimeout > 0) s.clocks.statementSince = Date.now();
+    // Queued behind other clients' units (pipelining), the clock starts when the unit does (ClientSession.onTurn): waiting is not running.
+    if (s.clocks.statementSince === 0 && s.settings.statementTimeout > 0 && server.owner === s.checkout.owner) s.clocks.statementSince = Date.now();
   }
   s.clocks.idleInTransactionSince = 0;
   s.sets.sentOn(server);

@@ -346,6 +346,11 @@ export class ClientSession implements ServerOwner, SweptClient, SessionCore {
     this.replies.fromServer(reply);
   };
 
+  /** Its unit, queued behind others' (pipelining), runs now: its statement_timeout clock starts. */
+  onTurn(): void {
+    if (this.settings.statementTimeout > 0 && this.clocks.statementSince === 0) this.clocks.statementSince = Date.now();
+  }
+
   /** A cancel went to the server for the unit ahead of this client's (pipelining): it may hit this one instead. */
   onStrayCancelRisk(): void {
     this.stray.exposed();

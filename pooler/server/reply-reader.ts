@@ -39,6 +39,8 @@ export interface ReplyOwner<Server> {
   onServerIdle(server: Server): void;
   /** The client's own statement changed a reported parameter (SET application_name...). */
   onServerParameter(name: string, value: string): void;
+  /** Its unit, queued behind others' (pipelining), starts to run now. */
+  onTurn?(): void;
   /** Its unit waits behind one that a cancel was just sent for: the cancel may land on it (client/stray-cancel.ts). */
   onStrayCancelRisk?(): void;
 }
@@ -180,6 +182,7 @@ export class ReplyReader<Server extends ReplyHost<Server>> {
       from = at;
       const next = q.advance(now);
       conn.owner = next.owner;
+      next.owner.onTurn?.();
       // The finished owner lets go (Checkout.release: no longer the owner, it leaves the server to the next one).
       finished?.onServerIdle(conn);
       if (next.cancelWanted) void conn.cancel();
