@@ -133,6 +133,10 @@ const SHAPES: { sql: string; unordered?: boolean }[] = [
   { sql: 'SELECT s, count(*) FROM data GROUP BY s HAVING min(x) IS NOT NULL ORDER BY s' },
   { sql: 'SELECT count(*) FROM data HAVING count(*) > 1000' },
   { sql: 'SELECT g, count(*) AS c FROM data GROUP BY g HAVING count(*) > 1 ORDER BY c DESC, g LIMIT 2 OFFSET 1' },
+  { sql: 'SELECT g, sum(x) AS s FROM data GROUP BY g HAVING sum(x) BETWEEN -20 AND 60 OR count(*) NOT BETWEEN 30 AND 45 ORDER BY g' },
+  { sql: 'SELECT g FROM data GROUP BY g HAVING g IN (1, 3, 5) OR count(*) NOT IN (40, 41) ORDER BY g' },
+  { sql: 'SELECT g, avg(x), round(avg(x), 1), avg(x) * 2 FROM data GROUP BY g HAVING sum(n) > 10.5 ORDER BY g' },
+  { sql: 'SELECT round(avg(f)::numeric, 3), sum(x) / count(*)::float8, nullif(sum(x), 0), -sum(n), count(*) - count(x) AS nulls FROM data' },
   // 3. DISTINCT aggregates and SELECT DISTINCT.
   { sql: 'SELECT count(DISTINCT x), sum(DISTINCT x), count(DISTINCT n), sum(DISTINCT n), count(DISTINCT s), sum(DISTINCT b), sum(DISTINCT f) FROM data' },
   { sql: 'SELECT g, count(DISTINCT x), sum(DISTINCT x), count(*) FROM data GROUP BY g ORDER BY g' },

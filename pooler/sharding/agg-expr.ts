@@ -96,6 +96,18 @@ export function compileAggExpr(node: Node, leaves: LeafColumns): AggExpr {
     const e = node.A_Expr;
     const op = str(e.name?.[e.name.length - 1]);
     if (e.kind === 'AEXPR_NULLIF') return { fn: 'nullif', args: [c(e.lexpr), c(e.rexpr)] };
+    const list = e.rexpr && 'List' in e.rexpr ? (e.rexpr.List.items ?? []).map((x) => c(x)) : null;
+    if ((e.kind === 'AEXPR_BETWEEN' || e.kind === 'AEXPR_NOT_BETWEEN') && list?.length === 2) {
+      // As Postgres's transformAExprBetween: x >= a AND x <= b, NOT: x < a OR x > b.
+      const x = c(e.lexpr);
+      if (e.kind === 'AEXPR_BETWEEN') return { and: [{ compare: '>=', left: x, right: list[0] }, { compare: '<=', left: x, right: list[1] }] };
+      return { or: [{ compare: '<', left: x, right: list[0] }, { compare: '>', left: x, right: list[1] }] };
+    }
+    if (e.kind === 'AEXPR_IN' && list && (op === '=' || op === '<>')) {
+      const x = c(e.lexpr);
+      const each = list.map((v): AggExpr => ({ compare: op, left: x, right: v }));
+      return op === '=' ? { or: each } : { and: each };
+    }
     if (e.kind !== 'AEXPR_OP' || (e.name?.length ?? 0) !== 1) throw unsupported(`the operator ${op || e.kind}`);
     if (!e.lexpr) {
       if (op === '-') return { negate: c(e.rexpr) };
