@@ -178,3 +178,38 @@ t.test(`real Postgres: ${SHAPES.length} shapes merged from 3 shards equal one no
     t.same(sort(merged.rows), sort(whole.rows), `${shape.sql}: ${whole.rows.length} rows (shard text: ${p.shardSql})`);
   }
 });
+
+t.test('real Postgres: the evaluator on 300 values per expression (one group per value)', async (t) => {
+  const whole = clients.get('whole')!;
+  await whole.query('CREATE TABLE vals (id int PRIMARY KEY, v numeric, f float8, i int)');
+  const rows: string[] = [];
+  for (let id = 1; id <= 300; id++) {
+    // Many halves and ties, so rounding rules show.
+    const scale = int(0, 4);
+    const v = `${rand() < 0.4 ? '-' : ''}${int(0, 999)}${scale ? '.' + (rand() < 0.5 ? '5'.padEnd(scale, '0') : String(int(0, 10 ** scale - 1)).padStart(scale, '0')) : ''}`;
+    rows.push(`(${id}, ${v}, ${int(-64, 64) / 8}, ${int(-2_000_000_000, 2_000_000_000)})`);
+  }
+  await whole.query(`INSERT INTO vals VALUES ${rows.join(',')}`);
+  const exprs = [
+    'round(sum(v), 1), round(sum(v)), round(sum(v), -1), round(sum(f)), round(sum(v), 6)',
+    'sum(v) * sum(v), sum(v) / 7, sum(v) % 3, -sum(v) / 0.3, abs(sum(v)), sum(v) - 0.005',
+    'sum(f)::numeric, avg(v)::int, sum(f)::int, sum(v)::float8, (sum(v) * 3)::numeric(8,1), sum(v)::text',
+    'sum(i) * 3, max(i) > 0, (max(i)::int8 * 4) / 3, sum(i) / 7, sum(i) % 7, min(i) / -3',
+    'count(*) > 0 AND sum(v) > 0, sum(v) > 0.5 OR sum(f) < 0, greatest(sum(v), sum(f)::numeric), least(sum(v), 1)',
+  ];
+  for (const e of exprs) {
+    const sql = `SELECT id, ${e} FROM vals GROUP BY id ORDER BY id`;
+    const p = plan(sql);
+    const r = await run('whole', p.shardSql);
+    t.equal(r.error, null, `${sql}: shard text runs`);
+    const merged = decode(mergeShardReplies(p, [reply(r.fields, r.rows)], { includeRowDescription: true }));
+    const expected = await run('whole', sql);
+    t.same(merged.fields?.map((f) => [f.name, f.typeOid]), expected.fields.map((f) => [f.name, f.typeOid]), `${e}: columns`);
+    t.same(merged.rows, expected.rows, `${e}: 300 values`);
+  }
+  // Overflow raises Postgres's SQLSTATE (22003) in the pooler too.
+  const p = plan('SELECT max(i) * 2 FROM vals');
+  const r = await run('whole', p.shardSql);
+  t.throws(() => mergeShardReplies(p, [reply(r.fields, r.rows)], { includeRowDescription: true }), { code: '22003' });
+  t.equal((await run('whole', 'SELECT max(i) * 2 FROM vals')).error, '22003');
+});
