@@ -79,9 +79,23 @@ export function emptyCache(_shape?: DecoderShape): KvCache {
  * Rows beyond the participants a batch may carry before a step rebuilds it
  * (idle or free rows still cost compute), as a fraction of the participants.
  */
-const IDLE_ROWS = 0.25;
-/** Leading columns no live row uses, beyond which a step rebuilds the batch (attention runs over the whole width). */
-const SLACK_COLUMNS = 64;
+const IDLE_ROWS = 0.5;
+/**
+ * Leading columns no live row uses, as a fraction of the width, beyond which
+ * a step rebuilds the batch: every step's present copies the whole width
+ * (in onnxruntime's Concat and again out to JS), and attention runs over it.
+ */
+const SLACK = 0.25;
+const SLACK_MIN_COLUMNS = 8;
+
+/** How often passes had to move caches (Decoder.layout). */
+export interface LayoutCounters {
+  passes: number;
+  /** Passes that packed their rows' caches into a fresh batch (every cache copied). */
+  rebuilds: number;
+  /** Caches copied, by rebuilds and by joiners taking a free row. */
+  rowsCopied: number;
+}
 
 /** Bytes of KV cache one token holds. */
 export function kvBytesPerToken(shape: DecoderShape): number {
@@ -91,6 +105,8 @@ export function kvBytesPerToken(shape: DecoderShape): number {
 export class Decoder {
   private readonly hasPositions: boolean;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Counts of how the KV rows were laid out, for tests and diagnostics. */
+  readonly layout: LayoutCounters = { passes: 0, rebuilds: 0, rowsCopied: 0 };
 
   constructor(
     readonly session: InferenceSession,
@@ -144,6 +160,7 @@ export class Decoder {
     const { layers, kvHeads: H, headDim: D, vocabSize: V } = this.shape;
     const S = Math.max(...rows.map((r) => r.tokens.length));
     const batch = this.place(rows, S);
+    this.layout.passes++;
     const B = batch.rows.length;
     const W = batch.width;
     const T = W + S;
@@ -203,6 +220,7 @@ export class Decoder {
         if (c.batch) {
           home.copyRow(c.batch, c.row, to, c.batch.span(c.row));
           c.batch.free(c.row);
+          this.layout.rowsCopied++;
         }
         home.rows[to] = c;
         c.batch = home;
@@ -210,12 +228,19 @@ export class Decoder {
       }
       return home;
     }
-    const fresh = KvBatch.empty(rows.length, Math.max(...rows.map((r) => r.cache.length)), 2 * this.shape.layers, this.shape.kvHeads, this.shape.headDim);
+    // A rebuilt batch (not a prefill's) keeps a free row per 8 for the next joiners: a free row
+    // costs its compute each step, a joiner that finds none a rebuild (every
+    // cache copied once).
+    const moving = rows.some((r) => r.cache.batch);
+    const spare = moving ? Math.ceil(rows.length / 8) : 0;
+    const fresh = KvBatch.empty(rows.length + spare, Math.max(...rows.map((r) => r.cache.length)), 2 * this.shape.layers, this.shape.kvHeads, this.shape.headDim);
+    if (moving) this.layout.rebuilds++;
     rows.forEach((r, i) => {
       const c = r.cache;
       if (c.batch) {
         fresh.packRow(c.batch, c.row, i);
         c.batch.free(c.row);
+        this.layout.rowsCopied++;
       }
       fresh.rows[i] = c;
       c.batch = fresh;
@@ -238,7 +263,7 @@ export class Decoder {
       span = Math.max(span, s);
     }
     home.rows.forEach((c, i) => c !== null && (span = Math.max(span, home.span(i))));
-    return home.width - span <= SLACK_COLUMNS;
+    return home.width - span <= Math.max(SLACK_MIN_COLUMNS, home.width * SLACK);
   }
 
   async release(): Promise<void> {

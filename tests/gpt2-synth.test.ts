@@ -130,9 +130,44 @@ t.test('continuous batching on shared KV rows: idle rows, freed rows reused by j
   // Two of five left: too many idle rows, the batch is rebuilt with the two.
   await check(t, 'decode of two', [2, 5]);
   t.not(seqs[2]!.cache.batch, shared, 'rebuilt');
-  t.equal(seqs[2]!.cache.batch!.rows.length, 2);
+  t.same(seqs[2]!.cache.batch!.rows.map((c) => c !== null), [true, true, false], 'the two, and a free row for a joiner');
   await check(t, 'the rest, from the old batch and the new one', [0, 2, 3, 4, 5]);
   for (const i of [0, 2, 3, 4, 5]) t.equal(seqs[i]!.cache.length, seqs[i]!.solo.length, `sequence ${i} holds as many tokens as alone`);
+});
+
+t.test('steady churn (sequences ending and joining as in a slot): decode steps reuse rows instead of copying every cache', async (t) => {
+  let seed = 11;
+  const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  interface Seq { cache: KvCache; next: number; left: number }
+  let running: Seq[] = [];
+  let decodeSteps = 0;
+  let decodeRebuilds = 0;
+  let decodeCopies = 0;
+  for (let turn = 0; turn < 80; turn++) {
+    // As gen-worker: arrivals are prefilled together, then the sequences already running decode as one batch.
+    const joining: Seq[] = [];
+    for (let k = rand(3); k > 0 && running.length + joining.length < 8; k--) joining.push({ cache: emptyCache(decoder.shape), next: 0, left: 8 + rand(16) });
+    if (joining.length > 0) {
+      const prompts = joining.map(() => Array.from({ length: 2 + rand(12) }, () => rand(50000)));
+      const logits = await decoder.forward(joining.map((s, i) => ({ cache: s.cache, tokens: prompts[i]! })));
+      joining.forEach((s, i) => (s.next = argmax(logits[i]!)));
+    }
+    if (running.length > 0) {
+      const before = { ...decoder.layout };
+      const logits = await decoder.forward(running.map((s) => ({ cache: s.cache, tokens: [s.next] })));
+      decodeSteps++;
+      decodeRebuilds += decoder.layout.rebuilds - before.rebuilds;
+      decodeCopies += decoder.layout.rowsCopied - before.rowsCopied;
+      running.forEach((s, i) => ((s.next = argmax(logits[i]!)), s.left--));
+      for (const s of running) if (s.left === 0) decoder.free(s.cache);
+      running = running.filter((s) => s.left > 0);
+    }
+    running.push(...joining);
+  }
+  const rowSteps = decodeSteps * 8;
+  t.ok(decodeSteps > 60, `${decodeSteps} decode steps`);
+  t.ok(decodeRebuilds < decodeSteps / 3, `${decodeRebuilds} of ${decodeSteps} decode steps rebuilt their batch`);
+  t.ok(decodeCopies < rowSteps / 3, `${decodeCopies} caches copied over ${decodeSteps} steps of up to 8 sequences (copying every cache each step: about ${rowSteps})`);
 });
 
 t.test('logits: the last position only from the synthesized graph; an export with every position decodes the same', async (t) => {
