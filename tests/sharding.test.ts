@@ -238,7 +238,7 @@ t.test('sharding', async (t) => {
       ['SELECT category, count(*) FROM docs GROUP BY category HAVING count(*) > 5 AND avg(score) > 0 ORDER BY category'],
       ['SELECT count(DISTINCT category), sum(DISTINCT score), count(DISTINCT score) FROM docs'],
       ['SELECT DISTINCT category FROM docs ORDER BY category'],
-      ['SELECT category, count(DISTINCT score) FROM docs WHERE id > $1 GROUP BY category HAVING count(*) > 1 ORDER BY 1', [10]],
+      ['SELECT category, count(DISTINCT score) FROM docs WHERE id > $1 GROUP BY category HAVING count(*) > $2 ORDER BY 1', [10, 1]],
     ];
     for (const [sql, values] of shapes) {
       const expected = await rows(ref, sql, values);

@@ -137,7 +137,18 @@ function modNumeric(a: Decimal, b: Decimal): Decimal {
 
 const negateDecimal = (d: Decimal): Decimal => (d.kind === 'finite' ? { ...d, units: -d.units } : d.kind === 'inf' ? { ...d, negative: !d.negative } : d);
 
-function arith(op: ArithOp, a: Value, b: Value): Value {
+/** A parameter's text read as the kind of the value it meets (Postgres infers its type from that operand). */
+function coerceText(v: Value, other: Value): Value {
+  if (v?.k !== 'text' || other === null || other.k === 'text') return v;
+  if (other.k === 'bool') return { k: 'bool', v: /^(t|true|y|yes|on|1)$/i.test(v.v.trim()) };
+  if (other.k === 'float') return { k: 'float', v: parseFloatText(v.v) };
+  if (other.k === 'int' && /^\s*[+-]?\d+\s*$/.test(v.v)) return int(BigInt(v.v.trim()), other.width);
+  return { k: 'num', v: parseNumeric(v.v) };
+}
+
+function arith(op: ArithOp, x: Value, y: Value): Value {
+  const a = coerceText(x, y);
+  const b = coerceText(y, x);
   if (a === null || b === null) return null;
   if (a.k === 'text' || b.k === 'text' || a.k === 'bool' || b.k === 'bool') throw new MergeError('0A000', `cross-shard queries cannot evaluate ${op} on text or boolean values`);
   if (a.k === 'float' || b.k === 'float') {
@@ -183,7 +194,14 @@ function compareValues(a: NonNullable<Value>, b: NonNullable<Value>): number {
   return compareNumeric(toDecimal(a), toDecimal(b));
 }
 
-function compare(op: CompareOp, a: Value, b: Value): Value {
+/** compareValues with a parameter's text read as the other operand's kind. */
+function order(x: NonNullable<Value>, y: NonNullable<Value>): number {
+  return compareValues(coerceText(x, y) ?? x, coerceText(y, x) ?? y);
+}
+
+function compare(op: CompareOp, x: Value, y: Value): Value {
+  const a = coerceText(x, y);
+  const b = coerceText(y, x);
   if (a === null || b === null) return null;
   const c = compareValues(a, b);
   const r = op === '=' ? c === 0 : op === '<>' ? c !== 0 : op === '<' ? c < 0 : op === '>' ? c > 0 : op === '<=' ? c <= 0 : c >= 0;
@@ -201,12 +219,12 @@ function fn(name: string, args: Value[]): Value {
     case 'coalesce':
       return args.find((a) => a !== null) ?? null;
     case 'nullif':
-      return args[0] !== null && args[1] !== null && compareValues(args[0], args[1]) === 0 ? null : args[0];
+      return args[0] !== null && args[1] !== null && order(args[0], args[1]) === 0 ? null : args[0];
     case 'greatest':
     case 'least': {
       let best: Value = null;
       for (const a of args) {
-        if (a !== null && (best === null || compareValues(a, best) * (name === 'greatest' ? 1 : -1) > 0)) best = a;
+        if (a !== null && (best === null || order(a, best) * (name === 'greatest' ? 1 : -1) > 0)) best = a;
       }
       return best;
     }
@@ -223,7 +241,7 @@ function fn(name: string, args: Value[]): Value {
       const [a, n] = args;
       if (a === null || (args.length === 2 && n === null)) return null;
       if (a.k === 'float' && args.length === 1) return { k: 'float', v: rint(a.v) };
-      const digits = n && n.k === 'int' ? Number(n.v) : 0;
+      const digits = n === undefined || n === null ? 0 : n.k === 'int' ? Number(n.v) : n.k === 'text' ? Number.parseInt(n.v, 10) : Number(toText(n));
       return { k: 'num', v: roundNumeric(toDecimal(a), digits) };
     }
   }
@@ -253,8 +271,21 @@ function decodeCell(cell: Cell, typeOid: number): Value {
   }
 }
 
-export function evaluate(e: AggExpr, cells: readonly Cell[], types: readonly number[]): Value {
-  const ev = (x: AggExpr): Value => evaluate(x, cells, types);
+/** One combined group's values, and the statement's Bind parameters (text). */
+export interface EvalContext {
+  cells: readonly Cell[];
+  types: readonly number[];
+  params?: readonly (string | bigint | null)[];
+}
+
+export function evaluate(e: AggExpr, ctx: EvalContext): Value {
+  const ev = (x: AggExpr): Value => evaluate(x, ctx);
+  const { cells, types } = ctx;
+  if ('param' in e) {
+    const p = ctx.params?.[e.param - 1];
+    if (p === undefined) throw new MergeError('08P01', `no value for parameter $${e.param}`);
+    return p === null ? null : typeof p === 'bigint' ? { k: 'int', v: p, width: 8 } : { k: 'text', v: p };
+  }
   if ('col' in e) return decodeCell(cells[e.col], types[e.col]);
   if ('int' in e) return int(e.int, e.int >= -(1n << 31n) && e.int < 1n << 31n ? 4 : 8);
   if ('numeric' in e) return { k: 'num', v: parseNumeric(e.numeric) };
@@ -285,8 +316,8 @@ export function evaluate(e: AggExpr, cells: readonly Cell[], types: readonly num
 }
 
 /** HAVING: keep the group only when the condition is true. */
-export function holds(e: AggExpr, cells: readonly Cell[], types: readonly number[]): boolean {
-  return truth(evaluate(e, cells, types)) === true;
+export function holds(e: AggExpr, ctx: EvalContext): boolean {
+  return truth(evaluate(e, ctx)) === true;
 }
 
 /** A value printed as the column type the shards described. */

@@ -20,6 +20,8 @@ export type AggExpr =
   | { text: string }
   | { bool: boolean }
   | { null: true }
+  /** $n: the Bind value, as text (compared and computed as the other operand's type). */
+  | { param: number }
   | { arith: ArithOp; left: AggExpr; right: AggExpr }
   | { negate: AggExpr }
   | { compare: CompareOp; left: AggExpr; right: AggExpr }
@@ -126,7 +128,7 @@ export function compileAggExpr(node: Node, leaves: LeafColumns): AggExpr {
     if (b.boolop === 'OR_EXPR') return { or: args };
     return { not: args[0] };
   }
-  if ('ParamRef' in node) throw unsupported('parameters ($n)');
+  if ('ParamRef' in node) return { param: node.ParamRef.number ?? 0 };
   if ('NullTest' in node) return { isNull: c(node.NullTest.arg), negated: node.NullTest.nulltesttype === 'IS_NOT_NULL' };
   throw unsupported(`the expression ${Object.keys(node)[0] ?? ''}`);
 }

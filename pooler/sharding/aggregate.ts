@@ -159,7 +159,13 @@ function bytes(s: string | null): Cell {
  * One row per group, in order of first appearance (a global aggregate:
  * exactly one row, even when no shard returned any).
  */
-export function combineGroups(rows: Iterable<readonly Cell[]>, layout: Layout, fields: readonly FieldDesc[], having?: AggExpr): Cell[][] {
+export function combineGroups(
+  rows: Iterable<readonly Cell[]>,
+  layout: Layout,
+  fields: readonly FieldDesc[],
+  having?: AggExpr,
+  params?: readonly (string | bigint | null)[],
+): Cell[][] {
   const factories = fields.map((_, i) => accumulatorFor(layout, fields, i));
   const keyFns = layout.groupBy.map((i) => ({ i, key: groupKeyFor(fields[i].typeOid) }));
   const groups = new Map<string, Accumulator[]>();
@@ -176,18 +182,19 @@ export function combineGroups(rows: Iterable<readonly Cell[]>, layout: Layout, f
     groups.set('', factories.map((f) => f()));
   }
   const combined = [...groups.values()].map((accs) => accs.map((a) => a.result()));
-  return finishGroups(combined, layout, fields, having);
+  return finishGroups(combined, layout, fields, having, params);
 }
 
 /** Expressions over aggregates evaluated, then HAVING applied, on the combined groups. */
-function finishGroups(rows: Cell[][], layout: Layout, fields: readonly FieldDesc[], having: AggExpr | undefined): Cell[][] {
+function finishGroups(rows: Cell[][], layout: Layout, fields: readonly FieldDesc[], having: AggExpr | undefined, params: readonly (string | bigint | null)[] | undefined): Cell[][] {
   const computed = layout.columns.flatMap((c, i) => (c.computed ? [{ i, expr: c.computed }] : []));
   if (computed.length === 0 && !having) return rows;
   const types = combinedTypes(layout, fields);
   const out: Cell[][] = [];
   for (const cells of rows) {
-    if (having && !holds(having, cells, types)) continue;
-    for (const { i, expr } of computed) cells[i] = formatAs(evaluate(expr, cells, types), types[i]);
+    const ctx = { cells, types, params };
+    if (having && !holds(having, ctx)) continue;
+    for (const { i, expr } of computed) cells[i] = formatAs(evaluate(expr, ctx), types[i]);
     out.push(cells);
   }
   return out;

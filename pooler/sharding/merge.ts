@@ -105,7 +105,7 @@ export function mergeShardReplies(plan: CrossShardPlan, replies: readonly Buffer
   let rows: Row[];
   try {
     if (plan.aggregate) {
-      rows = combineGroups(shardCells(shards), layout, fields, plan.having).map((cells) => ({ cells, raw: null }));
+      rows = combineGroups(shardCells(shards), layout, fields, plan.having, options.params).map((cells) => ({ cells, raw: null }));
       if (plan.distinct) rows = distinct(rows, layout, combinedTypes(layout, fields));
       // Stable, like a sort of the combined groups on one node.
       if (layout.orderBy.length > 0) rows.sort(rowComparator(layout.orderBy, combinedTypes(layout, fields)));

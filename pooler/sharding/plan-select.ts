@@ -21,7 +21,8 @@
 //   synchronous step of the executor; the evaluator covers only operators
 //   whose Postgres semantics it reproduces exactly (numeric scales, integer
 //   overflow, round()), and the planner refuses the rest.
-// - HAVING is cut from the shard text and applied to the combined groups.
+// - HAVING becomes `HAVING true OR (cond)` (the shards keep every partial
+//   group); the merger applies cond to the combined groups.
 //
 // Unsupported (PlanError 0A000): avg(DISTINCT), aggregates other than
 // count/sum/min/max/avg, functions/operators over aggregates other than
@@ -126,7 +127,7 @@ class Planner {
     const groupBy = this.groupBy(listEnd);
     const orderBy = this.orderBy(listEnd);
     const having = sel.havingClause ? compileAggExpr(sel.havingClause, this.leafColumns) : undefined;
-    if (having) this.dropHaving(listEnd);
+    if (having) this.neutraliseHaving(listEnd);
     const distinct = Array.isArray(sel.distinctClause);
     const all = [...this.visible, ...this.hidden];
     const aggregate = groupBy.length > 0 || having !== undefined || all.some((c) => c.agg !== null || c.computed);
@@ -208,11 +209,16 @@ class Planner {
     return range;
   }
 
-  /** The shards must not filter partial groups: HAVING is evaluated after merging. */
-  private dropHaving(listEnd: number): void {
+  /**
+   * The shards must not filter partial groups: HAVING is evaluated after
+   * merging. The shards get `HAVING true OR (cond)`, which Postgres folds to
+   * true before running it, so its parameters keep the types the client's
+   * statement gives them.
+   */
+  private neutraliseHaving(listEnd: number): void {
     const range = this.text.havingRange(listEnd);
     if (!range) throw internal('HAVING');
-    this.text.replace(range[0], range[1], '');
+    this.text.replace(range[0], range[1], `true OR (${this.text.text(range[0], range[1])})`);
   }
 
   private index(c: Col | number): number {

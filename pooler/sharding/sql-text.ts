@@ -101,13 +101,13 @@ export class SqlText {
     return null;
   }
 
-  /** Byte range of the depth-0 HAVING clause after token `from` (null: none). */
+  /** Byte range of the condition of the depth-0 HAVING clause after token `from` (null: none). */
   havingRange(from: number): [number, number] | null {
     const i = this.find('HAVING', from);
     if (i < 0) return null;
     let j = i + 1;
     while (j < this.tokens.length && !(this.tokens[j].depth === 0 && HAVING_END.has(this.tokens[j].keyword ?? ''))) j++;
-    return [this.tokens[i].start, this.tokens[j - 1].end];
+    return j > i + 1 ? [this.tokens[i + 1].start, this.tokens[j - 1].end] : null;
   }
 
   /**
