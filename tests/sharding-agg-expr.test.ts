@@ -54,7 +54,7 @@ t.test('planner: refusals keep 0A000', async (t) => {
   const cases: [string, RegExp][] = [
     ['SELECT avg(DISTINCT x) FROM t', /avg\(DISTINCT/],
     ['SELECT sqrt(sum(x)) FROM t', /sqrt/],
-    ['SELECT sum(x) || \'a\' FROM t', /operator \|\|/],
+    ['SELECT sum(x) ^ 2 FROM t', /operator \^/],
     ['SELECT g FROM t GROUP BY g HAVING string_agg(s, \',\') = \'a\'', /string_agg/],
     ['SELECT count(x ORDER BY x) FROM t', /ORDER BY inside/],
     ['SELECT avg(x)::interval FROM t', /casts/],
@@ -125,6 +125,8 @@ const SHAPES: { sql: string; unordered?: boolean; params?: unknown[] }[] = [
   { sql: 'SELECT g FROM data GROUP BY g ORDER BY sum(x) * -1, g' },
   { sql: 'SELECT g, count(*) FILTER (WHERE x > 0) * 1.0 / count(*) AS share FROM data GROUP BY g ORDER BY g' },
   { sql: 'SELECT g * 10 + 1 AS k, sum(x) + g FROM data GROUP BY g ORDER BY 1' },
+  { sql: "SELECT g, CASE WHEN count(*) > 40 THEN 'many' WHEN count(*) > 35 THEN 'some' ELSE 'few' END AS size, 'n=' || count(*) AS label FROM data GROUP BY g ORDER BY g" },
+  { sql: 'SELECT g, CASE g WHEN 1 THEN sum(x) WHEN 2 THEN -sum(x) END, CASE WHEN count(x) = 0 THEN NULL ELSE sum(n) / count(x) END FROM data GROUP BY g ORDER BY g' },
   // 2. HAVING.
   { sql: 'SELECT g, count(*) FROM data GROUP BY g HAVING count(*) > 40 ORDER BY g' },
   { sql: 'SELECT g, sum(x) FROM data GROUP BY g HAVING avg(x) > 0 AND max(s) = \'é\' OR g IS NULL ORDER BY g LIMIT 2' },

@@ -298,6 +298,15 @@ export function evaluate(e: AggExpr, ctx: EvalContext): Value {
     return v === null ? null : arith('-', v.k === 'int' ? { k: 'int', v: 0n, width: v.width } : { k: 'int', v: 0n, width: 4 }, v);
   }
   if ('compare' in e) return compare(e.compare, ev(e.left), ev(e.right));
+  if ('concat' in e) {
+    const [a, b] = e.concat.map(ev);
+    return a === null || b === null ? null : { k: 'text', v: toText(a) + toText(b) };
+  }
+  if ('case' in e) {
+    // Only the chosen branch is evaluated, as in Postgres.
+    for (const [when, result] of e.case) if (truth(ev(when)) === true) return ev(result);
+    return ev(e.else);
+  }
   if ('and' in e) {
     const vs = e.and.map((x) => truth(ev(x)));
     return vs.includes(false) ? { k: 'bool', v: false } : vs.includes(null) ? null : { k: 'bool', v: true };

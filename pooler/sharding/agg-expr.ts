@@ -24,6 +24,9 @@ export type AggExpr =
   | { param: number }
   | { arith: ArithOp; left: AggExpr; right: AggExpr }
   | { negate: AggExpr }
+  | { concat: [AggExpr, AggExpr] }
+  /** CASE WHEN ... THEN ... [ELSE ...] END (a simple CASE x WHEN v: compiled to x = v). */
+  | { case: [AggExpr, AggExpr][]; else: AggExpr }
   | { compare: CompareOp; left: AggExpr; right: AggExpr }
   | { and: AggExpr[] }
   | { or: AggExpr[] }
@@ -117,6 +120,7 @@ export function compileAggExpr(node: Node, leaves: LeafColumns): AggExpr {
       throw unsupported(`the prefix operator ${op}`);
     }
     if (op === '+' || op === '-' || op === '*' || op === '/' || op === '%') return { arith: op, left: c(e.lexpr), right: c(e.rexpr) };
+    if (op === '||') return { concat: [c(e.lexpr), c(e.rexpr)] };
     if (op === '!=') return { compare: '<>', left: c(e.lexpr), right: c(e.rexpr) };
     if (op === '=' || op === '<>' || op === '<' || op === '>' || op === '<=' || op === '>=') return { compare: op, left: c(e.lexpr), right: c(e.rexpr) };
     throw unsupported(`the operator ${op}`);
@@ -129,6 +133,16 @@ export function compileAggExpr(node: Node, leaves: LeafColumns): AggExpr {
     return { not: args[0] };
   }
   if ('ParamRef' in node) return { param: node.ParamRef.number ?? 0 };
+  if ('CaseExpr' in node) {
+    const k = node.CaseExpr;
+    const subject = k.arg ? c(k.arg) : null;
+    const whens = (k.args ?? []).map((w): [AggExpr, AggExpr] => {
+      if (!('CaseWhen' in w)) throw unsupported('this CASE');
+      const cond = c(w.CaseWhen.expr);
+      return [subject ? { compare: '=', left: subject, right: cond } : cond, c(w.CaseWhen.result)];
+    });
+    return { case: whens, else: k.defresult ? c(k.defresult) : { null: true } };
+  }
   if ('NullTest' in node) return { isNull: c(node.NullTest.arg), negated: node.NullTest.nulltesttype === 'IS_NOT_NULL' };
   throw unsupported(`the expression ${Object.keys(node)[0] ?? ''}`);
 }
@@ -137,6 +151,7 @@ export function compileAggExpr(node: Node, leaves: LeafColumns): AggExpr {
 export function computedColumnName(node: Node): string {
   if ('FuncCall' in node) return str(node.FuncCall.funcname?.[node.FuncCall.funcname.length - 1]);
   if ('CoalesceExpr' in node) return 'coalesce';
+  if ('CaseExpr' in node) return 'case';
   if ('MinMaxExpr' in node) return node.MinMaxExpr.op === 'IS_GREATEST' ? 'greatest' : 'least';
   if ('A_Expr' in node && node.A_Expr.kind === 'AEXPR_NULLIF') return 'nullif';
   if ('TypeCast' in node) {
@@ -160,6 +175,8 @@ export function mapColumns(e: AggExpr, f: (col: number) => number): AggExpr {
   if ('arith' in e) return { ...e, left: m(e.left), right: m(e.right) };
   if ('compare' in e) return { ...e, left: m(e.left), right: m(e.right) };
   if ('negate' in e) return { negate: m(e.negate) };
+  if ('concat' in e) return { concat: [m(e.concat[0]), m(e.concat[1])] };
+  if ('case' in e) return { case: e.case.map(([w, r]): [AggExpr, AggExpr] => [m(w), m(r)]), else: m(e.else) };
   if ('and' in e) return { and: e.and.map(m) };
   if ('or' in e) return { or: e.or.map(m) };
   if ('not' in e) return { not: m(e.not) };

@@ -26,7 +26,7 @@
 //
 // Unsupported (PlanError 0A000): avg(DISTINCT), aggregates other than
 // count/sum/min/max/avg, functions/operators over aggregates other than
-// arithmetic, comparisons, AND/OR/NOT, IS NULL, round, abs, coalesce,
+// arithmetic, ||, CASE, comparisons, AND/OR/NOT, IS NULL, round, abs, coalesce,
 // nullif, greatest, least and casts to integer/numeric/float/text types,
 // window functions, DISTINCT ON, grouping sets, set operations, FETCH ...
 // WITH TIES, ORDER BY ... USING, locking clauses, `*` in aggregate queries.
