@@ -21,6 +21,7 @@
 //         STAGGER         1: client i of N sends its first query i/N of one generation's expected time at N
 //                         sequences per step (MAX_NEW_TOKENS x the diagnostic's decode step at batch N) after
 //                         the first, so arrivals are spread as in a steady state; 0: all at once (default 1)
+//         SPREAD_MS       with STAGGER=1, spread the first queries over this many ms instead of that estimate
 //         STREAM          auto | 0: measure TTFT / ITL at the client from pgml.transform_stream rows when the
 //                         pooler has it (auto), else from SHOW MODELS (default auto)
 //         RSS_CLIENTS     connected idle clients for RSS (default "10 1000")
@@ -66,6 +67,7 @@ const THREADS = Number(env('THREADS', '1'));
 const MAX_BATCH = Number(env('MAX_BATCH', '64'));
 const STREAM = env('STREAM', 'auto');
 const STAGGER = env('STAGGER', '1') === '1';
+const SPREAD_MS = process.env['SPREAD_MS'] === undefined ? null : Number(process.env['SPREAD_MS']);
 const STEP_DIAGNOSTIC = env('STEP_DIAGNOSTIC', '1') === '1';
 const RSS_CLIENTS = list('RSS_CLIENTS', '10 1000');
 const SEED = Number(env('SEED', '1'));
@@ -189,7 +191,7 @@ log(`baseline ${fmt(baselineRuns[0]!.tokens / baselineRuns[0]!.seconds)} tokens/
 const generationMs = (baselineRuns[0]!.seconds * 1000) / BASELINE;
 const stepMs = STEP_DIAGNOSTIC ? await batchedStep([1, ...CLIENTS.filter((n) => n > 1)]) : new Map<number, number>();
 /** How long client N-1's first query waits after client 0's. */
-const spreadMs = (n: number): number => (STAGGER ? (stepMs.has(n) ? MAX_NEW * stepMs.get(n)! : generationMs) : 0);
+const spreadMs = (n: number): number => (!STAGGER ? 0 : SPREAD_MS ?? (stepMs.has(n) ? MAX_NEW * stepMs.get(n)! : generationMs));
 
 // ------------------------------------------------------------------ through PgLynx
 
@@ -361,7 +363,7 @@ const cpuModel = (/model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'ut
 const idleAfter = await cpuIdleFraction(1000);
 const pkgVersion = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const baseTokensMean = promptTokens(baselinePrompts).reduce((s, x) => s + x, 0) / BASELINE;
-const setEnv = ['LAYERS', 'CLIENTS', 'REQUESTS', 'MIN_REQUESTS', 'MAX_NEW_TOKENS', 'BASELINE', 'THREADS', 'MAX_BATCH', 'STREAM', 'RSS_CLIENTS', 'SEED'].filter((k) => process.env[k] !== undefined);
+const setEnv = ['LAYERS', 'CLIENTS', 'REQUESTS', 'MIN_REQUESTS', 'MAX_NEW_TOKENS', 'BASELINE', 'THREADS', 'MAX_BATCH', 'STAGGER', 'SPREAD_MS', 'STEP_DIAGNOSTIC', 'STREAM', 'RSS_CLIENTS', 'SEED'].filter((k) => process.env[k] !== undefined);
 
 emit(`# PgLynx generation benchmark, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`);
 emit();
