@@ -69,6 +69,17 @@ t.test('planner: refusals keep 0A000', async (t) => {
   }
 });
 
+t.test('merger: DISTINCT values that are arrays are refused with 0A000', async (t) => {
+  const p = plan('SELECT count(DISTINCT a) FROM t');
+  const fields: FieldDesc[] = [
+    { name: 'count', tableOid: 0, attnum: 0, typeOid: 20, typlen: 8, typmod: -1, format: 0 },
+    { name: '__pglynx_h0', tableOid: 0, attnum: 0, typeOid: 1021, typlen: -1, typmod: -1, format: 0 },
+  ];
+  t.throws(() => mergeShardReplies(p, [reply(fields, [[null, '{{1,2},{3,4}}']])], { includeRowDescription: true }), { code: '0A000', message: /scalar values only/ });
+  const ok = decode(mergeShardReplies(p, [reply(fields, [[null, '{1,2.5}']]), reply(fields, [[null, '{2.50,3,NULL}']])], { includeRowDescription: true }));
+  t.same(ok.rows, [['3']], '2.5 and 2.50 are one value; NULL is not counted');
+});
+
 const pgc = await startPostgres({ databases: ['shard0', 'shard1', 'shard2', 'whole'].map((name) => ({ name })), t });
 
 let seed = 16_3;

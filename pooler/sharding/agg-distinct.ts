@@ -56,7 +56,7 @@ export function distinctAccumulator(kind: 'count_distinct' | 'sum_distinct', arr
       add: (cell) => {
         if (cell === null) return; // a group with only NULLs on this shard
         const items = parseArrayLiteral(cell.toString('utf8'));
-        if (items === null) throw new MergeError('XX000', 'cross-shard merge could not read a shard\'s array of distinct values');
+        if (items === null) throw new MergeError('0A000', 'cross-shard queries support count/sum(DISTINCT ...) of scalar values only');
         for (const v of items) {
           const k = key(Buffer.from(v, 'utf8'));
           if (!values.has(k)) values.set(k, v);

@@ -33,7 +33,9 @@
 // Known divergences: a GROUP BY name matching an output alias is taken as
 // that alias (Postgres prefers an input column of that name); user-defined
 // aggregates are not recognised; avg(real) is summed in float4 per shard;
-// scalar subqueries run per shard; merging needs text results, C collation,
+// scalar subqueries run per shard; count/sum(DISTINCT x) moves every
+// distinct x of each group from every shard to the pooler (memory grows with
+// the number of distinct values); merging needs text results, C collation,
 // DateStyle ISO and extra_float_digits >= 1.
 
 import type { RawStmt, ScanToken } from '../router/sql-ast.js';
