@@ -13,6 +13,7 @@ import type { Logger } from './logger.js';
 import { SqlState } from './protocol/codes.js';
 import type { ClientSession } from './client/session.js';
 import { PoolRegistry, type PoolEntry } from './pool/registry.js';
+import { Pool } from './pool/pool.js';
 import type { EmbeddingProvider } from './pgml/rewrite.js';
 import { STATS_PERIOD_MS } from './stats/traffic.js';
 import { RoleProber, ROLE_PROBE_INTERVAL_MS } from './pool/role-probe.js';
@@ -55,7 +56,12 @@ export class Pooler implements AdminContext {
     this.embedded = new EmbeddedBackends(log);
     this.roleProber = new RoleProber(log);
     this.exporter = new ExporterControl(this, log);
-    this.registry = new PoolRegistry({ resolve: (host, port) => this.embedded.resolve(host, port), log });
+    this.registry = new PoolRegistry({
+      resolve: (host, port) => this.embedded.resolve(host, port),
+      log,
+      // Pools are made once the fleet (if any) has started: start() applies pools after Fleet.start.
+      createPool: (settings) => this.fleetRef?.createPool(settings) ?? new Pool(settings),
+    });
     this.acceptor = new ClientAcceptor(
       {
         config: () => this.currentConfig,

@@ -9,6 +9,10 @@ import type { Engine } from '../../engine/engine.js';
 import type { Logger } from '../logger.js';
 import type { Cluster } from '../pool/cluster.js';
 import type { EmbeddingProvider } from '../pgml/rewrite.js';
+import type { Pool } from '../pool/pool.js';
+import type { PoolSettings } from '../pool/pool-settings.js';
+import { ConnectionBudgets } from './budgets.js';
+import { FleetPool } from './fleet-pool.js';
 import { FleetEmbeddings, type FleetCacheCounters } from './embedding-cache.js';
 import { Membership, newMemberId, type MemberState } from './membership.js';
 import { RedisLink, redactUrl } from './redis-link.js';
@@ -44,6 +48,7 @@ export class Fleet implements FleetView {
   private readonly link: RedisLink;
   private readonly membership: Membership;
   private readonly bans: SharedBans;
+  private readonly budgets: ConnectionBudgets;
   private embeddings: FleetEmbeddings | null = null;
   private readonly cacheCounters: FleetCacheCounters = { remoteHits: 0, remoteMisses: 0, writes: 0 };
 
@@ -60,6 +65,7 @@ export class Fleet implements FleetView {
       remoteCacheHits: this.cache.remoteHits,
     }));
     this.bans = new SharedBans(this.memberId, this.link, host.clusters, log);
+    this.budgets = new ConnectionBudgets(this.memberId, this.link, general.fleet_lease_ttl_ms, () => this.membership.members().map((m) => m.id));
   }
 
   /** Null when no redis_url is configured. Never waits for Redis: it connects in the background. */
@@ -68,6 +74,7 @@ export class Fleet implements FleetView {
     const fleet = new Fleet(general, general.redis_url, host, log);
     fleet.bans.start();
     fleet.membership.start();
+    fleet.budgets.start();
     log.info({ member: fleet.memberId, redis: redactUrl(general.redis_url) }, 'fleet: joining');
     return fleet;
   }
@@ -92,6 +99,11 @@ export class Fleet implements FleetView {
     return this.bans.received;
   }
 
+  /** A server's connection Pool whose connections hold leases of the fleet's budget (pool_size across members). */
+  createPool(settings: PoolSettings): Pool {
+    return new FleetPool(settings, this.budgets);
+  }
+
   /** The engine behind the fleet's embedding cache (one wrapper, kept across reloads). */
   embeddingProvider(engine: Engine): EmbeddingProvider {
     this.embeddings ??= new FleetEmbeddings(engine, this.link, this.general.fleet_redis_wait_ms, this.general.fleet_embedding_ttl_ms);
@@ -100,6 +112,7 @@ export class Fleet implements FleetView {
 
   async close(): Promise<void> {
     this.bans.stop();
+    this.budgets.stop();
     await this.membership.leave();
     await this.link.close();
     this.log.info({ member: this.memberId }, 'fleet: left');

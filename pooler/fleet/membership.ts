@@ -55,6 +55,9 @@ export class Membership {
   private known = new Map<string, MemberState>();
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
+  /** Date.now() of the last reconnection after an outage (0: none yet). */
+  private rejoinedAt = 0;
+  private everConnected = false;
   readonly startedAt = Date.now();
 
   constructor(
@@ -69,7 +72,11 @@ export class Membership {
     this.timer = setInterval(() => void this.beat(), Math.max(50, Math.floor(this.ttlMs / 3)));
     this.timer.unref();
     // Announce at once on every (re)connection, not a third of a TTL later.
-    this.link.onReady(() => void this.beat());
+    this.link.onReady(() => {
+      if (this.everConnected) this.rejoinedAt = Date.now();
+      this.everConnected = true;
+      void this.beat();
+    });
   }
 
   /** This member now, as it would write it. */
@@ -107,6 +114,11 @@ export class Membership {
         if (m) next.set(id, m);
         else gone.push(id);
       });
+      // Back from an outage, Redis may have restarted empty: members not
+      // written back yet are kept for a TTL (budget shares count them).
+      if (Date.now() - this.rejoinedAt < this.ttlMs) {
+        for (const [id, m] of this.known) if (!next.has(id)) next.set(id, m);
+      }
       if (gone.length > 0) await redis.srem(MEMBERS_SET, ...gone);
       this.known = next;
     } catch {

@@ -58,6 +58,8 @@ export interface RegistryDeps {
   resolve: ResolveAddress;
   /** For the query_logger plugin, plugin config warnings and mirrors. */
   log: Logger;
+  /** Makes each server's connection Pool (the fleet's budgeted pools, pooler/fleet/fleet-pool.ts); `new Pool` when absent. */
+  createPool?: (settings: PoolSettings) => Pool;
 }
 
 /** The map key of (database, user). */
@@ -220,7 +222,7 @@ export class PoolRegistry {
           prev.pool.update(settings);
           return prev;
         }
-        return new ClusterMember(new Pool(settings), server.role, s, i);
+        return new ClusterMember(this.deps.createPool?.(settings) ?? new Pool(settings), server.role, s, i);
       }),
     );
     const options = {
