@@ -18,19 +18,18 @@
 //
 // The report goes to stdout and benchmarks/results/engine-mixed-<date>-<time>.md.
 
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { mulberry32 } from '../engine/onnx/bert-synth.js';
-import { onExitSync } from '../tests/harness/cleanup.js';
 import { GPT2_TOKENIZER, MINILM_TOKENIZER } from '../tests/harness/fixtures.js';
 import { configToml } from '../tests/harness/pglynx.js';
 import { startPostgres } from '../tests/harness/postgres.js';
-import { buildPglynx, connectClients, endAll, freePort, machineBusy, processCpu, showModels, startPooler } from './lib/pglynx-process.js';
+import { buildPglynx, connectClients, endAll, freePort, machineBusy, processCpu, showModels, startPooler, benchWorkspace } from './lib/pglynx-process.js';
 import { cpuIdleFraction, fmt, sh, writeReport } from './lib/report.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -45,16 +44,7 @@ const EMBED = `SELECT pgml.embed('minilm', $1)`;
 const GENERATE = `SELECT pgml.transform(task => '{"task": "text-generation", "model": "gpt"}'::jsonb, inputs => ARRAY[$1::text], args => '{"max_new_tokens": 32}'::jsonb)`;
 
 const log = (msg: string): void => void process.stderr.write(`[engine-mixed.ts ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const WORK = mkdtempSync(path.join(os.tmpdir(), 'pglynx-mixed-bench-'));
-const children = new Set<ChildProcess>();
-onExitSync(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  rmSync(WORK, { recursive: true, force: true });
-});
-process.on('unhandledRejection', (err) => {
-  log(`error: ${(err as Error)?.stack ?? String(err)}`);
-  process.exit(1);
-});
+const { work: WORK, children } = benchWorkspace('pglynx-mixed-bench-', log);
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);

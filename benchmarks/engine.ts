@@ -49,8 +49,8 @@
 //  5. RSS (VmRSS of the pooler process) with 10 connected clients each having
 //     run one pgml.embed, then with 1,000.
 
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -63,9 +63,8 @@ import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import { CLK_TCK, cpuIdleFraction, fmt, median, sh, sleep, writeReport } from './lib/report.js';
 import { loadRuntime, type Runtime } from '../engine/runtime.js';
 import { createLogger } from '../pooler/logger.js';
-import { onExitSync } from '../tests/harness/cleanup.js';
 import { configToml } from '../tests/harness/pglynx.js';
-import { buildPglynx, connectClients, endAll, freePort, machineBusy, procStatus, startPooler as startPoolerProcess } from './lib/pglynx-process.js';
+import { buildPglynx, connectClients, endAll, freePort, machineBusy, procStatus, startPooler as startPoolerProcess, benchWorkspace } from './lib/pglynx-process.js';
 import { startPostgres, type PgCluster } from '../tests/harness/postgres.js';
 import { MINILM_TOKENIZER } from '../tests/harness/fixtures.js';
 
@@ -113,16 +112,7 @@ const log = (msg: string): void => {
 
 // ------------------------------------------------------------------ temp dirs, cleanup
 
-const WORK = mkdtempSync(path.join(os.tmpdir(), 'pglynx-engine-bench-'));
-const children = new Set<ChildProcess>();
-onExitSync(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  rmSync(WORK, { recursive: true, force: true });
-});
-process.on('unhandledRejection', (err) => {
-  log(`error: ${(err as Error)?.stack ?? String(err)}`);
-  process.exit(1);
-});
+const { work: WORK, children } = benchWorkspace('pglynx-engine-bench-', log);
 
 // ------------------------------------------------------------------ corpus
 

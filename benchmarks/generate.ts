@@ -34,8 +34,8 @@
 // goes to stdout and benchmarks/results/generate-<date>-<time>.md; progress
 // to stderr. Temp dirs are removed on exit.
 
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -47,11 +47,10 @@ import { Decoder, emptyCache } from '../engine/decoder.js';
 import { mulberry32 } from '../engine/onnx/bert-synth.js';
 import { argmax } from '../engine/sampling.js';
 import { modelFiles, sessionOptions } from '../engine/runtime.js';
-import { onExitSync } from '../tests/harness/cleanup.js';
 import { GPT2_TOKENIZER } from '../tests/harness/fixtures.js';
 import { configToml } from '../tests/harness/pglynx.js';
 import { startPostgres } from '../tests/harness/postgres.js';
-import { buildPglynx, connectClients, endAll, freePort, machineBusy, procStatus, processCpu, showModels, startPooler, type PoolerProcess } from './lib/pglynx-process.js';
+import { buildPglynx, connectClients, endAll, freePort, machineBusy, procStatus, processCpu, showModels, startPooler, type PoolerProcess, benchWorkspace } from './lib/pglynx-process.js';
 import { cpuIdleFraction, fmt, median, sh, sleep, writeReport } from './lib/report.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -78,16 +77,7 @@ const TRANSFORM = `SELECT pgml.transform(task => '${TASK}'::jsonb, inputs => ARR
 const STREAM_SQL = `SELECT * FROM pgml.transform_stream(task => '${TASK}'::jsonb, input => $1::text, args => '${ARGS}'::jsonb)`;
 
 const log = (msg: string): void => void process.stderr.write(`[generate.ts ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const WORK = mkdtempSync(path.join(os.tmpdir(), 'pglynx-generate-bench-'));
-const children = new Set<ChildProcess>();
-onExitSync(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  rmSync(WORK, { recursive: true, force: true });
-});
-process.on('unhandledRejection', (err) => {
-  log(`error: ${(err as Error)?.stack ?? String(err)}`);
-  process.exit(1);
-});
+const { work: WORK, children } = benchWorkspace('pglynx-generate-bench-', log);
 
 const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN;

@@ -5,39 +5,27 @@
 // strings end sequences; continuous batching joins late requests; the
 // admission queue, timeouts, cancel and a crash mid-batch fail only their
 // own sequences.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { synthModel } from '../bin/models.js';
 import { parseModels } from '../config/models.js';
-import { Decoder, emptyCache } from '../engine/decoder.js';
+import { Decoder } from '../engine/decoder.js';
 import { Engine, type EngineError } from '../engine/engine.js';
-import { argmax } from '../engine/sampling.js';
 import { ENGINE_WORKER_HOOKS, TEST_HOOK_PREFIX } from './harness/engine-worker-hooks.js';
 import { createLogger } from '../pooler/logger.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
+import { greedyDecode, loadTokenizer } from './harness/greedy.js';
 
 const out = mkdtempSync(path.join(tmpdir(), 'pglynx-gen-'));
 synthModel({ src: GPT2_TOKENIZER, out, seed: 3, gpt2: { layers: 2, hidden: 96 } });
 
 const decoder = await Decoder.load(path.join(out, 'onnx', 'model.onnx'), out);
-const tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(out, 'tokenizer.json'), 'utf8')) as Record<string, unknown>, {});
+const tokenizer = loadTokenizer(out);
 
 /** The plain loop: one sequence, greedy, no batching. */
-async function reference(prompt: string, n: number): Promise<{ ids: number[]; text: string }> {
-  const cache = emptyCache(decoder.shape);
-  let logits = (await decoder.forward([{ cache, tokens: tokenizer.encode(prompt).ids }]))[0]!;
-  const ids: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const next = argmax(logits);
-    if (decoder.shape.eosTokenIds.includes(next)) break;
-    ids.push(next);
-    if (i + 1 < n) logits = (await decoder.forward([{ cache, tokens: [next] }]))[0]!;
-  }
-  return { ids, text: tokenizer.decode(ids, { skip_special_tokens: true }) };
-}
+const reference = (prompt: string, n: number): Promise<{ ids: number[]; text: string }> => greedyDecode(decoder, tokenizer, prompt, n);
 
 // A copy whose generation_config makes a later greedy token (one not generated before it) the EOS.
 // (A random tied-embedding model soon repeats one token; this prompt changes token after three.)

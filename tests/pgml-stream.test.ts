@@ -5,18 +5,16 @@
 // statements, inside a transaction (ReadyForQuery 'T', an error aborts the
 // block), PostgresML's errors, cancel mid-stream (57014 after the rows
 // already sent, the slot freed at once) and disconnect mid-stream.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { synthModel } from '../bin/models.js';
-import { Decoder, emptyCache } from '../engine/decoder.js';
-import { argmax } from '../engine/sampling.js';
 import { pgClient } from './harness/clients.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
+import { greedyText } from './harness/greedy.js';
 import { primaryShard } from './harness/pool-config.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
@@ -28,21 +26,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 synthModel({ src: GPT2_TOKENIZER, out: dir, seed: 11, gpt2: { layers: 2, hidden: 96 } });
 
 /** Greedy continuation computed here, one sequence at a time, over the same graph. */
-async function greedy(prompt: string, n: number): Promise<string> {
-  const decoder = await Decoder.load(path.join(dir, 'onnx', 'model.onnx'), dir);
-  const tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as Record<string, unknown>, {});
-  const cache = emptyCache(decoder.shape);
-  let logits = (await decoder.forward([{ cache, tokens: tokenizer.encode(prompt).ids }]))[0]!;
-  const ids: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const next = argmax(logits);
-    if (decoder.shape.eosTokenIds.includes(next)) break;
-    ids.push(next);
-    logits = (await decoder.forward([{ cache, tokens: [next] }]))[0]!;
-  }
-  await decoder.release();
-  return tokenizer.decode(ids, { skip_special_tokens: true });
-}
+const greedy = (prompt: string, n: number): Promise<string> => greedyText(dir, prompt, n);
 
 /** The text of a stream's DataRows (each `["piece"]`). */
 function joined(ms: RawMessage[]): string {

@@ -5,19 +5,17 @@
 // parameters, inside a transaction; PostgresML's result shape
 // (`[[{"generated_text": prompt + continuation}]]`, column "transform"); the
 // errors; pgml.embed unchanged beside it.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { primaryShard } from './harness/pool-config.js';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { synthModel } from '../bin/models.js';
-import { Decoder, emptyCache } from '../engine/decoder.js';
-import { argmax } from '../engine/sampling.js';
 import { pgClient, psql } from './harness/clients.js';
 import { cancelRequest } from './harness/raw-client.js';
 import { GPT2_TOKENIZER } from './harness/fixtures.js';
+import { greedyText } from './harness/greedy.js';
 import { configToml, startPglynx } from './harness/pglynx.js';
 import { startPostgres } from './harness/postgres.js';
 import { freePort } from './harness/ports.js';
@@ -27,21 +25,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 synthModel({ src: GPT2_TOKENIZER, out: dir, seed: 11, gpt2: { layers: 2, hidden: 96 } });
 
 /** Greedy continuation computed here, one sequence at a time, over the same graph. */
-async function greedy(prompt: string, n: number): Promise<string> {
-  const decoder = await Decoder.load(path.join(dir, 'onnx', 'model.onnx'), dir);
-  const tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as Record<string, unknown>, {});
-  const cache = emptyCache(decoder.shape);
-  let logits = (await decoder.forward([{ cache, tokens: tokenizer.encode(prompt).ids }]))[0]!;
-  const ids: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const next = argmax(logits);
-    if (decoder.shape.eosTokenIds.includes(next)) break;
-    ids.push(next);
-    logits = (await decoder.forward([{ cache, tokens: [next] }]))[0]!;
-  }
-  await decoder.release();
-  return tokenizer.decode(ids, { skip_special_tokens: true });
-}
+const greedy = (prompt: string, n: number): Promise<string> => greedyText(dir, prompt, n);
 
 t.test('pgml.transform through the pooler', async (t) => {
   const pg = await startPostgres({ auth: 'md5', users: [{ name: 'app', password: 'pw' }], settings: { log_statement: 'all' }, t });

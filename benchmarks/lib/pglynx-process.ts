@@ -3,11 +3,13 @@
 // reached by node-postgres clients, and read from /proc (RSS, CPU).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort, waitForPort } from '../../tests/harness/ports.js';
 import { CLK_TCK } from './report.js';
+import { onExitSync } from '../../tests/harness/cleanup.js';
 
 export interface Build {
   entry: string;
@@ -146,4 +148,23 @@ export function processCpu(pid: number): number {
 export function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
   return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLK_TCK;
+}
+
+/**
+ * A benchmark's scratch directory and the child processes it starts, both
+ * cleaned up however the process ends (Ctrl-C included); an unhandled
+ * rejection is logged and ends the run.
+ */
+export function benchWorkspace(prefix: string, log: (msg: string) => void): { work: string; children: Set<ChildProcess> } {
+  const work = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const children = new Set<ChildProcess>();
+  onExitSync(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  });
+  process.on('unhandledRejection', (err) => {
+    log(`error: ${(err as Error)?.stack ?? String(err)}`);
+    process.exit(1);
+  });
+  return { work, children };
 }
