@@ -11,6 +11,7 @@ import { TxStatus } from '../protocol/codes.js';
 import type { SetOp } from '../router/session-sets.js';
 import { Dirty } from '../server/reset.js';
 import type { ServerConnection } from '../server/connection.js';
+import { quoteIdent } from '../router/sql-quote.js';
 
 export class SessionSets {
   /** Parameter name -> the SQL text of its value, as the client last set it. */
@@ -78,5 +79,5 @@ export function setsSyncQuery(client: ReadonlyMap<string, string>, server: Reado
 
 /** A parameter name as SQL: bare when it reads back the same, else quoted. */
 function guc(name: string): string {
-  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+  return /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(name) ? name : quoteIdent(name);
 }

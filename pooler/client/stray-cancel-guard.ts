@@ -10,7 +10,8 @@
 // the second answer. This file keeps one client's held reply.
 
 import { Backend, SqlState } from '../protocol/codes.js';
-import { parseErrorFields } from '../protocol/messages/error.js';
+import { MessageCursor } from '../protocol/cursor.js';
+import { ProtocolError } from '../protocol/framer.js';
 
 /** A held reply bigger than this is let through (and its unit not retried): holding must stay cheap. */
 const MAX_HELD_BYTES = 1 << 20;
@@ -93,14 +94,16 @@ export class StrayCancelGuard {
   }
 }
 
+const cursor = new MessageCursor();
+
 /** Whether whole backend messages `reply` hold an ErrorResponse 57014. */
 export function cancelledIn(reply: Buffer): boolean {
-  for (let at = 0; at + 5 <= reply.length; ) {
-    const end = at + 1 + reply.readInt32BE(at + 1);
-    if (reply[at] === Backend.ErrorResponse && end <= reply.length) {
-      if (parseErrorFields(reply.subarray(at + 5, end)).get('C') === SqlState.QueryCanceled) return true;
+  try {
+    for (const m = cursor.over(reply); m.next(); ) {
+      if (m.type === Backend.ErrorResponse && m.errorFields().get('C') === SqlState.QueryCanceled) return true;
     }
-    at = end;
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err; // a reply cut short: no 57014 in what came
   }
   return false;
 }

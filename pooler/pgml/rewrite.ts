@@ -15,6 +15,7 @@ import { bind as bindMessage, type BindParts } from '../protocol/messages/bind.j
 import { PgmlError, type PgmlAnalysis, type PgmlArg, type PgmlCall } from './analyze.js';
 import { computeTransform, type GenerationProvider } from './transform.js';
 import { computeInfer, computeSimilarTo, INFER_COLUMNS } from './knowledge.js';
+import { quoteString } from '../router/sql-quote.js';
 
 /** What the pooler needs from the engine (generation for pgml.transform, when the engine has it). */
 export interface EmbeddingProvider extends Partial<GenerationProvider> {
@@ -79,9 +80,6 @@ export function vectorLiteral(v: Float32Array): string {
   return s + '}';
 }
 
-function quote(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
 
 export function resolve(arg: PgmlArg, params: ParamValues | null, what: string): string | null | (string | null)[] {
   switch (arg.kind) {
@@ -201,11 +199,11 @@ function replacement(c: Computed, call: PgmlCall): string {
   if (c.value !== undefined) return valueReplacement(call, c.value === null ? 'NULL' : call.fn === 'similar_to' ? `'${c.value}'` : dollarQuote(c.value));
   const alias = call.needsAlias ? ' AS embed' : '';
   if (c.many) {
-    const items = c.vectors.map((v) => (v ? quote(vectorLiteral(v)) : 'NULL'));
+    const items = c.vectors.map((v) => (v ? quoteString(vectorLiteral(v)) : 'NULL'));
     return `unnest(ARRAY[${items.join(',')}]::text[])::real[]${alias}`;
   }
   const v = c.vectors[0];
-  return `${v ? quote(vectorLiteral(v)) : 'NULL'}::real[]${alias}`;
+  return `${v ? quoteString(vectorLiteral(v)) : 'NULL'}::real[]${alias}`;
 }
 
 /** Splice replacements into the statement (byte offsets, UTF-8). */

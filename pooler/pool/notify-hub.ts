@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { Backend } from '../protocol/codes.js';
 import { ServerConnection } from '../server/connection.js';
 import type { ServerOptions } from '../server/options.js';
+import { quoteIdent } from '../router/sql-quote.js';
 
 /** A client that hears notifications. */
 export interface NotificationListener {
@@ -20,10 +21,6 @@ export interface NotificationListener {
 
 /** Pause before opening a lost listener connection again. */
 const RECONNECT_DELAY_MS = 1000;
-
-function quoteChannel(channel: string): string {
-  return `"${channel.replace(/"/g, '""')}"`;
-}
 
 export class NotifyHub {
   private conn: ServerConnection | null = null;
@@ -51,7 +48,7 @@ export class NotifyHub {
     const first = set.size === 0;
     set.add(who);
     // Already listened by the server: still wait for what is in flight (an earlier LISTEN of the same channel).
-    return this.run(first ? `LISTEN ${quoteChannel(channel)}` : null);
+    return this.run(first ? `LISTEN ${quoteIdent(channel)}` : null);
   }
 
   /** `who` stops listening on `channel` (null: on every channel). */
@@ -62,7 +59,7 @@ export class NotifyHub {
       const set = this.channels.get(name);
       if (!set || !set.delete(who) || set.size > 0) continue;
       this.channels.delete(name);
-      sql += `UNLISTEN ${quoteChannel(name)};`;
+      sql += `UNLISTEN ${quoteIdent(name)};`;
     }
     return this.run(sql || null);
   }
@@ -94,7 +91,7 @@ export class NotifyHub {
     conn.notificationSink = (message) => this.dispatch(message);
     conn.onClose((reason) => this.lost(conn, reason));
     // Channels listened before a lost connection came back.
-    if (this.channels.size > 0) await conn.query([...this.channels.keys()].map((c) => `LISTEN ${quoteChannel(c)}`).join(';'));
+    if (this.channels.size > 0) await conn.query([...this.channels.keys()].map((c) => `LISTEN ${quoteIdent(c)}`).join(';'));
     this.conn = conn;
     return conn;
   }

@@ -9,6 +9,7 @@
 
 import { trackedName } from '../server/params.js';
 import type { Node, NodeOf, RawStmt } from './sql-ast.js';
+import { quoteString } from './sql-quote.js';
 
 /** One remembered change: a parameter set (value: its SQL text) or reset (null), or RESET ALL. */
 export type SetOp = { readonly name: string; readonly value: string | null } | { readonly all: true };
@@ -50,7 +51,7 @@ function setOp(body: NodeOf<'VariableSetStmt'>): SetOp | null {
 function constantText(arg: Node): string | null {
   if (!('A_Const' in arg)) return null;
   const c = arg.A_Const;
-  if (c.sval) return `'${(c.sval.sval ?? '').replace(/'/g, "''")}'`;
+  if (c.sval) return quoteString(c.sval.sval ?? '');
   if (c.ival) return String(c.ival.ival ?? 0);
   if (c.fval?.fval !== undefined) return c.fval.fval;
   if (c.boolval) return c.boolval.boolval ? 'true' : 'false';

@@ -2,6 +2,8 @@
 // server it borrows (as PgBouncer does): the ones Postgres reports with
 // ParameterStatus, so changes made with SET are seen and followed.
 
+import { quoteString } from '../router/sql-quote.js';
+
 /** Parameters a client may set at startup or with SET and expect to keep. */
 export const TRACKED_PARAMETERS = [
   'application_name',
@@ -21,15 +23,12 @@ export function trackedName(key: string): string | null {
   return LOWER_TO_NAME.get(key.toLowerCase()) ?? null;
 }
 
-function literal(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
 
 /** The SET statements that make `server` match `client`, or null if they agree. */
 export function parameterSyncQuery(client: Map<string, string>, server: Map<string, string>): string | null {
   let sql = '';
   for (const [name, value] of client) {
-    if (server.get(name) !== value) sql += `SET ${name} = ${literal(value)};`;
+    if (server.get(name) !== value) sql += `SET ${name} = ${quoteString(value)};`;
   }
   return sql || null;
 }

@@ -15,6 +15,7 @@
 import type net from 'node:net';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/scanner.js';
+import { builder } from '../protocol/serializer.js';
 import { MessageFramer } from '../protocol/framer.js';
 import { MessageCursor } from '../protocol/cursor.js';
 import { parseErrorFields } from '../protocol/messages/error.js';
@@ -244,13 +245,7 @@ export class ReplyReader<Server extends ReplyHost<Server>> {
       }
       case Backend.NotificationResponse:
         // A pool's LISTEN connection hands it on (pool/notify-hub.ts); a client's own server passes it through.
-        if (conn.notificationSink) {
-          const message = Buffer.allocUnsafe(body.length + 5);
-          message[0] = Backend.NotificationResponse;
-          message.writeInt32BE(body.length + 4, 1);
-          body.copy(message, 5);
-          conn.notificationSink(message);
-        }
+        if (conn.notificationSink) conn.notificationSink(builder.begin(Backend.NotificationResponse).bytes(body).finish());
         break;
       case Backend.DataRow: // watched only while an internal query wants rows
         this.internal?.onRow(body);
@@ -276,10 +271,8 @@ export class ReplyReader<Server extends ReplyHost<Server>> {
     if (start < 0) return false;
     if (!framed) this.fatalAt = start;
     const f = parseErrorFields(body);
-    const header = Buffer.alloc(5);
-    header[0] = Backend.ErrorResponse;
-    header.writeInt32BE(body.length + 4, 1);
-    this.conn.heldFatal = { code: f.get('C') ?? '08006', message: f.get('M') ?? 'server connection lost', bytes: Buffer.concat([header, body]) };
+    const bytes = builder.begin(Backend.ErrorResponse).bytes(body).finish();
+    this.conn.heldFatal = { code: f.get('C') ?? '08006', message: f.get('M') ?? 'server connection lost', bytes };
     return true;
   }
 }

@@ -164,10 +164,6 @@ export function computedColumnName(node: Node): string {
   return '?column?';
 }
 
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
 /** The expression with every column index mapped (the planner compiles with placeholders). */
 export function mapColumns(e: AggExpr, f: (col: number) => number): AggExpr {
   const m = (x: AggExpr): AggExpr => mapColumns(x, f);

@@ -43,7 +43,8 @@ import { SqlText, type Item } from './sql-text.js';
 import { limitValue, shardLimitClause, type LimitValue } from './plan-limit.js';
 import type { AggKind, ColumnPlan, CrossShardPlan } from './plan-types.js';
 import { aggregateOf, bareName, exprKey, implicitName, isStar, leafAggregate, needsComputing, PlanError, rejectUnsupported, type Node, type SelectStmt } from './plan-tree.js';
-import { compileAggExpr, computedColumnName, mapColumns, quoteIdent, type AggExpr, type LeafColumns } from './agg-expr.js';
+import { compileAggExpr, computedColumnName, mapColumns, type AggExpr, type LeafColumns } from './agg-expr.js';
+import { quoteIdent } from '../router/sql-quote.js';
 
 /** A select-list item: its expression and its alias. */
 interface Target {

@@ -76,8 +76,9 @@ export class ShardLink implements ServerOwner {
     }
     // Queued behind the units the connection runs and sent at once, in the same turn: the queue's order is the socket's.
     const bytes = behind.bytes;
-    this.checkout.follow(member.pool, server, countSyncs(bytes), unitKey(bytes, behind.statements));
-    const reply = this.send(bytes, behind.statements);
+    const unit = this.prepare(bytes, behind.statements);
+    this.checkout.follow(member.pool, server, unit.syncs, unitKey(bytes, behind.statements));
+    const reply = this.write(unit);
     reply.catch(() => undefined); // the executor may give up on the link before asking (another shard failed)
     this.sentAhead = { bytes, reply };
   }
@@ -145,10 +146,11 @@ export class ShardLink implements ServerOwner {
       // A unit of its own: may others' units queue behind it?
       this.server.ownUnit(mayPipeline(bytes, statements, pipeline.writes, this.member.pool.slowStatements), unitKey(bytes, statements));
     }
-    return this.send(bytes, statements);
+    return this.write(this.prepare(bytes, statements));
   }
 
-  private send(bytes: Buffer, statements: ClientStatements | null): Promise<Buffer> {
+  /** The unit as this server takes it (prepared statement names rewritten), its Query/Sync count, and the session state it leaves marked. */
+  private prepare(bytes: Buffer, statements: ClientStatements | null): { bytes: Buffer; syncs: number } {
     if (this.server.prepared && statements) bytes = rewriteForServer(bytes, statements, this.server.prepared, false, this.server);
     let syncs = 0;
     for (const m = new MessageCursor().over(bytes); m.next(); ) {
@@ -158,11 +160,16 @@ export class ShardLink implements ServerOwner {
       if (type === Frontend.Query || type === Frontend.Parse) this.server.dirty |= changesSessionState(bytes, m.sqlStart(), m.end);
       else if (type === Frontend.FunctionCall) this.server.dirty |= Dirty.Other;
     }
-    this.member.pool.stats.totals.queryCount += syncs;
+    return { bytes, syncs };
+  }
+
+  /** Send a prepared unit and collect its reply. */
+  private write(unit: { bytes: Buffer; syncs: number }): Promise<Buffer> {
+    this.member.pool.stats.totals.queryCount += unit.syncs;
     return new Promise((resolve, reject) => {
       this.chunks = [];
       this.waiting = { resolve, reject };
-      this.server.send(bytes, syncs, false);
+      this.server.send(unit.bytes, unit.syncs, false);
     });
   }
 
@@ -207,11 +214,5 @@ export class ShardLink implements ServerOwner {
     const tracked = trackedName(name);
     if (tracked) this.params.set(tracked, value);
   }
-}
-
-function countSyncs(bytes: Buffer): number {
-  let syncs = 0;
-  for (const m = new MessageCursor().over(bytes); m.next(); ) if (m.type === Frontend.Query || m.type === Frontend.Sync) syncs += 1;
-  return syncs;
 }
 
